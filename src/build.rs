@@ -1,0 +1,443 @@
+//! `ocibuild build`: for each selected service, resolve its base, build its layers for every
+//! platform, write config, manifests and the image index into an OCI layout `OUT/<service>/`.
+//!
+//! All-or-nothing: every layout is written into a staging directory inside `OUT`; only when
+//! every service succeeded are they moved into place (replacing earlier layouts). On any
+//! failure nothing in `OUT` changes and every failure is reported. A layer whose source and
+//! settings are the same for several platforms (or services) is built once.
+//! Imports `base`, `config`, `digest`, `image`, `layer`, `layout`, `platform`, `spec`.
+
+use crate::base::{self, BaseError, PlatformBase};
+use crate::config::{BaseRef, Config, ConfigError, LayerConfig, Service};
+use crate::digest::Digest;
+use crate::image::{self, AddedLayer};
+use crate::layer::{self, LayerError};
+use crate::layout::{LayoutError, LayoutWriter};
+use crate::platform::Platform;
+use crate::spec::{canonical_json, is_valid_tag, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Services to build; empty: all.
+    pub services: Vec<String>,
+    /// Platforms to build; `None`: the config's.
+    pub platforms: Option<Vec<Platform>>,
+    /// Output directory; each service gets `OUT/<service>/`.
+    pub out: PathBuf,
+    /// Tags written as ref names in each layout's `index.json`.
+    pub tags: Vec<String>,
+    /// Timestamp for files, config and history (SOURCE_DATE_EPOCH).
+    pub epoch: u64,
+}
+
+/// A build failure. Its message names the service, platform and path concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Invalid config or arguments.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A layer could not be built.
+    #[error("service {service} ({platform}): layer {source_path} -> {target}")]
+    Layer {
+        /// Service name.
+        service: String,
+        /// Platform, e.g. `linux/arm64/v8`.
+        platform: String,
+        /// The layer source (as expanded, relative to the config).
+        source_path: String,
+        /// The layer target.
+        target: String,
+        /// Cause.
+        #[source]
+        source: Box<LayerError>,
+    },
+    /// The base could not be used.
+    #[error("service {service}: base {base}")]
+    Base {
+        /// Service name.
+        service: String,
+        /// The base as written.
+        base: String,
+        /// Cause.
+        #[source]
+        source: Box<BaseError>,
+    },
+    /// Writing the output failed.
+    #[error("service {service}: writing its layout")]
+    Layout {
+        /// Service name.
+        service: String,
+        /// Cause.
+        #[source]
+        source: LayoutError,
+    },
+    /// The output directory is unusable.
+    #[error("output directory {path}: {message}")]
+    Output {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Several services failed; nothing was written.
+    #[error("{} failed; nothing was written:{}", plural(.0.len()), list(.0))]
+    Several(Vec<BuildError>),
+}
+
+fn plural(n: usize) -> String {
+    if n == 1 {
+        "1 service".into()
+    } else {
+        format!("{n} services")
+    }
+}
+
+fn list(errors: &[BuildError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("\n  - {}", chain(e)))
+        .collect()
+}
+
+/// An error and its sources, joined with ": ".
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// One layer in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    /// Blob digest.
+    pub digest: String,
+    /// Blob size.
+    pub size: u64,
+    /// Uncompressed digest.
+    pub diff_id: String,
+    /// Media type.
+    pub media_type: String,
+    /// Whether it comes from the base image.
+    pub from_base: bool,
+}
+
+/// One platform's image in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformReport {
+    /// e.g. `linux/arm64/v8`.
+    pub platform: String,
+    /// Manifest digest.
+    pub manifest_digest: String,
+    /// Config digest.
+    pub config_digest: String,
+    /// Layers, base first.
+    pub layers: Vec<LayerReport>,
+}
+
+/// One service's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceReport {
+    /// Service name.
+    pub name: String,
+    /// Repository name.
+    pub repository: String,
+    /// Where its layout is.
+    pub layout: PathBuf,
+    /// Digest of the image index.
+    pub index_digest: String,
+    /// Tags written in `index.json`.
+    pub tags: Vec<String>,
+    /// Per platform.
+    pub platforms: Vec<PlatformReport>,
+}
+
+impl fmt::Display for ServiceReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} ({}) -> {} [{}]",
+            self.name,
+            self.repository,
+            self.layout.display(),
+            self.tags.join(", ")
+        )?;
+        writeln!(f, "  index {}", self.index_digest)?;
+        for p in &self.platforms {
+            let total: u64 = p.layers.iter().map(|l| l.size).sum();
+            writeln!(
+                f,
+                "  {:<16} {}  {} layers, {} bytes",
+                p.platform,
+                p.manifest_digest,
+                p.layers.len(),
+                total
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A layer already built in this run: its blob and where the blob file is.
+type BuiltLayers = HashMap<(PathBuf, LayerConfig), (layer::LayerBlob, PathBuf)>;
+
+/// Build the selected services of `config` into OCI layouts under `opts.out`.
+pub fn build(config: &Config, opts: &BuildOptions) -> Result<Vec<ServiceReport>, BuildError> {
+    let services = config.select(&opts.services)?;
+    let platforms = opts
+        .platforms
+        .clone()
+        .unwrap_or_else(|| config.platforms.clone());
+    let tags = if opts.tags.is_empty() {
+        vec!["latest".to_string()]
+    } else {
+        opts.tags.clone()
+    };
+    for t in &tags {
+        if !is_valid_tag(t) {
+            return Err(ConfigError(format!(
+                "invalid tag {t:?}: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'"
+            ))
+            .into());
+        }
+    }
+
+    let out = &opts.out;
+    prepare_out(out, &services)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".ocibuild-staging-")
+        .tempdir_in(out)
+        .map_err(|e| BuildError::Output {
+            path: out.clone(),
+            message: format!("cannot write into it ({e}): choose a writable --out"),
+        })?;
+
+    let mut bases: HashMap<BaseRef, Option<Vec<PlatformBase>>> = HashMap::new();
+    let mut built: BuiltLayers = HashMap::new();
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    for svc in services {
+        let base = match bases.get(&svc.base) {
+            Some(b) => Ok(b.clone()),
+            None => base::resolve(&svc.base, &platforms).map_err(|source| BuildError::Base {
+                service: svc.name.clone(),
+                base: svc.base.to_string(),
+                source: Box::new(source),
+            }),
+        };
+        let base = match base {
+            Ok(b) => {
+                bases.insert(svc.base.clone(), b.clone());
+                b
+            }
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let dir = staging.path().join(&svc.name);
+        match build_service(
+            config,
+            svc,
+            &platforms,
+            base.as_deref(),
+            &dir,
+            &tags,
+            opts.epoch,
+            &mut built,
+        ) {
+            Ok(mut r) => {
+                r.layout = out.join(&svc.name);
+                reports.push(r);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.len() {
+        0 => {}
+        1 => return Err(errors.remove(0)),
+        _ => return Err(BuildError::Several(errors)),
+    }
+
+    // Everything built: move the layouts into place.
+    for r in &reports {
+        let fresh = staging.path().join(&r.name);
+        let old = staging.path().join(format!(".old-{}", r.name));
+        let move_err = |e: std::io::Error| BuildError::Output {
+            path: r.layout.clone(),
+            message: format!("moving the new layout into place: {e}"),
+        };
+        if r.layout.exists() {
+            fs::rename(&r.layout, &old).map_err(move_err)?;
+        }
+        fs::rename(&fresh, &r.layout).map_err(move_err)?;
+    }
+    Ok(reports)
+}
+
+/// Make sure `out` exists and every `out/<service>` is absent or an OCI layout we may replace.
+fn prepare_out(out: &Path, services: &[&Service]) -> Result<(), BuildError> {
+    if out.exists() && !out.is_dir() {
+        return Err(BuildError::Output {
+            path: out.to_path_buf(),
+            message: "exists and is not a directory: choose another --out".into(),
+        });
+    }
+    fs::create_dir_all(out).map_err(|e| BuildError::Output {
+        path: out.to_path_buf(),
+        message: format!("cannot create it ({e}): choose a writable --out"),
+    })?;
+    for s in services {
+        let dest = out.join(&s.name);
+        if dest.exists() && !dest.join("oci-layout").is_file() {
+            return Err(BuildError::Output {
+                path: dest,
+                message: "exists and is not an OCI layout; refusing to replace it: move it away or choose another --out".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_service(
+    config: &Config,
+    svc: &Service,
+    platforms: &[Platform],
+    base: Option<&[PlatformBase]>,
+    dir: &Path,
+    tags: &[String],
+    epoch: u64,
+    built: &mut BuiltLayers,
+) -> Result<ServiceReport, BuildError> {
+    let layout_err = |source| BuildError::Layout {
+        service: svc.name.clone(),
+        source,
+    };
+    let json_err = |e: serde_json::Error| {
+        layout_err(LayoutError::Invalid {
+            path: dir.to_path_buf(),
+            message: format!("serializing JSON: {e}"),
+        })
+    };
+    let layout = LayoutWriter::create(dir).map_err(layout_err)?;
+    let mut manifests = Vec::new();
+    let mut platform_reports = Vec::new();
+    for (i, platform) in platforms.iter().enumerate() {
+        let pbase = base.map(|b| &b[i]);
+        let mut descriptors = Vec::new();
+        let mut layer_reports = Vec::new();
+        if let Some(b) = pbase {
+            for ((d, file), diff_id) in b
+                .layers
+                .iter()
+                .zip(&b.layer_files)
+                .zip(b.config.rootfs().diff_ids())
+            {
+                let digest: Digest = d.digest().to_string().parse().map_err(|e| {
+                    layout_err(LayoutError::Invalid {
+                        path: file.clone(),
+                        message: format!("{e}"),
+                    })
+                })?;
+                layout
+                    .import_blob(file, &digest, d.size())
+                    .map_err(layout_err)?;
+                descriptors.push(d.clone());
+                layer_reports.push(LayerReport {
+                    digest: digest.to_string(),
+                    size: d.size(),
+                    diff_id: diff_id.clone(),
+                    media_type: d.media_type().to_string(),
+                    from_base: true,
+                });
+            }
+        }
+        let mut added = Vec::new();
+        for lc in &svc.layers {
+            let rel = lc.source.expand(platform);
+            let source = config.dir.join(&rel);
+            let key = (source.clone(), lc.clone());
+            let blob =
+                match built.get(&key) {
+                    Some((blob, file)) => {
+                        layout
+                            .import_blob(file, &blob.digest, blob.size)
+                            .map_err(layout_err)?;
+                        blob.clone()
+                    }
+                    None => {
+                        let (blob, tmp) = layer::build(&source, lc, epoch, &layout.tmp_dir())
+                            .map_err(|source| BuildError::Layer {
+                                service: svc.name.clone(),
+                                platform: platform.to_string(),
+                                source_path: rel.clone(),
+                                target: lc.target.clone(),
+                                source: Box::new(source),
+                            })?;
+                        layout.commit_temp(tmp, &blob.digest).map_err(layout_err)?;
+                        built.insert(key, (blob.clone(), layout.blob_path(&blob.digest)));
+                        blob
+                    }
+                };
+            descriptors.push(image::descriptor(&blob.media_type, &blob.digest, blob.size));
+            layer_reports.push(LayerReport {
+                digest: blob.digest.to_string(),
+                size: blob.size,
+                diff_id: blob.diff_id.to_string(),
+                media_type: blob.media_type.clone(),
+                from_base: false,
+            });
+            added.push(AddedLayer {
+                diff_id: blob.diff_id.to_string(),
+                created_by: format!("ocibuild layer {rel} -> {}", lc.target),
+            });
+        }
+        let cfg = image::config(pbase.map(|b| &b.config), svc, platform, &added, epoch);
+        let cfg_bytes = canonical_json(&cfg).map_err(json_err)?;
+        let cfg_digest = layout.write_blob(&cfg_bytes).map_err(layout_err)?;
+        let manifest = image::manifest(
+            image::config_descriptor(&cfg_digest, cfg_bytes.len() as u64),
+            descriptors,
+        );
+        let m_bytes = canonical_json(&manifest).map_err(json_err)?;
+        let m_digest = layout.write_blob(&m_bytes).map_err(layout_err)?;
+        manifests.push((platform.clone(), m_digest.clone(), m_bytes.len() as u64));
+        platform_reports.push(PlatformReport {
+            platform: platform.to_string(),
+            manifest_digest: m_digest.to_string(),
+            config_digest: cfg_digest.to_string(),
+            layers: layer_reports,
+        });
+    }
+    let index = image::index(&manifests);
+    let i_bytes = canonical_json(&index).map_err(json_err)?;
+    let i_digest = layout.write_blob(&i_bytes).map_err(layout_err)?;
+    let refs = tags
+        .iter()
+        .map(|t| {
+            let mut d = image::descriptor(MEDIA_TYPE_INDEX, &i_digest, i_bytes.len() as u64);
+            d.set_annotations(Some([(ANNOTATION_REF_NAME.to_string(), t.clone())].into()));
+            d
+        })
+        .collect();
+    layout.write_index_json(refs).map_err(layout_err)?;
+    Ok(ServiceReport {
+        name: svc.name.clone(),
+        repository: svc.repository.clone(),
+        layout: dir.to_path_buf(),
+        index_digest: i_digest.to_string(),
+        tags: tags.to_vec(),
+        platforms: platform_reports,
+    })
+}

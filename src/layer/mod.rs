@@ -1,0 +1,156 @@
+//! Layers: from a source directory (or file) to a gzip-compressed tar blob in one streaming
+//! pass: walk -> tar -> sha256 (diff_id) -> gzip -> sha256 + size (digest) -> temp file.
+//!
+//! Invariants: the bytes depend only on the entries (paths, kinds, contents, normalised modes),
+//! the layer's settings and the epoch, never on the host, the checkout directory, mtimes or
+//! owners. Memory stays bounded whatever the size of the files. A failed build leaves no blob:
+//! the temp file is deleted when dropped. Imports `config`, `digest`, `spec`.
+
+pub mod tar;
+pub mod walk;
+
+use crate::config::LayerConfig;
+use crate::digest::{DiffId, Digest, HashingWriter};
+use crate::spec::MEDIA_TYPE_LAYER_GZIP;
+use flate2::{Compression, GzBuilder};
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use tempfile::NamedTempFile;
+
+/// gzip level used for layers (flate2's default balance of speed and size).
+pub const GZIP_LEVEL: u32 = 6;
+
+/// Why a layer could not be built. Messages name the path and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// The source does not exist.
+    #[error(
+        "layer source {0} does not exist: run the build step that produces it, or fix `source`"
+    )]
+    SourceMissing(PathBuf),
+    /// The source directory has nothing in it (after excludes).
+    #[error(
+        "layer source {0} is empty (after excludes): check that the build step produced its output"
+    )]
+    SourceEmpty(PathBuf),
+    /// A socket, fifo or device.
+    #[error("{0} is {1}: special files cannot go into a layer; remove it or add it to `exclude`")]
+    Special(PathBuf, &'static str),
+    /// A symlink leading out of the layer root.
+    #[error("symlink {path} -> {link} escapes the layer root: make it point inside the source directory")]
+    EscapingSymlink {
+        /// The link on disk.
+        path: PathBuf,
+        /// Where it points.
+        link: String,
+    },
+    /// An I/O failure on a named path.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Any other invalid layer setting.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl LayerError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
+        LayerError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// A built layer: its blob's descriptor data and its diff_id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// Digest of the compressed blob.
+    pub digest: Digest,
+    /// Size of the compressed blob.
+    pub size: u64,
+    /// Digest of the uncompressed tar.
+    pub diff_id: DiffId,
+    /// Media type of the blob.
+    pub media_type: String,
+}
+
+/// Build one layer from `source` with the settings of `cfg`, timestamps `epoch`, into a new
+/// temp file in `tmp_dir` (which the caller renames to its digest once it wants it).
+pub fn build(
+    source: &Path,
+    cfg: &LayerConfig,
+    epoch: u64,
+    tmp_dir: &Path,
+) -> Result<(LayerBlob, NamedTempFile), LayerError> {
+    let entries = walk::entries(source, cfg)?;
+    let tmp = NamedTempFile::with_prefix_in(".layer-", tmp_dir)
+        .map_err(|e| LayerError::io("creating a temp file in", tmp_dir, e))?;
+    let file = tmp
+        .as_file()
+        .try_clone()
+        .map_err(|e| LayerError::io("opening", tmp.path(), e))?;
+    let write_err = |e: io::Error| LayerError::io("writing layer to", tmp.path(), e);
+
+    let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let gz = GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(compressed, Compression::new(GZIP_LEVEL));
+    let mut tar = tar::TarWriter::new(HashingWriter::new(gz));
+    for e in &entries {
+        let meta = tar::Meta {
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            mtime: epoch,
+        };
+        let kind = match &e.kind {
+            walk::EntryKind::Dir => tar::Kind::Dir,
+            walk::EntryKind::Symlink(l) => tar::Kind::Symlink(l),
+            walk::EntryKind::Hardlink(l) => tar::Kind::Hardlink(l),
+            walk::EntryKind::File { size, .. } => tar::Kind::File(*size),
+        };
+        if let walk::EntryKind::File { size, path } = &e.kind {
+            let mut f = File::open(path).map_err(|err| LayerError::io("reading", path, err))?;
+            tar.append_header(&e.path, kind, &meta).map_err(write_err)?;
+            tar.write_file_data(&mut f, *size).map_err(|err| {
+                let changed = matches!(
+                    err.kind(),
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+                );
+                if changed {
+                    LayerError::io("reading (it changed during the build)", path, err)
+                } else {
+                    // Either side may have failed; name the source, the more useful of the two.
+                    LayerError::io("reading", path, err)
+                }
+            })?;
+        } else {
+            tar.append_header(&e.path, kind, &meta).map_err(write_err)?;
+        }
+    }
+    let (gz, diff_id, _) = tar.finish().map_err(write_err)?.finish_diff_id();
+    let compressed = gz.finish().map_err(write_err)?;
+    let (buf, digest, size) = compressed.finish_digest();
+    let file = buf.into_inner().map_err(|e| write_err(e.into_error()))?;
+    file.sync_all().map_err(write_err)?;
+    Ok((
+        LayerBlob {
+            digest,
+            size,
+            diff_id,
+            media_type: MEDIA_TYPE_LAYER_GZIP.to_string(),
+        },
+        tmp,
+    ))
+}

@@ -1,0 +1,466 @@
+//! Turns a layer source (a directory or a single file) into the sorted list of entries of the
+//! layer: paths in the image, kinds, normalised modes, hardlinks resolved in sorted order.
+//!
+//! Invariants: entries are sorted by their full path bytes (so parents precede children);
+//! the target's parent directories are included; nothing in an entry depends on mtimes, owners
+//! or the umask of the checkout (unless `preserve_modes` asks for the exact bits).
+
+use super::LayerError;
+use crate::config::LayerConfig;
+use globset::{Glob, GlobBuilder, GlobMatcher};
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// What an entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A directory.
+    Dir,
+    /// A regular file: its size and where to read it.
+    File {
+        /// Size when walked.
+        size: u64,
+        /// The file on disk.
+        path: PathBuf,
+    },
+    /// A symlink to this target.
+    Symlink(Vec<u8>),
+    /// A hard link to an earlier entry (its path in the layer).
+    Hardlink(Vec<u8>),
+}
+
+/// One entry of a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path in the image, relative to `/`, no trailing slash.
+    pub path: Vec<u8>,
+    /// Kind and payload.
+    pub kind: EntryKind,
+    /// Permission bits written.
+    pub mode: u32,
+    /// Owner written.
+    pub uid: u64,
+    /// Group written.
+    pub gid: u64,
+}
+
+struct Rules {
+    exclude: Vec<(GlobMatcher, bool)>,
+    modes: Vec<(GlobMatcher, bool, u32)>,
+    preserve: bool,
+    setid: bool,
+}
+
+fn matcher(pattern: &str) -> Result<(GlobMatcher, bool), globset::Error> {
+    let g: Glob = GlobBuilder::new(pattern).literal_separator(true).build()?;
+    // A pattern without '/' matches a name at any depth, as in .gitignore.
+    Ok((g.compile_matcher(), !pattern.contains('/')))
+}
+
+fn matches(m: &GlobMatcher, basename_only: bool, rel: &Path) -> bool {
+    m.is_match(rel) || (basename_only && rel.file_name().is_some_and(|n| m.is_match(n)))
+}
+
+impl Rules {
+    fn new(cfg: &LayerConfig) -> Result<Self, globset::Error> {
+        let exclude = cfg
+            .exclude
+            .iter()
+            .map(|p| matcher(p))
+            .collect::<Result<_, _>>()?;
+        let mut modes = cfg
+            .modes
+            .iter()
+            .map(|(p, m)| matcher(p).map(|(g, b)| (g, b, *m, p.len())))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The longest (most specific) pattern wins when several match.
+        modes.sort_by_key(|m| std::cmp::Reverse(m.3));
+        Ok(Rules {
+            exclude,
+            modes: modes.into_iter().map(|(g, b, m, _)| (g, b, m)).collect(),
+            preserve: cfg.preserve_modes,
+            setid: cfg.setid,
+        })
+    }
+
+    fn excluded(&self, rel: &Path) -> bool {
+        self.exclude.iter().any(|(m, b)| matches(m, *b, rel))
+    }
+
+    fn mode(&self, rel: &Path, is_dir: bool, raw: u32) -> u32 {
+        if let Some((_, _, m)) = self.modes.iter().find(|(m, b, _)| matches(m, *b, rel)) {
+            return *m;
+        }
+        let mut mode = if self.preserve {
+            raw & 0o1777
+        } else if is_dir || raw & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        };
+        if self.setid && !is_dir {
+            mode |= raw & 0o6000;
+        }
+        mode
+    }
+}
+
+fn join(target: &str, rel: &[u8]) -> Vec<u8> {
+    let t = target.trim_start_matches('/').as_bytes();
+    match (t.is_empty(), rel.is_empty()) {
+        (true, _) => rel.to_vec(),
+        (false, true) => t.to_vec(),
+        (false, false) => [t, b"/", rel].concat(),
+    }
+}
+
+/// Whether a symlink at `rel` (relative to the layer root, which sits at `target` in the image)
+/// pointing to `link` leaves the layer root.
+pub fn symlink_escapes(target: &str, rel: &[u8], link: &[u8]) -> bool {
+    let parts = |b: &'_ [u8]| -> Vec<Vec<u8>> {
+        b.split(|&c| c == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let (mut stack, floor) = if link.starts_with(b"/") {
+        // Absolute: must stay under the layer's target directory in the image.
+        (Vec::new(), parts(target.as_bytes()))
+    } else {
+        let mut dir = parts(rel);
+        dir.pop(); // the link's own name
+        (dir, Vec::new())
+    };
+    for c in parts(link) {
+        if c == b".." {
+            if stack.pop().is_none() {
+                return true;
+            }
+        } else {
+            stack.push(c);
+        }
+    }
+    if link.starts_with(b"/") {
+        !stack.starts_with(&floor)
+    } else {
+        false
+    }
+}
+
+/// List the entries of one layer. `source` is the expanded source path on disk, `cfg` the
+/// layer's settings (target, ownership, modes, excludes).
+pub fn entries(source: &Path, cfg: &LayerConfig) -> Result<Vec<Entry>, LayerError> {
+    let rules = Rules::new(cfg).map_err(|e| LayerError::Invalid(format!("layer glob: {e}")))?;
+    let root_meta = fs::metadata(source).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            LayerError::SourceMissing(source.to_path_buf())
+        } else {
+            LayerError::io("reading", source, e)
+        }
+    })?;
+    let mut out = Vec::new();
+    let uid = cfg.uid;
+    let gid = cfg.gid;
+
+    // Parents of the target, owned by root.
+    let target_parts: Vec<&str> = cfg.target.split('/').filter(|c| !c.is_empty()).collect();
+    for i in 1..target_parts.len() {
+        out.push(Entry {
+            path: target_parts[..i].join("/").into_bytes(),
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        });
+    }
+
+    let mut inodes: Vec<(Vec<u8>, (u64, u64))> = Vec::new();
+    if root_meta.is_file() {
+        if target_parts.is_empty() {
+            return Err(LayerError::Invalid(format!(
+                "layer source {} is a file: its target must name a file path, not /",
+                source.display()
+            )));
+        }
+        let name = source.file_name().map(Path::new).unwrap_or(Path::new(""));
+        out.push(Entry {
+            path: join(&cfg.target, b""),
+            kind: EntryKind::File {
+                size: root_meta.len(),
+                path: source.to_path_buf(),
+            },
+            mode: rules.mode(name, false, root_meta.mode()),
+            uid,
+            gid,
+        });
+    } else if root_meta.is_dir() {
+        if !target_parts.is_empty() {
+            out.push(Entry {
+                path: join(&cfg.target, b""),
+                kind: EntryKind::Dir,
+                mode: rules.mode(Path::new(""), true, root_meta.mode()),
+                uid,
+                gid,
+            });
+        }
+        let before = out.len();
+        walk_dir(source, &PathBuf::new(), cfg, &rules, &mut out, &mut inodes)?;
+        if out.len() == before {
+            return Err(LayerError::SourceEmpty(source.to_path_buf()));
+        }
+    } else {
+        return Err(LayerError::Special(
+            source.to_path_buf(),
+            kind_name(&root_meta),
+        ));
+    }
+
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    // Hard links: the first path in sorted order holds the data, later ones link to it.
+    let by_path: HashMap<&[u8], (u64, u64)> =
+        inodes.iter().map(|(p, i)| (p.as_slice(), *i)).collect();
+    let mut first: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    for e in &mut out {
+        if let Some(ino) = by_path.get(e.path.as_slice()) {
+            match first.get(ino) {
+                Some(p) => e.kind = EntryKind::Hardlink(p.clone()),
+                None => {
+                    first.insert(*ino, e.path.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn kind_name(m: &fs::Metadata) -> &'static str {
+    let t = m.file_type();
+    if t.is_socket() {
+        "a socket"
+    } else if t.is_fifo() {
+        "a fifo"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_char_device() {
+        "a character device"
+    } else {
+        "not a regular file, directory or symlink"
+    }
+}
+
+fn walk_dir(
+    dir: &Path,
+    rel: &Path,
+    cfg: &LayerConfig,
+    rules: &Rules,
+    out: &mut Vec<Entry>,
+    inodes: &mut Vec<(Vec<u8>, (u64, u64))>,
+) -> Result<(), LayerError> {
+    let read = fs::read_dir(dir).map_err(|e| LayerError::io("listing", dir, e))?;
+    for item in read {
+        let item = item.map_err(|e| LayerError::io("listing", dir, e))?;
+        let abs = item.path();
+        let rel = rel.join(item.file_name());
+        if rules.excluded(&rel) {
+            continue;
+        }
+        let meta = fs::symlink_metadata(&abs).map_err(|e| LayerError::io("reading", &abs, e))?;
+        let rel_bytes = rel.as_os_str().as_bytes();
+        let path = join(&cfg.target, rel_bytes);
+        let ft = meta.file_type();
+        let (kind, is_dir) = if ft.is_dir() {
+            (EntryKind::Dir, true)
+        } else if ft.is_file() {
+            if meta.nlink() > 1 {
+                inodes.push((path.clone(), (meta.dev(), meta.ino())));
+            }
+            (
+                EntryKind::File {
+                    size: meta.len(),
+                    path: abs.clone(),
+                },
+                false,
+            )
+        } else if ft.is_symlink() {
+            let link = fs::read_link(&abs).map_err(|e| LayerError::io("reading link", &abs, e))?;
+            let link = link.as_os_str().as_bytes().to_vec();
+            if symlink_escapes(&cfg.target, rel_bytes, &link) {
+                return Err(LayerError::EscapingSymlink {
+                    path: abs,
+                    link: String::from_utf8_lossy(&link).into_owned(),
+                });
+            }
+            (EntryKind::Symlink(link), false)
+        } else {
+            return Err(LayerError::Special(abs, kind_name(&meta)));
+        };
+        let mode = if matches!(kind, EntryKind::Symlink(_)) {
+            0o777
+        } else {
+            rules.mode(&rel, is_dir, meta.mode())
+        };
+        out.push(Entry {
+            path,
+            kind,
+            mode,
+            uid: cfg.uid,
+            gid: cfg.gid,
+        });
+        if is_dir {
+            walk_dir(&abs, &rel, cfg, rules, out, inodes)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceTemplate;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn cfg(target: &str) -> LayerConfig {
+        LayerConfig {
+            source: SourceTemplate::try_from("x".to_string()).unwrap(),
+            target: target.into(),
+            uid: 0,
+            gid: 0,
+            exclude: vec![],
+            modes: vec![],
+            preserve_modes: false,
+            setid: false,
+        }
+    }
+
+    fn write(p: &Path, mode: u32) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, b"data").unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn paths(es: &[Entry]) -> Vec<String> {
+        es.iter()
+            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn sorted_with_parents_and_normalised_modes() {
+        let t = tempfile::tempdir().unwrap();
+        write(&t.path().join("b/z"), 0o600);
+        write(&t.path().join("a-c"), 0o700);
+        write(&t.path().join("a/b"), 0o4775);
+        fs::create_dir(t.path().join("empty")).unwrap();
+        let es = entries(t.path(), &cfg("/srv/app")).unwrap();
+        assert_eq!(
+            paths(&es),
+            [
+                "srv",
+                "srv/app",
+                "srv/app/a",
+                "srv/app/a-c",
+                "srv/app/a/b",
+                "srv/app/b",
+                "srv/app/b/z",
+                "srv/app/empty"
+            ]
+        );
+        let mode = |p: &str| es.iter().find(|e| e.path == p.as_bytes()).unwrap().mode;
+        assert_eq!(mode("srv/app/b/z"), 0o644);
+        assert_eq!(mode("srv/app/a-c"), 0o755);
+        assert_eq!(mode("srv/app/a/b"), 0o755, "setuid dropped by default");
+        assert_eq!(mode("srv/app/empty"), 0o755);
+    }
+
+    #[test]
+    fn excludes_modes_and_setid() {
+        let t = tempfile::tempdir().unwrap();
+        write(&t.path().join("bin/tool"), 0o4755);
+        write(&t.path().join("logs/x.log"), 0o644);
+        write(&t.path().join("deep/er/y.log"), 0o644);
+        write(&t.path().join("secret.conf"), 0o644);
+        let mut c = cfg("/");
+        c.exclude = vec!["logs".into(), "*.log".into()];
+        c.modes = vec![("secret.conf".into(), 0o600), ("bin/*".into(), 0o750)];
+        c.setid = true;
+        let es = entries(t.path(), &c).unwrap();
+        assert_eq!(
+            paths(&es),
+            ["bin", "bin/tool", "deep", "deep/er", "secret.conf"]
+        );
+        assert_eq!(es[1].mode, 0o750);
+        assert_eq!(es[4].mode, 0o600);
+        c.modes.clear();
+        let es = entries(t.path(), &c).unwrap();
+        assert_eq!(es[1].mode, 0o4755, "setid kept when asked");
+    }
+
+    #[test]
+    fn symlinks_inside_are_kept_escaping_ones_refused() {
+        let t = tempfile::tempdir().unwrap();
+        write(&t.path().join("lib/real"), 0o644);
+        symlink("real", t.path().join("lib/ok")).unwrap();
+        symlink("../lib/real", t.path().join("lib/ok2")).unwrap();
+        symlink("/app/lib/real", t.path().join("lib/abs")).unwrap();
+        let es = entries(t.path(), &cfg("/app")).unwrap();
+        let l = es.iter().find(|e| e.path == b"app/lib/ok2").unwrap();
+        assert_eq!(l.kind, EntryKind::Symlink(b"../lib/real".to_vec()));
+        assert_eq!(l.mode, 0o777);
+        symlink("../../etc/passwd", t.path().join("lib/bad")).unwrap();
+        let e = entries(t.path(), &cfg("/app")).unwrap_err();
+        assert!(matches!(e, LayerError::EscapingSymlink { .. }), "{e}");
+        assert!(e.to_string().contains("lib/bad"), "{e}");
+    }
+
+    #[test]
+    fn escape_rules() {
+        assert!(!symlink_escapes("/app", b"a/l", b"../x"));
+        assert!(symlink_escapes("/app", b"a/l", b"../../x"));
+        assert!(symlink_escapes("/app", b"l", b"/etc/passwd"));
+        assert!(!symlink_escapes("/app", b"l", b"/app/x"));
+        assert!(symlink_escapes("/app", b"l", b"/app/../etc"));
+        assert!(symlink_escapes("/app", b"l", b"/application"));
+        assert!(!symlink_escapes("/", b"l", b"/etc/passwd"));
+        assert!(!symlink_escapes("/app", b"l", b"./a/./b"));
+    }
+
+    #[test]
+    fn hardlinks_point_at_first_sorted_path() {
+        let t = tempfile::tempdir().unwrap();
+        write(&t.path().join("z"), 0o644);
+        fs::hard_link(t.path().join("z"), t.path().join("a")).unwrap();
+        let es = entries(t.path(), &cfg("/d")).unwrap();
+        assert!(matches!(es[1].kind, EntryKind::File { .. }));
+        assert_eq!(es[2].kind, EntryKind::Hardlink(b"d/a".to_vec()));
+    }
+
+    #[test]
+    fn bad_sources() {
+        let t = tempfile::tempdir().unwrap();
+        let e = entries(&t.path().join("missing"), &cfg("/app")).unwrap_err();
+        assert!(matches!(e, LayerError::SourceMissing(_)));
+        let e = entries(t.path(), &cfg("/app")).unwrap_err();
+        assert!(matches!(e, LayerError::SourceEmpty(_)));
+        std::os::unix::net::UnixListener::bind(t.path().join("sock")).unwrap();
+        let e = entries(t.path(), &cfg("/app")).unwrap_err();
+        assert!(
+            e.to_string().contains("socket") && e.to_string().contains("sock"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn single_file_source() {
+        let t = tempfile::tempdir().unwrap();
+        write(&t.path().join("bin"), 0o755);
+        let es = entries(&t.path().join("bin"), &cfg("/usr/local/bin/app")).unwrap();
+        assert_eq!(
+            paths(&es),
+            ["usr", "usr/local", "usr/local/bin", "usr/local/bin/app"]
+        );
+        assert_eq!(es[3].mode, 0o755);
+    }
+}

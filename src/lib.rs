@@ -1,0 +1,18 @@
+//! ocibuild: build reproducible multi-arch OCI images from build outputs, without a daemon.
+//!
+//! Flow: `config` (what to build) -> `base` (resolve base images) -> `layer` (walk, tar, hash,
+//! compress) + `image` (config, manifests, index) -> `layout` (OCI image layout on disk),
+//! orchestrated by `build`. The `cli` module is the only place that prints or picks exit codes.
+//! Dependencies point down this list: `cli` > `build` > `base`, `image`, `layer` > `layout` >
+//! `config`, `platform`, `spec`, `digest`.
+
+pub mod base;
+pub mod build;
+pub mod cli;
+pub mod config;
+pub mod digest;
+pub mod image;
+pub mod layer;
+pub mod layout;
+pub mod platform;
+pub mod spec;
