@@ -22,7 +22,7 @@ pub enum BaseError {
     #[error(transparent)]
     Layout(#[from] LayoutError),
     /// The base lacks a platform.
-    #[error("base {base} has no image for {platform} (it has: {available}); build the base for it or drop the platform")]
+    #[error("no image for {platform} in it (it has: {available}); build the base for that platform or drop the platform")]
     MissingPlatform {
         /// The base as written.
         base: String,
@@ -32,7 +32,7 @@ pub enum BaseError {
         available: String,
     },
     /// The base's content is not usable.
-    #[error("base {base}: {message}")]
+    #[error("{message}")]
     Invalid {
         /// The base as written.
         base: String,

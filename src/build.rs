@@ -213,7 +213,24 @@ pub fn build(config: &Config, opts: &BuildOptions) -> Result<Vec<ServiceReport>,
     }
 
     let out = &opts.out;
-    prepare_out(out, &services)?;
+    let created_out = !out.exists();
+    let result = build_into(config, opts, &services, &platforms, &tags);
+    if result.is_err() && created_out {
+        // Leave no trace of a failed build: remove the output directory we created (if empty).
+        let _ = fs::remove_dir(out);
+    }
+    result
+}
+
+fn build_into(
+    config: &Config,
+    opts: &BuildOptions,
+    services: &[&Service],
+    platforms: &[Platform],
+    tags: &[String],
+) -> Result<Vec<ServiceReport>, BuildError> {
+    let out = &opts.out;
+    prepare_out(out, services)?;
     let staging = tempfile::Builder::new()
         .prefix(".ocibuild-staging-")
         .tempdir_in(out)
@@ -229,7 +246,7 @@ pub fn build(config: &Config, opts: &BuildOptions) -> Result<Vec<ServiceReport>,
     for svc in services {
         let base = match bases.get(&svc.base) {
             Some(b) => Ok(b.clone()),
-            None => base::resolve(&svc.base, &platforms).map_err(|source| BuildError::Base {
+            None => base::resolve(&svc.base, platforms).map_err(|source| BuildError::Base {
                 service: svc.name.clone(),
                 base: svc.base.to_string(),
                 source: Box::new(source),
@@ -249,10 +266,10 @@ pub fn build(config: &Config, opts: &BuildOptions) -> Result<Vec<ServiceReport>,
         match build_service(
             config,
             svc,
-            &platforms,
+            platforms,
             base.as_deref(),
             &dir,
-            &tags,
+            tags,
             opts.epoch,
             &mut built,
         ) {

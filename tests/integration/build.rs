@@ -1,0 +1,550 @@
+//! `ocibuild build` on the retail-store fixtures, validated by skopeo and umoci, with the
+//! catalog entrypoint run from the unpacked image on both platforms (arm64 under qemu).
+
+use crate::common::*;
+use ocibuild::config::{Config, LayerConfig};
+use ocibuild::platform::Platform;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Debug, PartialEq, Eq, Clone)]
+enum Node {
+    Dir,
+    File(Vec<u8>),
+    Link(Vec<u8>),
+}
+
+/// (kind, permission bits, uid, gid) by path.
+type Tree = BTreeMap<Vec<u8>, (Node, u32, u64, u64)>;
+
+/// The fixture configs only use `NAME` and `*.EXT` patterns; check that, then match.
+fn pattern_matches(pattern: &str, rel: &Path) -> bool {
+    assert!(
+        !pattern.contains('/') && pattern.matches('*').count() <= 1,
+        "{pattern}"
+    );
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match pattern.strip_prefix('*') {
+        Some(suffix) => name.ends_with(suffix),
+        None => name == pattern,
+    }
+}
+
+/// What one layer should put in the image, by the rules the README documents: dirs 0755,
+/// files 0755 if any exec bit is set else 0644, overrides from `modes`, excludes dropped,
+/// parents of the target root-owned 0755.
+fn apply_layer(tree: &mut Tree, src: &Path, l: &LayerConfig) {
+    let target = l.target.trim_start_matches('/');
+    let parts: Vec<&str> = target.split('/').filter(|c| !c.is_empty()).collect();
+    for i in 1..parts.len() {
+        tree.insert(parts[..i].join("/").into_bytes(), (Node::Dir, 0o755, 0, 0));
+    }
+    let mode_for = |rel: &Path, is_dir: bool, raw: u32| -> u32 {
+        for (p, m) in &l.modes {
+            if pattern_matches(p, rel) {
+                return *m;
+            }
+        }
+        if is_dir || raw & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        }
+    };
+    fn walk(dir: &Path, rel: &Path, out: &mut Vec<(std::path::PathBuf, std::path::PathBuf)>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let r = rel.join(e.file_name());
+            out.push((e.path(), r.clone()));
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path(), &r, out);
+            }
+        }
+    }
+    let join = |rel: &Path| -> Vec<u8> {
+        let r = rel.as_os_str().as_bytes();
+        match (target.is_empty(), r.is_empty()) {
+            (true, _) => r.to_vec(),
+            (false, true) => target.as_bytes().to_vec(),
+            _ => [target.as_bytes(), b"/", r].concat(),
+        }
+    };
+    let meta = fs::metadata(src).unwrap();
+    if meta.is_file() {
+        let node = Node::File(fs::read(src).unwrap());
+        tree.insert(
+            join(Path::new("")),
+            (
+                node,
+                mode_for(Path::new(src.file_name().unwrap()), false, meta.mode()),
+                l.uid,
+                l.gid,
+            ),
+        );
+        return;
+    }
+    if !target.is_empty() {
+        tree.insert(
+            join(Path::new("")),
+            (
+                Node::Dir,
+                mode_for(Path::new(""), true, meta.mode()),
+                l.uid,
+                l.gid,
+            ),
+        );
+    }
+    let mut items = Vec::new();
+    walk(src, Path::new(""), &mut items);
+    for (abs, rel) in items {
+        if rel
+            .iter()
+            .any(|c| l.exclude.iter().any(|p| pattern_matches(p, Path::new(c))))
+        {
+            continue;
+        }
+        let m = fs::symlink_metadata(&abs).unwrap();
+        let (node, mode) = if m.file_type().is_symlink() {
+            (
+                Node::Link(fs::read_link(&abs).unwrap().as_os_str().as_bytes().to_vec()),
+                0o777,
+            )
+        } else if m.is_dir() {
+            (Node::Dir, mode_for(&rel, true, m.mode()))
+        } else {
+            (
+                Node::File(fs::read(&abs).unwrap()),
+                mode_for(&rel, false, m.mode()),
+            )
+        };
+        tree.insert(join(&rel), (node, mode, l.uid, l.gid));
+    }
+}
+
+fn expected_tree(project: &Path, service: &str, platform: &Platform) -> Tree {
+    let mut tree = Tree::new();
+    let base_dir = repo().join("fixtures/base-image");
+    let base = Config::load(&base_dir.join("ocibuild.toml")).unwrap();
+    for l in &base.services["static"].layers {
+        apply_layer(&mut tree, &base_dir.join(l.source.expand(platform)), l);
+    }
+    let cfg = Config::load(&project.join("ocibuild.toml")).unwrap();
+    for l in &cfg.services[service].layers {
+        apply_layer(&mut tree, &project.join(l.source.expand(platform)), l);
+    }
+    tree
+}
+
+fn actual_tree(rootfs: &Path) -> Tree {
+    let mut tree = Tree::new();
+    fn go(base: &Path, dir: &Path, tree: &mut Tree) {
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p
+                .strip_prefix(base)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let node = if m.file_type().is_symlink() {
+                Node::Link(fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec())
+            } else if m.is_dir() {
+                go(base, &p, tree);
+                Node::Dir
+            } else {
+                Node::File(fs::read(&p).unwrap())
+            };
+            let mode = if matches!(node, Node::Link(_)) {
+                0o777
+            } else {
+                m.mode() & 0o7777
+            };
+            tree.insert(rel, (node, mode, u64::from(m.uid()), u64::from(m.gid())));
+        }
+    }
+    go(rootfs, rootfs, &mut tree);
+    tree
+}
+
+fn describe(t: &Tree) -> String {
+    t.iter()
+        .map(|(p, (n, m, u, g))| {
+            let kind = match n {
+                Node::Dir => "dir".to_string(),
+                Node::File(b) => format!("file {} bytes", b.len()),
+                Node::Link(l) => format!("link -> {}", String::from_utf8_lossy(l)),
+            };
+            format!("{} {m:o} {u}:{g} {kind}\n", String::from_utf8_lossy(p))
+        })
+        .collect()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(b))
+}
+
+#[test]
+fn fixtures_build_into_layouts_that_skopeo_and_umoci_read_and_that_run() {
+    require("skopeo");
+    require("umoci");
+    require("qemu-aarch64-static");
+    let (tmp, project) = retail_store();
+    compile_catalog(&project);
+    let out = tmp.path().join("out");
+    let report = ok(ocibuild(
+        &project,
+        &["build", "--out", out.to_str().unwrap(), "--format", "json"],
+    ));
+    let report: Value = serde_json::from_str(&report).unwrap();
+    let services = report.as_array().unwrap();
+    let names: Vec<&str> = services
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cart", "catalog", "checkout", "orders", "ui"]);
+    assert_eq!(
+        list_files(&out),
+        ["cart", "catalog", "checkout", "orders", "ui"]
+            .iter()
+            .flat_map(|s| {
+                list_files(&out.join(s))
+                    .into_iter()
+                    .map(move |f| format!("{s}/{f}"))
+                    .chain([s.to_string()])
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        "nothing but the five layouts in the output directory"
+    );
+
+    for svc in services {
+        let name = svc["name"].as_str().unwrap();
+        assert_eq!(svc["repository"], format!("retail-store-{name}"));
+        let layout = out.join(name);
+        let src = format!("oci:{}:latest", layout.display());
+
+        // The raw index, as skopeo reads it, is the one reported.
+        let raw = run(Command::new("skopeo").args(["inspect", "--raw", &src]));
+        assert_eq!(
+            sha256_hex(raw.as_bytes()),
+            svc["index_digest"].as_str().unwrap(),
+            "{name}"
+        );
+        let index: Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(
+            index["mediaType"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        let plats: Vec<String> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let p = &m["platform"];
+                format!(
+                    "{}/{}{}",
+                    p["os"].as_str().unwrap(),
+                    p["architecture"].as_str().unwrap(),
+                    p["variant"]
+                        .as_str()
+                        .map(|v| format!("/{v}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        assert_eq!(plats, ["linux/amd64", "linux/arm64/v8"], "{name}");
+
+        // A full copy to another layout keeps every digest.
+        let copy = tmp.path().join(format!("copy-{name}"));
+        run(Command::new("skopeo").args([
+            "--insecure-policy",
+            "copy",
+            "--all",
+            &src,
+            &format!("oci:{}:latest", copy.display()),
+        ]));
+        let raw_copy = run(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            &format!("oci:{}:latest", copy.display()),
+        ]));
+        assert_eq!(raw_copy, raw, "{name}: skopeo copy --all changed the index");
+
+        for (arch, platform) in [("amd64", "linux/amd64"), ("arm64", "linux/arm64")] {
+            let platform: Platform = platform.parse().unwrap();
+            let one = tmp.path().join(format!("one-{name}-{arch}"));
+            run(Command::new("skopeo").args([
+                "--insecure-policy",
+                "--override-arch",
+                arch,
+                "copy",
+                &src,
+                &format!("oci:{}:x", one.display()),
+            ]));
+            let cfg: Value = serde_json::from_str(&run(Command::new("skopeo").args([
+                "inspect",
+                "--config",
+                &format!("oci:{}:x", one.display()),
+            ])))
+            .unwrap();
+            assert_eq!(cfg["architecture"], arch, "{name}");
+            assert_eq!(cfg["created"], "1970-01-01T00:00:00Z");
+            let bundle = tmp.path().join(format!("bundle-{name}-{arch}"));
+            run(Command::new("umoci")
+                .args(["unpack", "--image", &format!("{}:x", one.display())])
+                .arg(&bundle));
+            let rootfs = bundle.join("rootfs");
+            let want = expected_tree(&project, name, &platform);
+            let got = actual_tree(&rootfs);
+            assert!(
+                got == want,
+                "{name} {arch}: unpacked tree differs\n--- expected\n{}--- unpacked\n{}",
+                describe(&want),
+                describe(&got)
+            );
+            assert_eq!(
+                fs::read_to_string(rootfs.join("etc/ocibuild-base-arch"))
+                    .unwrap()
+                    .trim(),
+                arch
+            );
+
+            let runtime: Value =
+                serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
+            let env: Vec<&str> = runtime["process"]["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert!(env.contains(&"PORT=8080"), "{name}: {env:?}");
+            assert!(
+                env.iter().any(|e| e.starts_with("PATH=/usr/local/sbin")),
+                "{name}: base env kept: {env:?}"
+            );
+
+            if name == "catalog" {
+                assert_eq!(
+                    runtime["process"]["args"],
+                    serde_json::json!(["/app/catalog"])
+                );
+                assert_eq!(runtime["process"]["cwd"], "/app");
+                assert_eq!(runtime["process"]["user"]["uid"], 1000);
+                assert_eq!(runtime["process"]["user"]["gid"], 1000);
+                let bin = rootfs.join("app/catalog");
+                let mut cmd = if arch == "amd64" {
+                    Command::new(&bin)
+                } else {
+                    let mut c = Command::new("qemu-aarch64-static");
+                    c.arg(&bin);
+                    c
+                };
+                let said = run(cmd.arg("--from-image"));
+                assert_eq!(
+                    said.trim(),
+                    format!("catalog running on {arch} --from-image")
+                );
+                assert!(rootfs.join("app/data").is_dir());
+                assert_eq!(
+                    fs::read_dir(rootfs.join("app/data")).unwrap().count(),
+                    0,
+                    "data/ is empty in the image"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn platform_independent_layers_are_built_once_and_shared() {
+    let (tmp, project) = retail_store();
+    let out = tmp.path().join("out");
+    let report: Value = serde_json::from_str(&ok(ocibuild(
+        &project,
+        &[
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "json",
+            "--service",
+            "ui,catalog",
+        ],
+    )))
+    .unwrap();
+    let layers = |svc: usize, p: usize| -> Vec<(String, bool)> {
+        report[svc]["platforms"][p]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["digest"].as_str().unwrap().to_string(),
+                    l["from_base"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // services come back in the order named
+    assert_eq!(report[0]["name"], "ui");
+    let (ui_amd, ui_arm) = (layers(0, 0), layers(0, 1));
+    assert_eq!(ui_amd.len(), 4);
+    assert_eq!(
+        ui_amd[..2].iter().filter(|l| l.1).count(),
+        2,
+        "two base layers first"
+    );
+    assert_eq!(
+        ui_amd[2..],
+        ui_arm[2..],
+        "the ui's jars are the same blobs on both platforms"
+    );
+    assert_ne!(ui_amd[1], ui_arm[1], "the base's arch layer differs");
+    let (cat_amd, cat_arm) = (layers(1, 0), layers(1, 1));
+    assert_ne!(
+        cat_amd[2], cat_arm[2],
+        "catalog binaries differ per platform"
+    );
+    assert_eq!(cat_amd[0], ui_amd[0], "same base layer in both services");
+    // every blob named in the reports exists with the reported size
+    for svc in report.as_array().unwrap() {
+        for p in svc["platforms"].as_array().unwrap() {
+            for l in p["layers"].as_array().unwrap() {
+                let d = l["digest"].as_str().unwrap();
+                let path = out
+                    .join(svc["name"].as_str().unwrap())
+                    .join("blobs/sha256")
+                    .join(&d[7..]);
+                let bytes = fs::read(&path).unwrap();
+                assert_eq!(bytes.len() as u64, l["size"].as_u64().unwrap());
+                assert_eq!(sha256_hex(&bytes), d);
+            }
+        }
+    }
+}
+
+#[test]
+fn tags_services_and_platforms_can_be_chosen() {
+    require("skopeo");
+    let (tmp, project) = retail_store();
+    let out = tmp.path().join("out");
+    let text = ok(ocibuild(
+        &project,
+        &[
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--service",
+            "catalog",
+            "--platform",
+            "linux/arm64",
+            "--tag",
+            "v1.2.0,abc1234",
+            "--tag",
+            "latest",
+        ],
+    ));
+    assert!(text.starts_with("catalog (retail-store-catalog)"), "{text}");
+    assert_eq!(
+        list_files(&out)
+            .iter()
+            .filter(|f| !f.contains('/'))
+            .collect::<Vec<_>>(),
+        ["catalog"]
+    );
+    let index: Value =
+        serde_json::from_slice(&fs::read(out.join("catalog/index.json")).unwrap()).unwrap();
+    let refs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(refs, ["v1.2.0", "abc1234", "latest"]);
+    let raw = run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci:{}:v1.2.0", out.join("catalog").display()),
+    ]));
+    let idx: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(idx["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(idx["manifests"][0]["platform"]["architecture"], "arm64");
+
+    // A second build replaces the layout in place.
+    ok(ocibuild(
+        &project,
+        &[
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--service",
+            "catalog",
+        ],
+    ));
+    let raw = run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci:{}:latest", out.join("catalog").display()),
+    ]));
+    let idx: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(idx["manifests"].as_array().unwrap().len(), 2);
+    assert!(
+        list_files(&out)
+            .iter()
+            .all(|f| !f.contains(".ocibuild-staging")),
+        "staging left behind"
+    );
+}
+
+#[test]
+fn base_image_fixture_is_current() {
+    // The committed base layout is exactly what fixtures/make-base-image.sh makes.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("base-images");
+    ok(ocibuild(
+        &repo(),
+        &[
+            "build",
+            "--config",
+            "fixtures/base-image/ocibuild.toml",
+            "--out",
+            out.to_str().unwrap(),
+            "--tag",
+            "v1",
+            "--tag",
+            "latest",
+        ],
+    ));
+    let committed = repo().join("fixtures/retail-store/base-images/static");
+    let fresh = out.join("static");
+    assert_eq!(
+        list_files(&fresh),
+        list_files(&committed),
+        "run fixtures/make-base-image.sh"
+    );
+    for f in list_files(&fresh) {
+        if fresh.join(&f).is_file() {
+            assert_eq!(
+                fs::read(fresh.join(&f)).unwrap(),
+                fs::read(committed.join(&f)).unwrap(),
+                "{f} differs: run fixtures/make-base-image.sh"
+            );
+        }
+    }
+}

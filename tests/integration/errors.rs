@@ -1,0 +1,327 @@
+//! Bad input: a clear message naming the service, platform and path; exit code 1; no panic;
+//! and nothing written (no new layout, no staging left, earlier layouts untouched).
+
+use crate::common::*;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+/// Build the fixture copy into `out` and expect failure with all of `want` in the message.
+fn build_fails(project: &Path, out: &Path, extra: &[&str], want: &[&str]) -> String {
+    let mut args = vec!["build", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let existed = out.exists();
+    let err = fails(ocibuild(project, &args));
+    assert!(
+        existed || !out.exists(),
+        "a failed build left {} behind",
+        out.display()
+    );
+    for w in want {
+        assert!(err.contains(w), "expected {w:?} in: {err}");
+    }
+    if out.is_dir() {
+        let left: Vec<String> = list_files(out);
+        assert!(
+            left.is_empty(),
+            "output written despite the error: {left:?}"
+        );
+    }
+    err
+}
+
+#[test]
+fn missing_build_output_names_service_platform_and_path() {
+    let (tmp, p) = retail_store();
+    fs::remove_dir_all(p.join("src/catalog/dist/linux-arm64")).unwrap();
+    build_fails(
+        &p,
+        &tmp.path().join("out"),
+        &[],
+        &[
+            "catalog",
+            "linux/arm64/v8",
+            "src/catalog/dist/linux-arm64",
+            "does not exist",
+        ],
+    );
+}
+
+#[test]
+fn empty_source_is_refused() {
+    let (tmp, p) = retail_store();
+    let d = p.join("src/ui/target/lib");
+    fs::remove_dir_all(&d).unwrap();
+    fs::create_dir(&d).unwrap();
+    build_fails(
+        &p,
+        &tmp.path().join("out"),
+        &["--service", "ui"],
+        &["service ui (linux/amd64)", "src/ui/target/lib", "is empty"],
+    );
+}
+
+#[test]
+fn escaping_symlink_is_refused() {
+    let (tmp, p) = retail_store();
+    std::os::unix::fs::symlink(
+        "../../../../../../etc/shadow",
+        p.join("src/cart/target/static/shadow"),
+    )
+    .unwrap();
+    build_fails(
+        &p,
+        &tmp.path().join("out"),
+        &[],
+        &["service cart", "static/shadow", "escapes the layer root"],
+    );
+}
+
+#[test]
+fn special_files_are_refused() {
+    let (tmp, p) = retail_store();
+    run(Command::new("mkfifo").arg(p.join("src/orders/target/config/pipe")));
+    build_fails(
+        &p,
+        &tmp.path().join("out"),
+        &[],
+        &["service orders", "config/pipe", "is a fifo"],
+    );
+}
+
+#[test]
+fn unreadable_file_is_reported() {
+    let (tmp, p) = retail_store();
+    let secret = p.join("src/checkout/dist/secret.txt");
+    fs::write(&secret, "x").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    // root reads anything: run as nobody, with the copy readable and `out` writable for it.
+    run(Command::new("chmod").args(["-R", "a+rX"]).arg(tmp.path()));
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o777)).unwrap();
+    let mut cmd = if unsafe_is_root() {
+        require("setpriv");
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_ocibuild"),
+        ]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+    };
+    let o = cmd
+        .args([
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--service",
+            "checkout",
+        ])
+        .current_dir(&p)
+        .output()
+        .unwrap();
+    let err = fails(o);
+    assert!(
+        err.contains("service checkout")
+            && err.contains("secret.txt")
+            && err.contains("ermission denied"),
+        "{err}"
+    );
+    assert!(list_files(&out).is_empty(), "{:?}", list_files(&out));
+}
+
+fn unsafe_is_root() -> bool {
+    String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        == "0"
+}
+
+#[test]
+fn base_layout_missing_or_without_platform() {
+    let (tmp, p) = retail_store();
+    let out = tmp.path().join("out");
+    build_fails(
+        &p,
+        &out,
+        &["--platform", "linux/arm/v7", "--service", "ui"],
+        &[
+            "service ui",
+            "base oci:base-images/static",
+            "no image for linux/arm/v7",
+            "linux/amd64, linux/arm64/v8",
+        ],
+    );
+    fs::rename(p.join("base-images"), p.join("moved")).unwrap();
+    build_fails(
+        &p,
+        &out,
+        &[],
+        &[
+            "base oci:base-images/static",
+            "no such OCI layout directory",
+        ],
+    );
+    fs::rename(p.join("moved"), p.join("base-images")).unwrap();
+    let cfg = fs::read_to_string(p.join("ocibuild.toml"))
+        .unwrap()
+        .replace("static:v1", "static:v9");
+    fs::write(p.join("ocibuild.toml"), cfg).unwrap();
+    build_fails(
+        &p,
+        &out,
+        &["--service", "catalog"],
+        &["service catalog", "tagged \"v9\"", "tags: v1, latest"],
+    );
+}
+
+#[test]
+fn several_failures_are_all_reported() {
+    let (tmp, p) = retail_store();
+    fs::remove_dir_all(p.join("src/orders/target/config")).unwrap();
+    fs::remove_dir_all(p.join("src/ui/target/app")).unwrap();
+    build_fails(
+        &p,
+        &tmp.path().join("out"),
+        &[],
+        &[
+            "2 services failed; nothing was written",
+            "service orders",
+            "service ui",
+        ],
+    );
+}
+
+#[test]
+fn invalid_config_gives_file_line_and_column() {
+    let (tmp, p) = retail_store();
+    let cfg = fs::read_to_string(p.join("ocibuild.toml"))
+        .unwrap()
+        .replacen("target = \"/app/lib\"", "target = \"app/lib\"", 1);
+    let line = cfg
+        .lines()
+        .position(|l| l == "target = \"app/lib\"")
+        .unwrap()
+        + 1;
+    fs::write(p.join("ocibuild.toml"), cfg).unwrap();
+    build_fails(
+        &p,
+        &tmp.path().join("out"),
+        &[],
+        &[&format!("ocibuild.toml:{line}:10:"), "not an absolute path"],
+    );
+    let err = fails(ocibuild(
+        &p,
+        &["build", "--config", "nope.toml", "--out", "x"],
+    ));
+    assert!(err.contains("nope.toml"), "{err}");
+    let err = fails(ocibuild(tmp.path(), &["build", "--out", "x"]));
+    assert!(
+        err.contains("no ocibuild.toml in the current directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_service_and_bad_arguments() {
+    let (tmp, p) = retail_store();
+    let out = tmp.path().join("out");
+    build_fails(
+        &p,
+        &out,
+        &["--service", "payments"],
+        &[
+            "unknown service \"payments\"",
+            "cart, catalog, checkout, orders, ui",
+        ],
+    );
+    build_fails(
+        &p,
+        &out,
+        &["--tag", "bad tag"],
+        &["invalid tag \"bad tag\""],
+    );
+    build_fails(
+        &p,
+        &out,
+        &["--platform", "linux/sparc"],
+        &["unsupported architecture"],
+    );
+    let o = ocibuild(&p, &["build"]);
+    assert_eq!(o.status.code(), Some(2), "usage error");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--out"));
+}
+
+#[test]
+fn output_directory_problems() {
+    let (tmp, p) = retail_store();
+    let file = tmp.path().join("a-file");
+    fs::write(&file, "x").unwrap();
+    let err = fails(ocibuild(&p, &["build", "--out", file.to_str().unwrap()]));
+    assert!(
+        err.contains("a-file") && err.contains("not a directory"),
+        "{err}"
+    );
+    // a non-layout directory in the way is never replaced
+    let out = tmp.path().join("out");
+    fs::create_dir_all(out.join("cart")).unwrap();
+    fs::write(out.join("cart/precious.txt"), "keep me").unwrap();
+    let err = fails(ocibuild(&p, &["build", "--out", out.to_str().unwrap()]));
+    assert!(
+        err.contains("out/cart") && err.contains("not an OCI layout"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("cart/precious.txt")).unwrap(),
+        "keep me"
+    );
+}
+
+#[test]
+fn a_failed_rebuild_leaves_the_previous_layout_untouched() {
+    let (tmp, p) = retail_store();
+    let out = tmp.path().join("out");
+    ok(ocibuild(
+        &p,
+        &[
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--service",
+            "catalog,cart",
+        ],
+    ));
+    let before: Vec<(String, Vec<u8>)> = list_files(&out)
+        .into_iter()
+        .filter(|f| out.join(f).is_file())
+        .map(|f| (f.clone(), fs::read(out.join(&f)).unwrap()))
+        .collect();
+    fs::write(p.join("src/catalog/dist/linux-amd64/catalog"), "changed").unwrap();
+    fs::remove_dir_all(p.join("src/cart/target/static")).unwrap();
+    let err = fails(ocibuild(
+        &p,
+        &[
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--service",
+            "catalog,cart",
+        ],
+    ));
+    assert!(err.contains("service cart"), "{err}");
+    let after: Vec<(String, Vec<u8>)> = list_files(&out)
+        .into_iter()
+        .filter(|f| out.join(f).is_file())
+        .map(|f| (f.clone(), fs::read(out.join(&f)).unwrap()))
+        .collect();
+    assert!(
+        before == after,
+        "the output changed although the build failed"
+    );
+}

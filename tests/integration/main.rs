@@ -1,0 +1,9 @@
+//! The integration tests: one binary that runs the real `ocibuild` executable on copies of the
+//! fixtures and checks its output with tools nobody here wrote (skopeo, umoci, qemu).
+//! The tools are installed by `scripts/test.sh`; a missing one fails the test that needs it.
+
+mod common;
+
+mod build;
+mod errors;
+mod reproducible;

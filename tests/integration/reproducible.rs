@@ -1,0 +1,140 @@
+//! Reproducibility: the same inputs give the same digests whatever the checkout directory,
+//! the files' mtimes and the umask; SOURCE_DATE_EPOCH sets every timestamp.
+
+use crate::common::*;
+use flate2::read::GzDecoder;
+use serde_json::Value;
+use std::fs;
+use std::process::Command;
+
+fn digests(report: &str) -> Vec<(String, String, Vec<String>)> {
+    let v: Value = serde_json::from_str(report).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["index_digest"].as_str().unwrap().to_string(),
+                s["platforms"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["manifest_digest"].as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_checkouts_with_other_mtimes_and_umask_give_identical_images() {
+    let (tmp_a, a) = retail_store();
+    let out_a = tmp_a.path().join("out");
+    let first = ok(ocibuild(
+        &a,
+        &[
+            "build",
+            "--out",
+            out_a.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    ));
+
+    // Second checkout: copied under umask 077 (cp without -p: modes lose group/other bits, mtimes
+    // are now), then every mtime moved again; built under umask 077 from a deeper directory.
+    let tmp_b = tempfile::tempdir().unwrap();
+    let b = tmp_b.path().join("elsewhere/deeper/retail-store");
+    fs::create_dir_all(b.parent().unwrap()).unwrap();
+    let script = format!(
+        "umask 077 && cp -r '{}' '{}' && find '{}' -exec touch -h -d '2011-11-11 11:11:11' {{}} + && cd '{}' && '{}' build --out ../out --format json",
+        repo().join("fixtures/retail-store").display(),
+        b.display(),
+        b.display(),
+        b.display(),
+        env!("CARGO_BIN_EXE_ocibuild"),
+    );
+    let second = run(Command::new("sh")
+        .args(["-c", &script])
+        .env("SOURCE_DATE_EPOCH", "0"));
+    let mode = fs::metadata(b.join("src/ui/target/lib/ui-common.jar")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        mode.permissions().mode() & 0o777,
+        0o600,
+        "the copy really has other modes"
+    );
+
+    assert_eq!(digests(&first), digests(&second));
+    assert_eq!(digests(&first).len(), 5);
+    // and the layouts hold the same blobs
+    let out_b = b.parent().unwrap().join("out");
+    for svc in ["cart", "catalog", "checkout", "orders", "ui"] {
+        assert_eq!(
+            list_files(&out_a.join(svc)),
+            list_files(&out_b.join(svc)),
+            "{svc}"
+        );
+    }
+}
+
+#[test]
+fn source_date_epoch_sets_every_timestamp() {
+    let (tmp, project) = retail_store();
+    let out = tmp.path().join("out");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+        .args([
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--service",
+            "cart",
+            "--platform",
+            "linux/amd64",
+            "--format",
+            "json",
+        ])
+        .current_dir(&project)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_str(&ok(o)).unwrap();
+    let p = &report[0]["platforms"][0];
+    let blobs = out.join("cart/blobs/sha256");
+    let cfg: Value = serde_json::from_slice(
+        &fs::read(blobs.join(&p["config_digest"].as_str().unwrap()[7..])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["created"], "2023-11-14T22:13:20Z");
+    for h in cfg["history"].as_array().unwrap().iter().skip(2) {
+        assert_eq!(h["created"], "2023-11-14T22:13:20Z");
+    }
+    let mut entries = 0;
+    for l in p["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| !l["from_base"].as_bool().unwrap())
+    {
+        let f = fs::File::open(blobs.join(&l["digest"].as_str().unwrap()[7..])).unwrap();
+        let mut ar = tar::Archive::new(GzDecoder::new(f));
+        for e in ar.entries().unwrap() {
+            let e = e.unwrap();
+            let h = e.header();
+            assert_eq!(h.mtime().unwrap(), 1_700_000_000);
+            assert_eq!(h.username_bytes(), Some(&b""[..]));
+            assert_eq!(h.groupname_bytes(), Some(&b""[..]));
+            entries += 1;
+        }
+    }
+    assert!(entries >= 5, "{entries}");
+    // a bad SOURCE_DATE_EPOCH is refused
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+        .args(["build", "--out", out.to_str().unwrap()])
+        .current_dir(&project)
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .unwrap();
+    assert!(fails(o).contains("SOURCE_DATE_EPOCH"));
+}
