@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, runnable on a fresh Debian machine with a Rust toolchain:
+# installs what the tests need (skopeo, umoci, qemu-user-static, an arm64 cross compiler),
+# then checks formatting and lints and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: command (or file) -> package.
+declare -A want=(
+  [skopeo]=skopeo
+  [umoci]=umoci
+  [qemu-aarch64-static]=qemu-user-static
+  [aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
+  [/usr/aarch64-linux-gnu/lib/libc.a]=libc6-dev-arm64-cross
+  [/usr/lib/x86_64-linux-gnu/libc.a]=libc6-dev
+  [cc]=gcc
+  [setpriv]=util-linux
+  [mkfifo]=coreutils
+  [pigz]=pigz
+)
+missing=()
+for what in "${!want[@]}"; do
+  if [[ $what == /* ]]; then [[ -e $what ]] && continue; else command -v "$what" >/dev/null 2>&1 && continue; fi
+  missing+=("${want[$what]}")
+done
+if ((${#missing[@]})); then
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked
