@@ -112,8 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tags: args.tags,
                 epoch,
             };
-            let reports =
-                build::build(&config, &opts).map_err(|e| anyhow::anyhow!(build::chain(&e)))?;
+            let reports = build::build(&config, &opts)?;
             match args.format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
                 Format::Text => {

@@ -12,7 +12,6 @@ use oci_spec::image::{
     Config, Descriptor, History, ImageConfiguration, ImageIndex, ImageManifest,
     ImageManifestBuilder, MediaType,
 };
-use std::collections::BTreeMap;
 
 /// One of the service's own layers, as the config records it.
 #[derive(Debug, Clone)]
@@ -148,15 +147,6 @@ pub fn index(manifests: &[(Platform, Digest, u64)]) -> ImageIndex {
     idx
 }
 
-/// Labels merged for reports: base's then the service's (sorted).
-pub fn merged_labels(img: &ImageConfiguration) -> BTreeMap<String, String> {
-    img.config()
-        .as_ref()
-        .and_then(|c| c.labels().clone())
-        .map(|l| l.into_iter().collect())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,8 +208,9 @@ mod tests {
         assert_eq!(cc.env().clone().unwrap(), ["PATH=/bin", "PORT=8080"]);
         assert_eq!(cc.cmd(), &None, "entrypoint resets the base cmd");
         assert_eq!(cc.exposed_ports().clone().unwrap(), ["22/tcp", "8080/tcp"]);
-        assert_eq!(merged_labels(&c)["a"], "b");
-        assert_eq!(merged_labels(&c)["keep"], "1");
+        let labels = cc.labels().clone().unwrap();
+        assert_eq!(labels["a"], "b");
+        assert_eq!(labels["keep"], "1");
         assert_eq!(c.variant(), &None, "variant follows the target platform");
         assert_eq!(c.rootfs().diff_ids(), &["sha256:aa".to_string()]);
         assert_eq!(c.history().as_ref().unwrap().len(), 1);

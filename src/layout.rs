@@ -24,7 +24,7 @@ pub const MAX_JSON_BLOB: u64 = 4 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
     /// An I/O failure on a named path.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done.
         action: &'static str,

@@ -46,7 +46,7 @@ pub enum LayerError {
         link: String,
     },
     /// An I/O failure on a named path.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done.
         action: &'static str,
@@ -55,6 +55,15 @@ pub enum LayerError {
         /// The cause.
         #[source]
         source: io::Error,
+    },
+    /// A file's contents could not be read into the layer.
+    #[error("{path}")]
+    File {
+        /// The file on disk.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: tar::DataError,
     },
     /// Any other invalid layer setting.
     #[error("{0}")]
@@ -123,18 +132,14 @@ pub fn build(
         if let walk::EntryKind::File { size, path } = &e.kind {
             let mut f = File::open(path).map_err(|err| LayerError::io("reading", path, err))?;
             tar.append_header(&e.path, kind, &meta).map_err(write_err)?;
-            tar.write_file_data(&mut f, *size).map_err(|err| {
-                let changed = matches!(
-                    err.kind(),
-                    io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
-                );
-                if changed {
-                    LayerError::io("reading (it changed during the build)", path, err)
-                } else {
-                    // Either side may have failed; name the source, the more useful of the two.
-                    LayerError::io("reading", path, err)
-                }
-            })?;
+            tar.write_file_data(&mut f, *size)
+                .map_err(|err| match err {
+                    tar::DataError::Write(e) => write_err(e),
+                    other => LayerError::File {
+                        path: path.clone(),
+                        source: other,
+                    },
+                })?;
         } else {
             tar.append_header(&e.path, kind, &meta).map_err(write_err)?;
         }

@@ -41,6 +41,23 @@ pub struct Meta {
     pub mtime: u64,
 }
 
+/// Why a file's contents could not be copied into the archive.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// Reading the file failed.
+    #[error("reading failed")]
+    Read(#[source] io::Error),
+    /// Writing the archive failed.
+    #[error("writing the layer failed")]
+    Write(#[source] io::Error),
+    /// The file ended before the size recorded when it was walked.
+    #[error("the file shrank while the layer was being built")]
+    Shrank,
+    /// The file had more bytes than recorded when it was walked.
+    #[error("the file grew while the layer was being built")]
+    Grew,
+}
+
 /// Writes tar entries to `W`.
 pub struct TarWriter<W: Write> {
     out: W,
@@ -179,29 +196,22 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Copy exactly `size` bytes of a file's contents from `src`, then pad the block.
-    /// Fails with `UnexpectedEof` if `src` ends early, or `InvalidData` if it has more.
-    pub fn write_file_data(&mut self, src: &mut impl Read, size: u64) -> io::Result<()> {
+    pub fn write_file_data(&mut self, src: &mut impl Read, size: u64) -> Result<(), DataError> {
         let mut buf = vec![0u8; 256 * 1024];
         let mut left = size;
         while left > 0 {
             let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = src.read(&mut buf[..want])?;
+            let n = src.read(&mut buf[..want]).map_err(DataError::Read)?;
             if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shrank while it was being read",
-                ));
+                return Err(DataError::Shrank);
             }
-            self.out.write_all(&buf[..n])?;
+            self.out.write_all(&buf[..n]).map_err(DataError::Write)?;
             left -= n as u64;
         }
-        if src.read(&mut buf[..1])? != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "file grew while it was being read",
-            ));
+        if src.read(&mut buf[..1]).map_err(DataError::Read)? != 0 {
+            return Err(DataError::Grew);
         }
-        self.pad(size)
+        self.pad(size).map_err(DataError::Write)
     }
 
     /// Write the two zero blocks that end an archive and give back the writer.
@@ -337,11 +347,11 @@ mod tests {
         let mut w = TarWriter::new(Vec::new());
         w.append_header(b"f", Kind::File(10), &META).unwrap();
         let e = w.write_file_data(&mut &b"short"[..], 10).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(matches!(e, DataError::Shrank), "{e}");
         let mut w = TarWriter::new(Vec::new());
         w.append_header(b"f", Kind::File(2), &META).unwrap();
         let e = w.write_file_data(&mut &b"longer"[..], 2).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(matches!(e, DataError::Grew), "{e}");
     }
 
     #[test]
