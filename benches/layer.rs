@@ -63,16 +63,7 @@ fn small_files_tree(dir: &Path, files: usize) -> u64 {
 }
 
 fn layer_cfg() -> LayerConfig {
-    LayerConfig {
-        source: SourceTemplate::try_from("x".to_string()).unwrap(),
-        target: "/app".into(),
-        uid: 0,
-        gid: 0,
-        exclude: vec![],
-        modes: vec![],
-        preserve_modes: false,
-        setid: false,
-    }
+    LayerConfig::new(SourceTemplate::try_from("x".to_string()).unwrap(), "/app")
 }
 
 fn have(tool: &str) -> bool {

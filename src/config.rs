@@ -85,6 +85,23 @@ pub struct LayerConfig {
     pub setid: bool,
 }
 
+impl LayerConfig {
+    /// A layer from `source` to `target` with every option at its default (root-owned,
+    /// normalised modes, nothing excluded).
+    pub fn new(source: SourceTemplate, target: &str) -> Self {
+        LayerConfig {
+            source,
+            target: target.to_string(),
+            uid: 0,
+            gid: 0,
+            exclude: vec![],
+            modes: vec![],
+            preserve_modes: false,
+            setid: false,
+        }
+    }
+}
+
 /// Where a service's base image comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BaseRef {

@@ -276,18 +276,23 @@ impl Layout {
                     .is_some_and(|n| n == r)
             })
         };
+        let all = self.index.manifests();
         let found = match reference {
             Some(r) => by_ref(r),
-            None if self.index.manifests().len() == 1 => self.index.manifests().first(),
+            // One image (perhaps under several tags): take it.
+            None if !all.is_empty() && all.iter().all(|d| d.digest() == all[0].digest()) => {
+                all.first()
+            }
             None => by_ref("latest"),
         };
         found.ok_or_else(|| LayoutError::Invalid {
             path: self.root.clone(),
             message: format!(
                 "no image {} in this layout; it has {}",
-                reference.map_or("tagged latest (and more than one image)".to_string(), |r| {
-                    format!("tagged {r:?}")
-                }),
+                reference.map_or(
+                    "tagged latest (and it holds several images: name one with :<tag>)".to_string(),
+                    |r| { format!("tagged {r:?}") }
+                ),
                 match self.refs() {
                     r if r.is_empty() => "no tagged images".to_string(),
                     r => format!("tags: {}", r.join(", ")),

@@ -332,6 +332,36 @@ mod tests {
     }
 
     #[test]
+    fn huge_sizes_and_times_go_to_pax_records() {
+        // Headers only: the 16 GiB of data never exist.
+        let mut w = TarWriter::new(Vec::new());
+        let size = 1u64 << 34;
+        let meta = Meta {
+            mtime: 1 << 40,
+            ..META
+        };
+        w.append_header(b"big", Kind::File(size), &meta).unwrap();
+        let bytes = w.out;
+        assert_eq!(
+            bytes.len(),
+            512 * 3,
+            "pax header, its records, the file header"
+        );
+        assert_eq!(bytes[156], b'x');
+        let records = String::from_utf8_lossy(&bytes[512..1024]);
+        assert!(records.contains(" size=17179869184\n"), "{records}");
+        assert!(records.contains(" mtime=1099511627776\n"), "{records}");
+        // the ustar fields hold what fits, and the file header still checksums
+        assert_eq!(&bytes[1024 + 124..1024 + 136], b"77777777777\0");
+        let header = tar::Header::from_byte_slice(&bytes[1024..1536]);
+        assert_eq!(header.cksum().unwrap(), {
+            let mut h = bytes[1024..1536].to_vec();
+            h[148..156].copy_from_slice(b"        ");
+            h.iter().map(|&b| u32::from(b)).sum::<u32>()
+        });
+    }
+
+    #[test]
     fn pax_record_length_counts_itself() {
         for n in [1usize, 5, 90, 95, 96, 97, 990, 995] {
             let mut out = Vec::new();

@@ -323,16 +323,7 @@ mod tests {
     use std::os::unix::fs::{symlink, PermissionsExt};
 
     fn cfg(target: &str) -> LayerConfig {
-        LayerConfig {
-            source: SourceTemplate::try_from("x".to_string()).unwrap(),
-            target: target.into(),
-            uid: 0,
-            gid: 0,
-            exclude: vec![],
-            modes: vec![],
-            preserve_modes: false,
-            setid: false,
-        }
+        LayerConfig::new(SourceTemplate::try_from("x".to_string()).unwrap(), target)
     }
 
     fn write(p: &Path, mode: u32) {

@@ -548,3 +548,67 @@ fn base_image_fixture_is_current() {
         }
     }
 }
+
+#[test]
+fn hard_links_long_names_and_non_utf8_names_survive_umoci() {
+    require("skopeo");
+    require("umoci");
+    let (tmp, p) = retail_store();
+    let st = p.join("src/cart/target/static");
+    fs::write(st.join("z-original.txt"), "shared bytes").unwrap();
+    fs::hard_link(st.join("z-original.txt"), st.join("a-link.txt")).unwrap();
+    let deep = st.join("d".repeat(60)).join("e".repeat(60));
+    fs::create_dir_all(&deep).unwrap();
+    let long_name = format!("{}.txt", "f".repeat(90));
+    fs::write(deep.join(&long_name), "deep").unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9-latin1.txt");
+    fs::write(st.join(odd), "latin-1 name").unwrap();
+
+    let out = tmp.path().join("out");
+    ok(ocibuild(
+        &p,
+        &[
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--service",
+            "cart",
+            "--platform",
+            "linux/amd64",
+        ],
+    ));
+    let one = tmp.path().join("one");
+    run(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        &format!("oci:{}:latest", out.join("cart").display()),
+        &format!("oci:{}:x", one.display()),
+    ]));
+    let bundle = tmp.path().join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:x", one.display())])
+        .arg(&bundle));
+    let app = bundle.join("rootfs/app/static");
+    let a = fs::metadata(app.join("a-link.txt")).unwrap();
+    let z = fs::metadata(app.join("z-original.txt")).unwrap();
+    assert_eq!(
+        a.ino(),
+        z.ino(),
+        "a hard link in the tree is a hard link in the image"
+    );
+    assert_eq!(
+        fs::read_to_string(app.join("z-original.txt")).unwrap(),
+        "shared bytes"
+    );
+    let deep_in_image = app
+        .join("d".repeat(60))
+        .join("e".repeat(60))
+        .join(&long_name);
+    assert!(deep_in_image.as_os_str().len() > 200);
+    assert_eq!(fs::read_to_string(deep_in_image).unwrap(), "deep");
+    assert_eq!(fs::read_to_string(app.join(odd)).unwrap(), "latin-1 name");
+    assert_eq!(
+        fs::read_to_string(app.join("café-menü.txt")).unwrap(),
+        "Menü du café\n"
+    );
+}
