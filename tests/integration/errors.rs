@@ -325,3 +325,61 @@ fn a_failed_rebuild_leaves_the_previous_layout_untouched() {
         "the output changed although the build failed"
     );
 }
+
+#[test]
+fn a_single_manifest_base_serves_its_own_platform_only() {
+    let (tmp, p) = retail_store();
+    // Point the base layout's index.json straight at its amd64 manifest.
+    let base = p.join("base-images/static");
+    let top: serde_json::Value =
+        serde_json::from_slice(&fs::read(base.join("index.json")).unwrap()).unwrap();
+    let index_digest = top["manifests"][0]["digest"].as_str().unwrap();
+    let index: serde_json::Value = serde_json::from_slice(
+        &fs::read(base.join("blobs/sha256").join(&index_digest[7..])).unwrap(),
+    )
+    .unwrap();
+    let amd = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "amd64")
+        .unwrap()
+        .clone();
+    let mut entry = amd.clone();
+    entry.as_object_mut().unwrap().remove("platform");
+    entry["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "v1"});
+    fs::write(
+        base.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [entry]})).unwrap(),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let report = ok(ocibuild(
+        &p,
+        &[
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--service",
+            "catalog",
+            "--platform",
+            "linux/amd64",
+            "--format",
+            "json",
+        ],
+    ));
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let first_layer = &report[0]["platforms"][0]["layers"][0];
+    assert_eq!(first_layer["from_base"], true);
+    fs::remove_dir_all(&out).unwrap();
+    build_fails(
+        &p,
+        &out,
+        &["--service", "catalog"],
+        &[
+            "service catalog",
+            "no image for linux/arm64/v8",
+            "it has: linux/amd64",
+        ],
+    );
+}
