@@ -15,4 +15,5 @@ pub mod image;
 pub mod layer;
 pub mod layout;
 pub mod platform;
+pub mod registry;
 pub mod spec;

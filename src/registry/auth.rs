@@ -1,0 +1,364 @@
+//! Credentials and auth challenges: where a registry's credentials come from (anonymous,
+//! Docker `config.json` with `auths`, `credHelpers`, `credsStore` and helper programs), and the
+//! parsing of `WWW-Authenticate` challenges (Basic, Bearer with realm/service/scope).
+//!
+//! Invariants: secrets never appear in `Debug`/`Display` output; a [`CredentialSource`] only
+//! says where a credential came from. Knows nothing of AWS.
+
+use base64::Engine;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What to present to the registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// No credentials.
+    Anonymous,
+    /// User name and password (or token as password).
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// An OAuth2 refresh token (Docker `identitytoken`).
+    IdentityToken(Secret),
+}
+
+/// A credential and where it came from (for messages; never the secret itself).
+#[derive(Clone, Debug)]
+pub struct CredentialSource {
+    /// The credential.
+    pub credential: Credential,
+    /// Where it came from, e.g. `auths["127.0.0.1:5000"] in /home/u/.docker/config.json`.
+    pub origin: String,
+}
+
+impl CredentialSource {
+    /// No credentials.
+    pub fn anonymous(why: &str) -> Self {
+        CredentialSource {
+            credential: Credential::Anonymous,
+            origin: why.to_string(),
+        }
+    }
+}
+
+/// A credential lookup failed in a way the user must fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthError(pub String);
+
+/// The Docker config file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub fn docker_config_path() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
+        return Some(PathBuf::from(d).join("config.json"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
+}
+
+/// Normalise a config.json key (`https://host:port/v1/`, `host`) to `host[:port]`.
+fn normalise_host(key: &str) -> String {
+    let k = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let k = k.split('/').next().unwrap_or(k);
+    if k == "index.docker.io" || k == "registry-1.docker.io" {
+        "docker.io".to_string()
+    } else {
+        k.to_string()
+    }
+}
+
+/// Credentials for `host` from the Docker config file at `path` (if it exists).
+pub fn from_docker_config(host: &str, path: &Path) -> Result<CredentialSource, AuthError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(CredentialSource::anonymous(&format!(
+                "anonymous (no {} )",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(AuthError(format!("reading {}: {e}", path.display()))),
+    };
+    let cfg: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| AuthError(format!("{} is not valid JSON: {e}", path.display())))?;
+    let want = normalise_host(host);
+    let helpers: BTreeMap<String, String> = cfg
+        .get("credHelpers")
+        .and_then(|h| h.as_object())
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((normalise_host(k), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(helper) = helpers.get(&want) {
+        return from_helper(helper, host, &format!("credHelpers in {}", path.display()));
+    }
+    if let Some(auths) = cfg.get("auths").and_then(|a| a.as_object()) {
+        if let Some((key, entry)) = auths.iter().find(|(k, _)| normalise_host(k) == want) {
+            let origin = format!("auths[{key:?}] in {}", path.display());
+            if let Some(tok) = entry.get("identitytoken").and_then(|t| t.as_str()) {
+                if !tok.is_empty() {
+                    return Ok(CredentialSource {
+                        credential: Credential::IdentityToken(Secret(tok.to_string())),
+                        origin,
+                    });
+                }
+            }
+            if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
+                if !auth.is_empty() {
+                    let decoded = base64::engine::general_purpose::STANDARD
+                        .decode(auth.trim())
+                        .ok()
+                        .and_then(|b| String::from_utf8(b).ok())
+                        .ok_or_else(|| {
+                            AuthError(format!("{origin}: \"auth\" is not base64 of user:password"))
+                        })?;
+                    let (u, p) = decoded.split_once(':').ok_or_else(|| {
+                        AuthError(format!("{origin}: \"auth\" is not base64 of user:password"))
+                    })?;
+                    return Ok(CredentialSource {
+                        credential: Credential::Basic {
+                            username: u.to_string(),
+                            password: Secret(p.to_string()),
+                        },
+                        origin,
+                    });
+                }
+            }
+            if let (Some(u), Some(p)) = (
+                entry.get("username").and_then(|u| u.as_str()),
+                entry.get("password").and_then(|p| p.as_str()),
+            ) {
+                return Ok(CredentialSource {
+                    credential: Credential::Basic {
+                        username: u.to_string(),
+                        password: Secret(p.to_string()),
+                    },
+                    origin,
+                });
+            }
+        }
+    }
+    if let Some(store) = cfg.get("credsStore").and_then(|s| s.as_str()) {
+        if !store.is_empty() {
+            return from_helper(store, host, &format!("credsStore in {}", path.display()));
+        }
+    }
+    Ok(CredentialSource::anonymous(&format!(
+        "anonymous (no entry for {want} in {})",
+        path.display()
+    )))
+}
+
+/// Ask `docker-credential-<helper> get` for `host`'s credentials.
+fn from_helper(helper: &str, host: &str, why: &str) -> Result<CredentialSource, AuthError> {
+    let program = format!("docker-credential-{helper}");
+    let origin = format!("{program} ({why})");
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            AuthError(format!(
+                "running {program}: {e}: install it or remove it from the Docker config"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(host.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| AuthError(format!("running {program}: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let said = format!("{}{}", stdout, String::from_utf8_lossy(&out.stderr));
+        if said.to_lowercase().contains("credentials not found") {
+            return Ok(CredentialSource::anonymous(&format!(
+                "anonymous ({origin} has none)"
+            )));
+        }
+        return Err(AuthError(format!(
+            "{origin} failed ({}); check the helper's setup",
+            out.status
+        )));
+    }
+    let v: serde_json::Value = serde_json::from_str(&stdout)
+        .map_err(|_| AuthError(format!("{origin} printed something that is not JSON")))?;
+    let user = v
+        .get("Username")
+        .and_then(|u| u.as_str())
+        .unwrap_or_default();
+    let secret = v.get("Secret").and_then(|s| s.as_str()).unwrap_or_default();
+    let credential = if user == "<token>" {
+        Credential::IdentityToken(Secret(secret.to_string()))
+    } else {
+        Credential::Basic {
+            username: user.to_string(),
+            password: Secret(secret.to_string()),
+        }
+    };
+    Ok(CredentialSource { credential, origin })
+}
+
+/// A parsed `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// Send Basic credentials.
+    Basic,
+    /// Get a token from `realm`.
+    Bearer {
+        /// Token endpoint.
+        realm: String,
+        /// `service` parameter, if any.
+        service: Option<String>,
+        /// `scope` the registry asked for, if any.
+        scope: Option<String>,
+    },
+}
+
+/// Parse a `WWW-Authenticate` header value.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    match scheme.to_ascii_lowercase().as_str() {
+        "basic" => Some(Challenge::Basic),
+        "bearer" => {
+            let params = parse_params(rest);
+            Some(Challenge::Bearer {
+                realm: params.get("realm")?.clone(),
+                service: params.get("service").cloned(),
+                scope: params.get("scope").cloned(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `key="value", key2=value2` (quoted values may hold commas and colons).
+fn parse_params(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && (b[i] == b',' || b[i] == b' ') {
+            i += 1;
+        }
+        let ks = i;
+        while i < b.len() && b[i] != b'=' {
+            i += 1;
+        }
+        let key = s[ks..i].trim().to_ascii_lowercase();
+        i += 1;
+        let mut value = String::new();
+        if i < b.len() && b[i] == b'"' {
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                if b[i] == b'\\' && i + 1 < b.len() {
+                    i += 1;
+                }
+                value.push(b[i] as char);
+                i += 1;
+            }
+            i += 1;
+        } else {
+            let vs = i.min(b.len());
+            while i < b.len() && b[i] != b',' {
+                i += 1;
+            }
+            value = s[vs..i.min(b.len())].trim().to_string();
+        }
+        if !key.is_empty() {
+            out.insert(key, value);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        assert_eq!(
+            parse_challenge("Basic realm=\"registry\""),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(
+            parse_challenge(
+                r#"Bearer realm="https://auth.example:5001/token",service="registry.example:5000",scope="repository:a/b:pull,push""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "https://auth.example:5001/token".into(),
+                service: Some("registry.example:5000".into()),
+                scope: Some("repository:a/b:pull,push".into()),
+            })
+        );
+        assert_eq!(parse_challenge("Negotiate x"), None);
+        assert_eq!(
+            parse_challenge("Bearer service=\"x\""),
+            None,
+            "realm is required"
+        );
+    }
+
+    fn write_cfg(dir: &Path, json: &str) -> PathBuf {
+        let p = dir.join("config.json");
+        std::fs::write(&p, json).unwrap();
+        p
+    }
+
+    #[test]
+    fn docker_config_auths() {
+        let t = tempfile::tempdir().unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+        let p = write_cfg(
+            t.path(),
+            &format!(
+                r#"{{"auths":{{"https://127.0.0.1:5000/v1/":{{"auth":"{auth}"}},"other":{{"identitytoken":"tok"}}}}}}"#
+            ),
+        );
+        let c = from_docker_config("127.0.0.1:5000", &p).unwrap();
+        assert_eq!(
+            c.credential,
+            Credential::Basic {
+                username: "alice".into(),
+                password: Secret("s3cret".into())
+            }
+        );
+        assert!(c.origin.contains("auths[\"https://127.0.0.1:5000/v1/\"]"));
+        assert!(!format!("{c:?}").contains("s3cret"), "secrets never print");
+        let c = from_docker_config("other", &p).unwrap();
+        assert_eq!(
+            c.credential,
+            Credential::IdentityToken(Secret("tok".into()))
+        );
+        let c = from_docker_config("nowhere", &p).unwrap();
+        assert_eq!(c.credential, Credential::Anonymous);
+        let c = from_docker_config("x", &t.path().join("missing.json")).unwrap();
+        assert_eq!(c.credential, Credential::Anonymous);
+        let bad = write_cfg(t.path(), r#"{"auths":{"h":{"auth":"!!"}}}"#);
+        assert!(from_docker_config("h", &bad)
+            .unwrap_err()
+            .0
+            .contains("not base64"));
+    }
+}

@@ -1,0 +1,176 @@
+//! One structured registry error: what was asked (method and URL without its query, which can
+//! carry signed upload state), the HTTP status, the registry's error code and message, and a
+//! verdict on whether trying again can help. Never holds credentials.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A failed registry request.
+#[derive(Debug, Clone)]
+pub struct RegistryError {
+    /// HTTP method.
+    pub method: String,
+    /// URL without query string or fragment.
+    pub url: String,
+    /// HTTP status; `None` for connection-level failures.
+    pub status: Option<u16>,
+    /// First error code of the registry's error envelope, e.g. `NAME_UNKNOWN`.
+    pub code: Option<String>,
+    /// Human-readable cause (the registry's message, or the transport error).
+    pub message: String,
+    /// `Retry-After`, when the registry sent one.
+    pub retry_after: Option<Duration>,
+    /// A hint saying what the user can do.
+    pub hint: Option<String>,
+}
+
+impl RegistryError {
+    /// Whether a retry may succeed: connection errors, 408, 429 and 5xx.
+    pub fn is_retryable(&self) -> bool {
+        match self.status {
+            None => true,
+            Some(s) => s == 408 || s == 429 || s >= 500,
+        }
+    }
+
+    /// An error for a transport failure.
+    pub fn transport(method: &str, url: &url::Url, err: &reqwest::Error) -> Self {
+        // reqwest's Display includes the URL with its query; keep only the cause chain.
+        let mut message = String::new();
+        let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(err);
+        while let Some(c) = cur {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&c.to_string());
+            cur = c.source();
+        }
+        if message.is_empty() {
+            message = if err.is_timeout() {
+                "timed out".into()
+            } else {
+                "connection failed".into()
+            };
+        }
+        RegistryError {
+            method: method.to_string(),
+            url: strip_query(url),
+            status: None,
+            code: None,
+            message,
+            retry_after: None,
+            hint: None,
+        }
+    }
+
+    /// An error from an HTTP answer: parses the OCI error envelope from `body`.
+    pub fn from_status(
+        method: &str,
+        url: &url::Url,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &[u8],
+    ) -> Self {
+        let (code, message) = parse_envelope(body).unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            (None, text.chars().take(200).collect::<String>())
+        });
+        let hint = match (status, code.as_deref()) {
+            (_, Some("NAME_UNKNOWN")) => Some(
+                "the repository does not exist: create it (for ECR: `ocibuild repos ensure`)".into(),
+            ),
+            (_, Some("TAG_INVALID")) if message.contains("cannot be overwritten") => Some(
+                "the repository's tags are immutable: push a new tag instead of reusing this one"
+                    .into(),
+            ),
+            (401, _) | (403, _) | (_, Some("DENIED")) | (_, Some("UNAUTHORIZED")) => Some(
+                "check the credentials for this registry (docker login, DOCKER_CONFIG, or the [registry] auth setting)".into(),
+            ),
+            _ => None,
+        };
+        RegistryError {
+            method: method.to_string(),
+            url: strip_query(url),
+            status: Some(status),
+            code,
+            message,
+            retry_after,
+            hint,
+        }
+    }
+}
+
+fn parse_envelope(body: &[u8]) -> Option<(Option<String>, String)> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let first = v.get("errors")?.as_array()?.first()?;
+    let code = first
+        .get("code")
+        .and_then(|c| c.as_str())
+        .map(str::to_string);
+    let message = first
+        .get("message")
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_string();
+    Some((code, message))
+}
+
+/// The URL as text without query or fragment.
+pub fn strip_query(url: &url::Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: ", self.method, self.url)?;
+        if let Some(s) = self.status {
+            write!(f, "{s} ")?;
+        }
+        if let Some(c) = &self.code {
+            write!(f, "{c} ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " ({h})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_and_hints() {
+        let url = url::Url::parse("https://r.example/v2/a/blobs/uploads/x?_state=SECRET").unwrap();
+        let e = RegistryError::from_status(
+            "PUT",
+            &url,
+            404,
+            None,
+            br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#,
+        );
+        let s = e.to_string();
+        assert!(!s.contains("SECRET"), "{s}");
+        assert!(
+            s.contains("404 NAME_UNKNOWN repository name not known"),
+            "{s}"
+        );
+        assert!(s.contains("ocibuild repos ensure"), "{s}");
+        assert!(!e.is_retryable());
+        let e = RegistryError::from_status("GET", &url, 503, None, b"busy");
+        assert!(e.is_retryable());
+        assert!(RegistryError::from_status("GET", &url, 429, None, b"").is_retryable());
+        assert!(RegistryError::from_status("GET", &url, 408, None, b"").is_retryable());
+        assert!(!RegistryError::from_status("GET", &url, 400, None, b"").is_retryable());
+    }
+}
