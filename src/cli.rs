@@ -22,6 +22,51 @@ pub struct Cli {
 enum Command {
     /// Build each service's multi-platform image into an OCI image layout OUT/<service>/.
     Build(BuildArgs),
+    /// Build (or take from --layout) each service's image and push it to the registry.
+    Push(PushArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PushArgs {
+    /// Config file (default: ./ocibuild.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Push only these services (repeat, or a comma list; default: all).
+    #[arg(long = "service", value_name = "NAME", value_delimiter = ',')]
+    services: Vec<String>,
+    /// Build only these platforms (ignored with --layout).
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    platforms: Vec<String>,
+    /// Tags to write (repeat, or a comma list; default: latest, or the layout's ref names).
+    #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Registry HOST[:PORT][/PREFIX] (default: [registry] url in the config).
+    #[arg(long, value_name = "HOST[/PREFIX]")]
+    registry: Option<String>,
+    /// Use plain HTTP (always allowed for loopback hosts).
+    #[arg(long)]
+    insecure: bool,
+    /// Push the layouts `ocibuild build --out DIR` wrote, without building.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    layout: Option<PathBuf>,
+    /// Where to build the layouts before pushing (default: .ocibuild/layouts beside the config).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Blob transfers in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Look only: report what would be uploaded, mounted, skipped and tagged; write nothing remote.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Output format of the summary on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// Output format.
@@ -87,24 +132,204 @@ fn source_date_epoch() -> anyhow::Result<u64> {
     }
 }
 
+fn parse_platforms(list: &[String]) -> anyhow::Result<Option<Vec<Platform>>> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let mut out: Vec<Platform> = Vec::new();
+    for p in list {
+        let p: Platform = p.parse().map_err(anyhow::Error::msg)?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(Some(out))
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn run_push(args: PushArgs) -> anyhow::Result<()> {
+    use crate::config::{AuthMode, RegistryConfig};
+    use crate::push::{self, BlobOutcome, Event, PushImage, PushOptions};
+    use crate::registry::auth::{self, CredentialSource};
+    use crate::registry::client::{RegistryClient, RetryPolicy};
+
+    let file = Config::locate(args.config.as_deref())?;
+    let config = Config::load(&file)?;
+    let registry = match (&args.registry, &config.registry) {
+        (Some(r), from_config) => {
+            let auth = from_config.as_ref().map_or(AuthMode::Docker, |c| c.auth);
+            let insecure = args.insecure || from_config.as_ref().is_some_and(|c| c.insecure);
+            RegistryConfig::parse(r, auth, insecure).map_err(anyhow::Error::msg)?
+        }
+        (None, Some(c)) => {
+            let mut c = c.clone();
+            c.insecure |= args.insecure;
+            c
+        }
+        (None, None) => bail!(
+            "no registry to push to: pass --registry HOST[/PREFIX] or set [registry] url in {}",
+            file.display()
+        ),
+    };
+    for t in &args.tags {
+        if !crate::spec::is_valid_tag(t) {
+            bail!("invalid tag {t:?}: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'");
+        }
+    }
+    let services = config.select(&args.services)?;
+
+    // The layouts: given, or built now.
+    let layouts_dir = match &args.layout {
+        Some(dir) => dir.clone(),
+        None => {
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| config.dir.join(".ocibuild").join("layouts"));
+            let opts = BuildOptions {
+                services: services.iter().map(|s| s.name.clone()).collect(),
+                platforms: parse_platforms(&args.platforms)?,
+                out: out.clone(),
+                tags: args.tags.clone(),
+                epoch: source_date_epoch()?,
+            };
+            let built = build::build(&config, &opts)?;
+            if !args.quiet {
+                for r in &built {
+                    eprintln!("built {} {}", r.name, r.index_digest);
+                }
+            }
+            out
+        }
+    };
+    let images: Vec<PushImage> = services
+        .iter()
+        .map(|s| PushImage {
+            service: s.name.clone(),
+            repository: registry.repository_path(&s.repository),
+            layout: layouts_dir.join(&s.name),
+            tags: args.tags.clone(),
+        })
+        .collect();
+    for img in &images {
+        if !img.layout.join("oci-layout").is_file() {
+            bail!(
+                "no OCI layout for service {} at {}: run `ocibuild build --out {}` first",
+                img.service,
+                img.layout.display(),
+                layouts_dir.display()
+            );
+        }
+    }
+
+    let cred = match registry.auth {
+        AuthMode::Anonymous => CredentialSource::anonymous("anonymous (auth = \"anonymous\")"),
+        AuthMode::Docker => match auth::docker_config_path() {
+            Some(p) => auth::from_docker_config(&registry.host, &p)?,
+            None => CredentialSource::anonymous("anonymous (no HOME or DOCKER_CONFIG)"),
+        },
+        AuthMode::Ecr => bail!(
+            "auth = \"ecr\" is not available in this build of ocibuild; log in with `aws ecr get-login-password | docker login --username AWS --password-stdin {}` and use auth = \"docker\"",
+            registry.host
+        ),
+    };
+    let client = RegistryClient::new(&registry.host, registry.insecure, cred, RetryPolicy::default())?;
+    let quiet = args.quiet;
+    let progress = move |e: Event| {
+        if quiet {
+            return;
+        }
+        match e {
+            Event::Blob { repository, digest, size, outcome } => {
+                let what = match outcome {
+                    BlobOutcome::Uploaded => "uploaded",
+                    BlobOutcome::Mounted => "mounted",
+                    BlobOutcome::Skipped => "exists",
+                    BlobOutcome::WouldUpload => "would upload",
+                    BlobOutcome::WouldMount => "would mount",
+                };
+                eprintln!("{repository}: {what} {} ({})", &digest[..19], human_bytes(size));
+            }
+            Event::Service { service, error: None } => eprintln!("{service}: done"),
+            Event::Service { service, error: Some(e) } => eprintln!("{service}: FAILED: {e}"),
+        }
+    };
+    let opts = PushOptions {
+        jobs: usize::from(args.jobs),
+        dry_run: args.dry_run,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let reports = runtime.block_on(push::push(&client, &images, &opts, &progress));
+
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&reports)?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("writing report {}", path.display()))?;
+        std::io::Write::write_all(&mut tmp, &json)?;
+        tmp.persist(path)
+            .with_context(|| format!("writing report {}", path.display()))?;
+    }
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+        Format::Text => {
+            for r in &reports {
+                let state = match (&r.error, r.dry_run) {
+                    (Some(_), _) => "FAILED",
+                    (None, true) => "dry run",
+                    (None, false) => "pushed",
+                };
+                println!(
+                    "{} {state}: {}/{}@{} tags [{}]: uploaded {} ({}), mounted {}, skipped {} in {:.1} s",
+                    r.service,
+                    r.registry,
+                    r.repository,
+                    r.index_digest,
+                    r.tags.join(", "),
+                    r.blobs_uploaded,
+                    human_bytes(r.bytes_uploaded),
+                    r.blobs_mounted,
+                    r.blobs_skipped,
+                    r.duration_ms as f64 / 1000.0
+                );
+                if let Some(e) = &r.error {
+                    println!("  error: {e}");
+                }
+            }
+        }
+    }
+    let failed: Vec<&str> = reports.iter().filter(|r| r.error.is_some()).map(|r| r.service.as_str()).collect();
+    if !failed.is_empty() {
+        bail!("{} of {} services failed to push: {}", failed.len(), reports.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Push(args) => run_push(args),
         Command::Build(args) => {
             let epoch = source_date_epoch()?;
             let file = Config::locate(args.config.as_deref())?;
             let config = Config::load(&file)?;
-            let platforms = if args.platforms.is_empty() {
-                None
-            } else {
-                let mut list: Vec<Platform> = Vec::new();
-                for p in &args.platforms {
-                    let p: Platform = p.parse().map_err(anyhow::Error::msg)?;
-                    if !list.contains(&p) {
-                        list.push(p);
-                    }
-                }
-                Some(list)
-            };
+            let platforms = parse_platforms(&args.platforms)?;
             let opts = BuildOptions {
                 services: args.services,
                 platforms,

@@ -33,6 +33,81 @@ pub struct Config {
     pub platforms: Vec<Platform>,
     /// Services by name (sorted).
     pub services: BTreeMap<String, Service>,
+    /// The registry to push to, if the file names one.
+    pub registry: Option<RegistryConfig>,
+}
+
+/// How credentials for the registry are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Docker's config.json (`auths`, `credHelpers`, `credsStore`); anonymous if none.
+    Docker,
+    /// No credentials.
+    Anonymous,
+    /// Amazon ECR through the AWS SDK.
+    Ecr,
+}
+
+/// Where images are pushed: `[registry]` in the config, or `--registry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryConfig {
+    /// `host[:port]`.
+    pub host: String,
+    /// Repository prefix (`team` in `host/team`), without slashes at the ends.
+    pub prefix: Option<String>,
+    /// Credential source.
+    pub auth: AuthMode,
+    /// Plain HTTP (loopback hosts always may use it).
+    pub insecure: bool,
+}
+
+impl RegistryConfig {
+    /// Parse `[http[s]://]host[:port][/prefix]`.
+    pub fn parse(s: &str, auth: AuthMode, insecure: bool) -> Result<Self, String> {
+        let (rest, insecure) = if let Some(r) = s.strip_prefix("http://") {
+            (r, true)
+        } else if let Some(r) = s.strip_prefix("https://") {
+            (r, insecure)
+        } else {
+            (s, insecure)
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, prefix) = match rest.split_once('/') {
+            Some((h, p)) => (h, Some(p.to_string())),
+            None => (rest, None),
+        };
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+        if !host_ok {
+            return Err(format!(
+                "invalid registry {s:?}: expected HOST[:PORT][/PREFIX], e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com or localhost:5000/team"
+            ));
+        }
+        if let Some(p) = &prefix {
+            if !is_valid_repository(p) {
+                return Err(format!(
+                    "invalid repository prefix {p:?} in registry {s:?}: lowercase letters, digits, . _ - and /"
+                ));
+            }
+        }
+        Ok(RegistryConfig {
+            host: host.to_string(),
+            prefix,
+            auth,
+            insecure,
+        })
+    }
+
+    /// The full repository path of `repository` in this registry.
+    pub fn repository_path(&self, repository: &str) -> String {
+        match &self.prefix {
+            Some(p) => format!("{p}/{repository}"),
+            None => repository.to_string(),
+        }
+    }
 }
 
 /// One service: what its image holds and how it runs.
@@ -408,6 +483,16 @@ struct RawFile {
     build: RawBuild,
     #[serde(default)]
     services: BTreeMap<Spanned<String>, RawService>,
+    registry: Option<RawRegistry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    url: Spanned<String>,
+    auth: Option<AuthMode>,
+    #[serde(default)]
+    insecure: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -618,11 +703,23 @@ impl Config {
                 },
             );
         }
+        let registry = match raw.registry {
+            None => None,
+            Some(r) => {
+                let span = r.url.span();
+                let auth = r.auth.unwrap_or(AuthMode::Docker);
+                Some(
+                    RegistryConfig::parse(r.url.get_ref(), auth, r.insecure)
+                        .map_err(|e| at(file, src, Some(span), e))?,
+                )
+            }
+        };
         Ok(Config {
             file: file.to_path_buf(),
             dir: dir.to_path_buf(),
             platforms,
             services,
+            registry,
         })
     }
 
@@ -842,6 +939,26 @@ modes = { "bin/*" = "0750" }
             e.contains("unknown service \"nope\"") && e.contains("cart, catalog"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn registry_section() {
+        let c = parse(&format!(
+            "[registry]\nurl = \"localhost:5000/team/x\"\nauth = \"anonymous\"\n{MINIMAL}"
+        ))
+        .unwrap();
+        let r = c.registry.unwrap();
+        assert_eq!(r.host, "localhost:5000");
+        assert_eq!(r.repository_path("cart"), "team/x/cart");
+        assert_eq!(r.auth, AuthMode::Anonymous);
+        assert!(!r.insecure);
+        let e = err(&format!("[registry]\nurl = \"bad host/x\"\n{MINIMAL}"));
+        assert!(e.starts_with("ocibuild.toml:2:7:") && e.contains("invalid registry"), "{e}");
+        let e = err(&format!("[registry]\nurl = \"h\"\nauth = \"kerberos\"\n{MINIMAL}"));
+        assert!(e.contains("kerberos"), "{e}");
+        let r = RegistryConfig::parse("http://reg.example:8080/", AuthMode::Docker, false).unwrap();
+        assert!(r.insecure && r.prefix.is_none() && r.host == "reg.example:8080");
+        assert!(RegistryConfig::parse("h/UPPER", AuthMode::Docker, false).is_err());
     }
 
     #[test]

@@ -15,5 +15,6 @@ pub mod image;
 pub mod layer;
 pub mod layout;
 pub mod platform;
+pub mod push;
 pub mod registry;
 pub mod spec;

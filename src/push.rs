@@ -1,0 +1,397 @@
+//! `ocibuild push`: copies images from OCI layouts to a registry. All blobs of all services go
+//! through one bounded pool; each digest is handled by one task that serves every repository
+//! needing it in turn: HEAD (skip what exists), else mount from a repository that got it
+//! earlier in this run (a 202 falls back to an upload), else a one-request streamed upload.
+//! Then, per service whose blobs all arrived: platform manifests by digest, the index by
+//! digest, then each tag, so a tag never points at anything incomplete.
+//!
+//! A registry that already has a service's index by digest has everything under it (the
+//! registry checks references on manifest PUT): such a service only gets its tags.
+//! Imports `digest`, `layout`, `registry`, `spec`.
+
+#![allow(clippy::result_large_err)] // RegistryError travels in results; see registry::client.
+
+use crate::digest::Digest;
+use crate::layout::Layout;
+use crate::registry::client::{Mount, RegistryClient};
+use crate::registry::error::RegistryError;
+use crate::spec::{MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX};
+use futures_util::stream::{self, StreamExt};
+use oci_spec::image::{ImageIndex, ImageManifest};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// One service's image to push.
+#[derive(Debug, Clone)]
+pub struct PushImage {
+    /// Service name.
+    pub service: String,
+    /// Full repository path in the registry (prefix included).
+    pub repository: String,
+    /// The service's OCI layout.
+    pub layout: PathBuf,
+    /// Tags to write; empty: the layout's own ref names.
+    pub tags: Vec<String>,
+}
+
+/// Settings of a push.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Blob operations in flight at once.
+    pub jobs: usize,
+    /// Only look (HEAD requests); write nothing.
+    pub dry_run: bool,
+}
+
+/// What happened to one blob in one repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobOutcome {
+    /// Uploaded.
+    Uploaded,
+    /// Mounted from another repository of this run.
+    Mounted,
+    /// Already there.
+    Skipped,
+    /// (dry run) would be uploaded.
+    WouldUpload,
+    /// (dry run) would be mounted.
+    WouldMount,
+}
+
+/// Progress events, rendered by the CLI.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// One blob done in one repository.
+    Blob {
+        /// Repository.
+        repository: String,
+        /// Blob digest.
+        digest: String,
+        /// Blob size.
+        size: u64,
+        /// What happened.
+        outcome: BlobOutcome,
+    },
+    /// A service finished (tags written) or failed.
+    Service {
+        /// Service name.
+        service: String,
+        /// Error, if it failed.
+        error: Option<String>,
+    },
+}
+
+/// The result for one service.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushReport {
+    /// Service name.
+    pub service: String,
+    /// Full repository path.
+    pub repository: String,
+    /// Registry host.
+    pub registry: String,
+    /// Digest of what the tags point at (the image index).
+    pub index_digest: String,
+    /// Platform manifest digests.
+    pub manifest_digests: Vec<String>,
+    /// Tags written (or, on a dry run, that would be).
+    pub tags: Vec<String>,
+    /// Blobs uploaded.
+    pub blobs_uploaded: usize,
+    /// Blobs mounted from another repository.
+    pub blobs_mounted: usize,
+    /// Blobs already present.
+    pub blobs_skipped: usize,
+    /// Bytes uploaded.
+    pub bytes_uploaded: u64,
+    /// Wall time of this service's push, in milliseconds.
+    pub duration_ms: u64,
+    /// Whether this was a dry run (nothing written).
+    pub dry_run: bool,
+    /// Why the service failed; `None` on success.
+    pub error: Option<String>,
+}
+
+struct Loaded {
+    index: (Digest, Vec<u8>, String),
+    manifests: Vec<(Digest, Vec<u8>, String)>,
+    blobs: Vec<(Digest, u64, PathBuf)>,
+    tags: Vec<String>,
+}
+
+fn load(img: &PushImage) -> Result<Loaded, String> {
+    let layout = Layout::open(&img.layout).map_err(|e| e.to_string())?;
+    let top = layout.find(None).map_err(|e| e.to_string())?.clone();
+    let digest: Digest = top.digest().to_string().parse().map_err(|e| format!("{e}"))?;
+    let media = top.media_type().to_string();
+    let bytes = layout.read_blob(&digest).map_err(|e| e.to_string())?;
+    let tags = if img.tags.is_empty() {
+        let mut refs = layout.refs();
+        refs.dedup();
+        if refs.is_empty() {
+            vec!["latest".to_string()]
+        } else {
+            refs
+        }
+    } else {
+        img.tags.clone()
+    };
+    let mut manifests = Vec::new();
+    let mut manifest_bytes = Vec::new();
+    if media == MEDIA_TYPE_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
+        let index: ImageIndex = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: invalid image index: {e}", img.layout.display()))?;
+        for m in index.manifests() {
+            let d: Digest = m.digest().to_string().parse().map_err(|e| format!("{e}"))?;
+            let b = layout.read_blob(&d).map_err(|e| e.to_string())?;
+            manifest_bytes.push(b.clone());
+            manifests.push((d, b, m.media_type().to_string()));
+        }
+    } else {
+        manifest_bytes.push(bytes.clone());
+    }
+    let mut blobs: Vec<(Digest, u64, PathBuf)> = Vec::new();
+    for b in &manifest_bytes {
+        let m: ImageManifest = serde_json::from_slice(b)
+            .map_err(|e| format!("{}: invalid manifest: {e}", img.layout.display()))?;
+        for d in std::iter::once(m.config()).chain(m.layers()) {
+            let digest: Digest = d.digest().to_string().parse().map_err(|e| format!("{e}"))?;
+            let path = layout.blob_path(&digest);
+            let len = std::fs::metadata(&path).map(|m| m.len()).ok();
+            if len != Some(d.size()) {
+                return Err(format!(
+                    "{}: blob {digest} is missing or has the wrong size; rebuild the layout",
+                    img.layout.display()
+                ));
+            }
+            if !blobs.iter().any(|(x, _, _)| *x == digest) {
+                blobs.push((digest, d.size(), path));
+            }
+        }
+    }
+    Ok(Loaded {
+        index: (digest, bytes, media),
+        manifests,
+        blobs,
+        tags,
+    })
+}
+
+/// Push `images` through `client`. Returns one report per image (failed ones carry `error`).
+pub async fn push(
+    client: &RegistryClient,
+    images: &[PushImage],
+    opts: &PushOptions,
+    progress: &(dyn Fn(Event) + Send + Sync),
+) -> Vec<PushReport> {
+    let started = Instant::now();
+    let host = client.base().host_str().map_or(String::new(), |h| {
+        match client.base().port() {
+            Some(p) => format!("{h}:{p}"),
+            None => h.to_string(),
+        }
+    });
+    let mut reports: Vec<PushReport> = Vec::new();
+    let mut loaded: Vec<Option<Loaded>> = Vec::new();
+    for img in images {
+        let mut r = PushReport {
+            service: img.service.clone(),
+            repository: img.repository.clone(),
+            registry: host.clone(),
+            index_digest: String::new(),
+            manifest_digests: vec![],
+            tags: vec![],
+            blobs_uploaded: 0,
+            blobs_mounted: 0,
+            blobs_skipped: 0,
+            bytes_uploaded: 0,
+            duration_ms: 0,
+            dry_run: opts.dry_run,
+            error: None,
+        };
+        match load(img) {
+            Ok(l) => {
+                r.index_digest = l.index.0.to_string();
+                r.manifest_digests = l.manifests.iter().map(|m| m.0.to_string()).collect();
+                r.tags = l.tags.clone();
+                loaded.push(Some(l));
+            }
+            Err(e) => {
+                r.error = Some(format!("reading layout: {e}"));
+                loaded.push(None);
+            }
+        }
+        reports.push(r);
+    }
+
+    // Services whose index is already in their repository need only their tags.
+    let mut complete = vec![false; images.len()];
+    for (i, l) in loaded.iter().enumerate() {
+        if let Some(l) = l {
+            match client
+                .manifest_exists(&images[i].repository, l.index.0.as_str())
+                .await
+            {
+                Ok(found) => complete[i] = found,
+                Err(e) => reports[i].error = Some(e.to_string()),
+            }
+        }
+    }
+
+    // One task per digest, serving every repository that needs it, in service order.
+    let mut by_digest: BTreeMap<Digest, (u64, PathBuf, Vec<String>)> = BTreeMap::new();
+    for (i, l) in loaded.iter().enumerate() {
+        let Some(l) = l else { continue };
+        if reports[i].error.is_some() {
+            continue;
+        }
+        if complete[i] {
+            reports[i].blobs_skipped = l.blobs.len();
+            continue;
+        }
+        for (d, size, path) in &l.blobs {
+            let e = by_digest
+                .entry(d.clone())
+                .or_insert_with(|| (*size, path.clone(), Vec::new()));
+            if !e.2.contains(&images[i].repository) {
+                e.2.push(images[i].repository.clone());
+            }
+        }
+    }
+    let results: Vec<(Digest, u64, Vec<(String, Result<BlobOutcome, RegistryError>)>)> =
+        stream::iter(by_digest.into_iter().map(|(digest, (size, path, repos))| async move {
+            let mut have_from: Option<String> = None;
+            let mut out = Vec::new();
+            for repo in repos {
+                let r = push_blob(client, &repo, &digest, size, &path, have_from.as_deref(), opts.dry_run).await;
+                if let Ok(outcome) = &r {
+                    progress(Event::Blob {
+                        repository: repo.clone(),
+                        digest: digest.to_string(),
+                        size,
+                        outcome: *outcome,
+                    });
+                    have_from = Some(repo.clone());
+                }
+                out.push((repo, r));
+            }
+            (digest, size, out)
+        }))
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+
+    let mut outcome: HashMap<(String, Digest), (Result<BlobOutcome, RegistryError>, u64)> =
+        HashMap::new();
+    for (digest, size, per_repo) in results {
+        for (repo, r) in per_repo {
+            outcome.insert((repo, digest.clone()), (r, size));
+        }
+    }
+
+    // Per service: account for its blobs, then manifests, index, tags.
+    let finish = images.iter().enumerate().map(|(i, img)| {
+        let l = loaded[i].as_ref();
+        let mut report = reports[i].clone();
+        let outcome = &outcome;
+        let is_complete = complete[i];
+        async move {
+            if let (Some(l), None) = (l, &report.error) {
+                if !is_complete {
+                    for (d, _, _) in &l.blobs {
+                        match outcome.get(&(img.repository.clone(), d.clone())) {
+                            Some((Ok(o), size)) => match o {
+                                BlobOutcome::Uploaded | BlobOutcome::WouldUpload => {
+                                    report.blobs_uploaded += 1;
+                                    report.bytes_uploaded += size;
+                                }
+                                BlobOutcome::Mounted | BlobOutcome::WouldMount => {
+                                    report.blobs_mounted += 1
+                                }
+                                BlobOutcome::Skipped => report.blobs_skipped += 1,
+                            },
+                            Some((Err(e), _)) if report.error.is_none() => {
+                                report.error = Some(format!("blob {d}: {e}"));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                if report.error.is_none() && !opts.dry_run {
+                    if let Err(e) = write_manifests(client, &img.repository, l, is_complete).await {
+                        report.error = Some(e.to_string());
+                    }
+                }
+            }
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            if report.error.is_some() {
+                // Nothing was tagged: the report must not claim tags.
+                report.tags.clear();
+            }
+            progress(Event::Service {
+                service: img.service.clone(),
+                error: report.error.clone(),
+            });
+            report
+        }
+    });
+    futures_util::future::join_all(finish).await
+}
+
+async fn push_blob(
+    client: &RegistryClient,
+    repo: &str,
+    digest: &Digest,
+    size: u64,
+    path: &std::path::Path,
+    from: Option<&str>,
+    dry_run: bool,
+) -> Result<BlobOutcome, RegistryError> {
+    if client.blob_exists(repo, digest).await? {
+        return Ok(BlobOutcome::Skipped);
+    }
+    if dry_run {
+        return Ok(if from.is_some() {
+            BlobOutcome::WouldMount
+        } else {
+            BlobOutcome::WouldUpload
+        });
+    }
+    if let Some(from) = from {
+        // A mount that fails or answers 202 falls back to an upload.
+        match client.mount_blob(repo, digest, from).await {
+            Ok(Mount::Mounted) => return Ok(BlobOutcome::Mounted),
+            Ok(Mount::Upload(session)) => {
+                client.upload_blob(repo, digest, path, size, Some(session)).await?;
+                return Ok(BlobOutcome::Uploaded);
+            }
+            Err(_) => {}
+        }
+    }
+    client.upload_blob(repo, digest, path, size, None).await?;
+    Ok(BlobOutcome::Uploaded)
+}
+
+async fn write_manifests(
+    client: &RegistryClient,
+    repo: &str,
+    l: &Loaded,
+    index_present: bool,
+) -> Result<(), RegistryError> {
+    let (index_digest, index_bytes, index_media) = &l.index;
+    if !index_present {
+        for (d, bytes, media) in &l.manifests {
+            client.put_manifest(repo, d.as_str(), media, bytes).await?;
+        }
+        client
+            .put_manifest(repo, index_digest.as_str(), index_media, index_bytes)
+            .await?;
+    }
+    for t in &l.tags {
+        client.put_manifest(repo, t, index_media, index_bytes).await?;
+    }
+    Ok(())
+}
