@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, runnable on a fresh Debian machine with a Rust toolchain:
-# installs what the tests need (skopeo, umoci, qemu-user-static, an arm64 cross compiler),
+# installs what the tests need (skopeo, umoci, qemu-user-static, an arm64 cross compiler,
+# the CNCF registry docker-registry and htpasswd),
 # then checks formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ declare -A want=(
   [setpriv]=util-linux
   [mkfifo]=coreutils
   [pigz]=pigz
+  [docker-registry]=docker-registry
+  [htpasswd]=apache2-utils
 )
 missing=()
 for what in "${!want[@]}"; do

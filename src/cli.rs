@@ -35,7 +35,11 @@ struct PushArgs {
     #[arg(long = "service", value_name = "NAME", value_delimiter = ',')]
     services: Vec<String>,
     /// Build only these platforms (ignored with --layout).
-    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',')]
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH[/VARIANT]",
+        value_delimiter = ','
+    )]
     platforms: Vec<String>,
     /// Tags to write (repeat, or a comma list; default: latest, or the layout's ref names).
     #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
@@ -247,14 +251,24 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
             registry.host
         ),
     };
-    let client = RegistryClient::new(&registry.host, registry.insecure, cred, RetryPolicy::default())?;
+    let client = RegistryClient::new(
+        &registry.host,
+        registry.insecure,
+        cred,
+        RetryPolicy::default(),
+    )?;
     let quiet = args.quiet;
     let progress = move |e: Event| {
         if quiet {
             return;
         }
         match e {
-            Event::Blob { repository, digest, size, outcome } => {
+            Event::Blob {
+                repository,
+                digest,
+                size,
+                outcome,
+            } => {
                 let what = match outcome {
                     BlobOutcome::Uploaded => "uploaded",
                     BlobOutcome::Mounted => "mounted",
@@ -262,10 +276,20 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
                     BlobOutcome::WouldUpload => "would upload",
                     BlobOutcome::WouldMount => "would mount",
                 };
-                eprintln!("{repository}: {what} {} ({})", &digest[..19], human_bytes(size));
+                eprintln!(
+                    "{repository}: {what} {} ({})",
+                    &digest[..19],
+                    human_bytes(size)
+                );
             }
-            Event::Service { service, error: None } => eprintln!("{service}: done"),
-            Event::Service { service, error: Some(e) } => eprintln!("{service}: FAILED: {e}"),
+            Event::Service {
+                service,
+                error: None,
+            } => eprintln!("{service}: done"),
+            Event::Service {
+                service,
+                error: Some(e),
+            } => eprintln!("{service}: FAILED: {e}"),
         }
     };
     let opts = PushOptions {
@@ -280,7 +304,10 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
 
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&reports)?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .with_context(|| format!("writing report {}", path.display()))?;
         std::io::Write::write_all(&mut tmp, &json)?;
@@ -315,9 +342,18 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let failed: Vec<&str> = reports.iter().filter(|r| r.error.is_some()).map(|r| r.service.as_str()).collect();
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.error.is_some())
+        .map(|r| r.service.as_str())
+        .collect();
     if !failed.is_empty() {
-        bail!("{} of {} services failed to push: {}", failed.len(), reports.len(), failed.join(", "));
+        bail!(
+            "{} of {} services failed to push: {}",
+            failed.len(),
+            reports.len(),
+            failed.join(", ")
+        );
     }
     Ok(())
 }

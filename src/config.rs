@@ -78,9 +78,9 @@ impl RegistryConfig {
             None => (rest, None),
         };
         let host_ok = !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
         if !host_ok {
             return Err(format!(
                 "invalid registry {s:?}: expected HOST[:PORT][/PREFIX], e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com or localhost:5000/team"
@@ -953,8 +953,13 @@ modes = { "bin/*" = "0750" }
         assert_eq!(r.auth, AuthMode::Anonymous);
         assert!(!r.insecure);
         let e = err(&format!("[registry]\nurl = \"bad host/x\"\n{MINIMAL}"));
-        assert!(e.starts_with("ocibuild.toml:2:7:") && e.contains("invalid registry"), "{e}");
-        let e = err(&format!("[registry]\nurl = \"h\"\nauth = \"kerberos\"\n{MINIMAL}"));
+        assert!(
+            e.starts_with("ocibuild.toml:2:7:") && e.contains("invalid registry"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "[registry]\nurl = \"h\"\nauth = \"kerberos\"\n{MINIMAL}"
+        ));
         assert!(e.contains("kerberos"), "{e}");
         let r = RegistryConfig::parse("http://reg.example:8080/", AuthMode::Docker, false).unwrap();
         assert!(r.insecure && r.prefix.is_none() && r.host == "reg.example:8080");

@@ -115,6 +115,13 @@ pub struct PushReport {
     pub error: Option<String>,
 }
 
+/// One digest's outcome in each repository that needed it.
+type DigestResult = (
+    Digest,
+    u64,
+    Vec<(String, Result<BlobOutcome, RegistryError>)>,
+);
+
 struct Loaded {
     index: (Digest, Vec<u8>, String),
     manifests: Vec<(Digest, Vec<u8>, String)>,
@@ -125,7 +132,11 @@ struct Loaded {
 fn load(img: &PushImage) -> Result<Loaded, String> {
     let layout = Layout::open(&img.layout).map_err(|e| e.to_string())?;
     let top = layout.find(None).map_err(|e| e.to_string())?.clone();
-    let digest: Digest = top.digest().to_string().parse().map_err(|e| format!("{e}"))?;
+    let digest: Digest = top
+        .digest()
+        .to_string()
+        .parse()
+        .map_err(|e| format!("{e}"))?;
     let media = top.media_type().to_string();
     let bytes = layout.read_blob(&digest).map_err(|e| e.to_string())?;
     let tags = if img.tags.is_empty() {
@@ -188,12 +199,13 @@ pub async fn push(
     progress: &(dyn Fn(Event) + Send + Sync),
 ) -> Vec<PushReport> {
     let started = Instant::now();
-    let host = client.base().host_str().map_or(String::new(), |h| {
-        match client.base().port() {
+    let host = client
+        .base()
+        .host_str()
+        .map_or(String::new(), |h| match client.base().port() {
             Some(p) => format!("{h}:{p}"),
             None => h.to_string(),
-        }
-    });
+        });
     let mut reports: Vec<PushReport> = Vec::new();
     let mut loaded: Vec<Option<Loaded>> = Vec::new();
     for img in images {
@@ -261,12 +273,21 @@ pub async fn push(
             }
         }
     }
-    let results: Vec<(Digest, u64, Vec<(String, Result<BlobOutcome, RegistryError>)>)> =
-        stream::iter(by_digest.into_iter().map(|(digest, (size, path, repos))| async move {
+    let results: Vec<DigestResult> = stream::iter(by_digest.into_iter().map(
+        |(digest, (size, path, repos))| async move {
             let mut have_from: Option<String> = None;
             let mut out = Vec::new();
             for repo in repos {
-                let r = push_blob(client, &repo, &digest, size, &path, have_from.as_deref(), opts.dry_run).await;
+                let r = push_blob(
+                    client,
+                    &repo,
+                    &digest,
+                    size,
+                    &path,
+                    have_from.as_deref(),
+                    opts.dry_run,
+                )
+                .await;
                 if let Ok(outcome) = &r {
                     progress(Event::Blob {
                         repository: repo.clone(),
@@ -279,10 +300,11 @@ pub async fn push(
                 out.push((repo, r));
             }
             (digest, size, out)
-        }))
-        .buffer_unordered(opts.jobs.max(1))
-        .collect()
-        .await;
+        },
+    ))
+    .buffer_unordered(opts.jobs.max(1))
+    .collect()
+    .await;
 
     let mut outcome: HashMap<(String, Digest), (Result<BlobOutcome, RegistryError>, u64)> =
         HashMap::new();
@@ -365,7 +387,9 @@ async fn push_blob(
         match client.mount_blob(repo, digest, from).await {
             Ok(Mount::Mounted) => return Ok(BlobOutcome::Mounted),
             Ok(Mount::Upload(session)) => {
-                client.upload_blob(repo, digest, path, size, Some(session)).await?;
+                client
+                    .upload_blob(repo, digest, path, size, Some(session))
+                    .await?;
                 return Ok(BlobOutcome::Uploaded);
             }
             Err(_) => {}
@@ -391,7 +415,9 @@ async fn write_manifests(
             .await?;
     }
     for t in &l.tags {
-        client.put_manifest(repo, t, index_media, index_bytes).await?;
+        client
+            .put_manifest(repo, t, index_media, index_bytes)
+            .await?;
     }
     Ok(())
 }

@@ -74,7 +74,16 @@ impl RegistryError {
         let (code, message) = parse_envelope(body).unwrap_or_else(|| {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
-            (None, text.chars().take(200).collect::<String>())
+            let text: String = text.chars().take(200).collect();
+            if text.is_empty() {
+                let reason = reqwest::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("no message");
+                (None, reason.to_string())
+            } else {
+                (None, text)
+            }
         });
         let hint = match (status, code.as_deref()) {
             (_, Some("NAME_UNKNOWN")) => Some(

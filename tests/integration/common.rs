@@ -43,7 +43,7 @@ pub fn fails(out: Output) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(!err.contains("panicked"), "panic: {err}");
-    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.lines().any(|l| l.starts_with("error: ")), "{err}");
     err
 }
 

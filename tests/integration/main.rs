@@ -6,4 +6,6 @@ mod common;
 
 mod build;
 mod errors;
+mod push;
+mod registry;
 mod reproducible;

@@ -1,0 +1,368 @@
+//! `ocibuild push` against a real registry, read back with skopeo.
+
+use crate::common::*;
+use crate::registry::{docker_config, TestRegistry};
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn push(cwd: &Path, docker_cfg: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+        .arg("push")
+        .args(args)
+        .current_dir(cwd)
+        .env("SOURCE_DATE_EPOCH", "0")
+        .env("DOCKER_CONFIG", docker_cfg)
+        .output()
+        .unwrap()
+}
+
+fn sha(s: &str) -> String {
+    format!("sha256:{:x}", Sha256::digest(s.as_bytes()))
+}
+
+fn report(path: &Path) -> Vec<Value> {
+    serde_json::from_slice::<Value>(&fs::read(path).unwrap())
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn sum(r: &[Value], key: &str) -> u64 {
+    r.iter().map(|s| s[key].as_u64().unwrap()).sum()
+}
+
+#[test]
+fn push_reads_back_with_skopeo_and_a_second_push_uploads_nothing() {
+    require("skopeo");
+    let reg = TestRegistry::start(None);
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let rep = tmp.path().join("report.json");
+    let out = push(
+        &p,
+        &cfg,
+        &[
+            "--registry",
+            &reg.host(),
+            "--tag",
+            "latest,v1",
+            "--report",
+            rep.to_str().unwrap(),
+            "--jobs",
+            "4",
+        ],
+    );
+    let text = ok(out);
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" pushed: ")).count(),
+        5,
+        "{text}"
+    );
+    let r = report(&rep);
+    assert_eq!(r.len(), 5);
+    assert!(sum(&r, "blobs_uploaded") > 0);
+    assert!(
+        sum(&r, "blobs_mounted") > 0,
+        "shared base layers are mounted, not uploaded again"
+    );
+    for s in &r {
+        assert!(s["error"].is_null());
+        let repo = s["repository"].as_str().unwrap();
+        let index = s["index_digest"].as_str().unwrap();
+        for tag in ["latest", "v1"] {
+            let raw = reg
+                .raw(repo, tag, None)
+                .unwrap_or_else(|| panic!("{repo}:{tag} missing"));
+            assert_eq!(sha(&raw), index, "{repo}:{tag} points at the index");
+        }
+        for m in s["manifest_digests"].as_array().unwrap() {
+            let raw = reg.raw(repo, m.as_str().unwrap(), None).unwrap();
+            assert_eq!(&sha(&raw), m.as_str().unwrap());
+        }
+        // A full copy back to a layout keeps the digests.
+        let back = tmp.path().join(format!("back-{repo}"));
+        run(Command::new("skopeo").args([
+            "--insecure-policy",
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{}/{repo}:v1", reg.host()),
+            &format!("oci:{}:v1", back.display()),
+        ]));
+        let raw = run(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            &format!("oci:{}:v1", back.display()),
+        ]));
+        assert_eq!(sha(&raw), index);
+    }
+
+    // Again, from the layouts: nothing uploaded, everything skipped, tags rewritten.
+    let layouts = p.join(".ocibuild/layouts");
+    let rep2 = tmp.path().join("report2.json");
+    ok(push(
+        &p,
+        &cfg,
+        &[
+            "--registry",
+            &reg.host(),
+            "--layout",
+            layouts.to_str().unwrap(),
+            "--tag",
+            "v2",
+            "--report",
+            rep2.to_str().unwrap(),
+        ],
+    ));
+    let r2 = report(&rep2);
+    assert_eq!(sum(&r2, "blobs_uploaded"), 0);
+    assert_eq!(sum(&r2, "blobs_mounted"), 0);
+    assert_eq!(sum(&r2, "bytes_uploaded"), 0);
+    assert_eq!(
+        sum(&r2, "blobs_skipped"),
+        sum(&r, "blobs_uploaded") + sum(&r, "blobs_mounted") + sum(&r, "blobs_skipped")
+    );
+    for s in &r2 {
+        let raw = reg
+            .raw(s["repository"].as_str().unwrap(), "v2", None)
+            .unwrap();
+        assert_eq!(sha(&raw), s["index_digest"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn dry_run_writes_nothing_and_says_what_it_would_do() {
+    require("skopeo");
+    let reg = TestRegistry::start(None);
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let out = ok(push(
+        &p,
+        &cfg,
+        &[
+            "--registry",
+            &format!("{}/team", reg.host()),
+            "--dry-run",
+            "--format",
+            "json",
+            "--service",
+            "cart,catalog",
+        ],
+    ));
+    let r: Vec<Value> = serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0]["repository"], "team/retail-store-cart");
+    assert!(r.iter().all(|s| s["dry_run"] == true));
+    assert!(sum(&r, "blobs_uploaded") > 0 && sum(&r, "blobs_mounted") > 0);
+    assert_eq!(r[0]["tags"], serde_json::json!(["latest"]));
+    assert!(
+        reg.raw("team/retail-store-cart", "latest", None).is_none(),
+        "a dry run pushed something"
+    );
+    let catalog = r[1]["index_digest"].as_str().unwrap();
+    assert!(reg
+        .raw("team/retail-store-catalog", catalog, None)
+        .is_none());
+}
+
+#[test]
+fn basic_auth_from_docker_config_and_helpful_failures() {
+    require("skopeo");
+    let reg = TestRegistry::start(Some(("ci-user", "correct horse")));
+    let (tmp, p) = retail_store();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let good = docker_config(
+        &tmp.path().join("good"),
+        &format!(
+            r#"{{"auths":{{"http://{}":{{"auth":"{}"}}}}}}"#,
+            reg.host(),
+            b64("ci-user:correct horse")
+        ),
+    );
+    ok(push(
+        &p,
+        &good,
+        &["--registry", &reg.host(), "--service", "cart"],
+    ));
+    assert!(reg
+        .raw("retail-store-cart", "latest", Some("ci-user:correct horse"))
+        .is_some());
+
+    let bad = docker_config(
+        &tmp.path().join("bad"),
+        &format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            reg.host(),
+            b64("ci-user:wrong-password-xyz")
+        ),
+    );
+    let o = push(
+        &p,
+        &bad,
+        &["--registry", &reg.host(), "--service", "catalog"],
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = fails(o);
+    assert!(err.contains("catalog"), "{all}");
+    assert!(all.contains("401"), "{all}");
+    assert!(
+        all.contains("config.json"),
+        "names the credential source: {all}"
+    );
+    assert!(
+        !all.contains("wrong-password-xyz"),
+        "password leaked: {all}"
+    );
+    assert!(reg
+        .raw(
+            "retail-store-catalog",
+            "latest",
+            Some("ci-user:correct horse")
+        )
+        .is_none());
+
+    let none = docker_config(&tmp.path().join("none"), "{}");
+    let o = push(
+        &p,
+        &none,
+        &["--registry", &reg.host(), "--service", "catalog"],
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    fails(o);
+    assert!(all.contains("none was found"), "{all}");
+}
+
+#[test]
+fn credential_helper_programs_are_used() {
+    require("skopeo");
+    let reg = TestRegistry::start(Some(("helper-user", "helper-pass")));
+    let (tmp, p) = retail_store();
+    let bin = tmp.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-ocitest");
+    fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread host\nif [ \"$host\" = \"{}\" ]; then echo '{{\"ServerURL\":\"'$host'\",\"Username\":\"helper-user\",\"Secret\":\"helper-pass\"}}'; else echo 'credentials not found in native keychain'; exit 1; fi\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = docker_config(
+        tmp.path(),
+        &format!(r#"{{"credHelpers":{{"{}":"ocitest"}}}}"#, reg.host()),
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let o = Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+        .args(["push", "--registry", &reg.host(), "--service", "orders"])
+        .current_dir(&p)
+        .env("DOCKER_CONFIG", &cfg)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    ok(o);
+    assert!(reg
+        .raw(
+            "retail-store-orders",
+            "latest",
+            Some("helper-user:helper-pass")
+        )
+        .is_some());
+}
+
+#[test]
+fn a_service_that_fails_leaves_no_tag_and_the_others_go_on() {
+    require("skopeo");
+    let reg = TestRegistry::start(None);
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let layouts = tmp.path().join("layouts");
+    ok(ocibuild(&p, &["build", "--out", layouts.to_str().unwrap()]));
+    // Corrupt one of the orders service's own layers (same size, other bytes): the registry
+    // refuses the upload because the digest does not match.
+    let rep: Value = serde_json::from_str(&ok(ocibuild(
+        &p,
+        &[
+            "build",
+            "--out",
+            layouts.to_str().unwrap(),
+            "--service",
+            "orders",
+            "--format",
+            "json",
+        ],
+    )))
+    .unwrap();
+    let layer = rep[0]["platforms"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["from_base"] == false)
+        .unwrap();
+    let path = layouts
+        .join("orders/blobs/sha256")
+        .join(&layer["digest"].as_str().unwrap()[7..]);
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::remove_file(&path).unwrap();
+    fs::write(&path, &bytes).unwrap();
+    let rep_file = tmp.path().join("r.json");
+    let o = push(
+        &p,
+        &cfg,
+        &[
+            "--registry",
+            &reg.host(),
+            "--layout",
+            layouts.to_str().unwrap(),
+            "--report",
+            rep_file.to_str().unwrap(),
+        ],
+    );
+    let err = fails(o);
+    assert!(
+        err.contains("1 of 5 services failed to push: orders"),
+        "{err}"
+    );
+    let r = report(&rep_file);
+    let orders = r.iter().find(|s| s["service"] == "orders").unwrap();
+    assert!(
+        orders["error"]
+            .as_str()
+            .unwrap()
+            .contains(&layer["digest"].as_str().unwrap()[..19]),
+        "{orders}"
+    );
+    assert_eq!(orders["tags"], serde_json::json!([]));
+    assert!(
+        reg.raw("retail-store-orders", "latest", None).is_none(),
+        "a failed service got a tag"
+    );
+    for s in ["cart", "catalog", "checkout", "ui"] {
+        assert!(
+            reg.raw(&format!("retail-store-{s}"), "latest", None)
+                .is_some(),
+            "{s}"
+        );
+    }
+}
