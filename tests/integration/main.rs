@@ -6,6 +6,7 @@ mod common;
 
 mod build;
 mod errors;
+mod proxy;
 mod push;
 mod registry;
 mod reproducible;

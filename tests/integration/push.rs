@@ -366,3 +366,131 @@ fn a_service_that_fails_leaves_no_tag_and_the_others_go_on() {
         );
     }
 }
+
+mod faults {
+    use super::*;
+    use crate::proxy::{Fault, FaultProxy};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn transient_faults_are_retried_and_the_push_is_correct() {
+        require("skopeo");
+        let reg = TestRegistry::start(None);
+        // First try of every HEAD on a blob: 503. First upload start: 429 with Retry-After: 1,
+        // second: 429 without. First body of each blob PUT: connection reset half way. Every
+        // tag PUT first gets a 500; index lookups are slow. Manifest PUT answers lose Location
+        // (as ECR's sometimes do).
+        let rule: crate::proxy::Rule = Arc::new(|method: &str, path: &str, n: usize| {
+            let blob = path.contains("/blobs/");
+            match (method, n) {
+                ("HEAD", 0) if blob => Fault::Status(503, None),
+                ("HEAD", _) if path.contains("/manifests/sha256:") => {
+                    Fault::Slow(Duration::from_millis(150))
+                }
+                ("POST", 0) if path.ends_with("/blobs/uploads/") => Fault::Status(429, Some(1)),
+                ("POST", 1) if path.ends_with("/blobs/uploads/") => Fault::Status(429, None),
+                ("PUT", 0) if blob => Fault::ResetMidBody,
+                ("PUT", 0) if path.ends_with("/manifests/latest") => Fault::Status(500, None),
+                _ => Fault::Forward,
+            }
+        });
+        let proxy = FaultProxy::start(reg.port, rule, true);
+        let (tmp, p) = retail_store();
+        let cfg = docker_config(tmp.path(), "{}");
+        let rep = tmp.path().join("r.json");
+        ok(push(
+            &p,
+            &cfg,
+            &[
+                "--registry",
+                &proxy.host(),
+                "--report",
+                rep.to_str().unwrap(),
+                "-q",
+            ],
+        ));
+        assert!(
+            proxy.count(|f| matches!(f, Fault::ResetMidBody)) >= 5,
+            "resets were injected"
+        );
+        assert!(proxy.count(|f| matches!(f, Fault::Status(503, _))) >= 5);
+        assert!(proxy.count(|f| matches!(f, Fault::Status(429, Some(1)))) >= 1);
+        assert!(proxy.count(|f| matches!(f, Fault::Status(500, _))) == 5);
+        for s in report(&rep) {
+            let repo = s["repository"].as_str().unwrap();
+            let raw = reg.raw(repo, "latest", None).unwrap();
+            assert_eq!(sha(&raw), s["index_digest"].as_str().unwrap());
+            // every blob the manifests name is really there and intact: copy all back
+            let back = tmp.path().join(format!("b-{repo}"));
+            run(Command::new("skopeo").args([
+                "--insecure-policy",
+                "copy",
+                "--all",
+                "--src-tls-verify=false",
+                &format!("docker://{}/{repo}:latest", reg.host()),
+                &format!("oci:{}:x", back.display()),
+            ]));
+        }
+    }
+
+    #[test]
+    fn a_service_failing_for_good_leaves_no_tag_and_no_broken_manifest() {
+        require("skopeo");
+        let reg = TestRegistry::start(None);
+        let rule: crate::proxy::Rule = Arc::new(|method: &str, path: &str, _n: usize| {
+            if method == "PUT" && path.starts_with("/v2/retail-store-orders/blobs/") {
+                Fault::Status(502, None)
+            } else {
+                Fault::Forward
+            }
+        });
+        let proxy = FaultProxy::start(reg.port, rule, false);
+        let (tmp, p) = retail_store();
+        let cfg = docker_config(tmp.path(), "{}");
+        let rep = tmp.path().join("r.json");
+        let o = push(
+            &p,
+            &cfg,
+            &[
+                "--registry",
+                &proxy.host(),
+                "--report",
+                rep.to_str().unwrap(),
+                "--service",
+                "orders,cart",
+            ],
+        );
+        let err = fails(o);
+        assert!(err.contains("failed to push: orders"), "{err}");
+        let r = report(&rep);
+        let orders = r.iter().find(|s| s["service"] == "orders").unwrap();
+        let msg = orders["error"].as_str().unwrap();
+        assert!(
+            msg.contains("blob sha256:") && msg.contains("502") && msg.contains("after 5 tries"),
+            "{msg}"
+        );
+        assert!(
+            reg.raw("retail-store-orders", "latest", None).is_none(),
+            "tag of a failed service"
+        );
+        assert!(reg
+            .raw(
+                "retail-store-orders",
+                orders["index_digest"].as_str().unwrap(),
+                None
+            )
+            .is_none());
+        for m in orders["manifest_digests"].as_array().unwrap() {
+            assert!(
+                reg.raw("retail-store-orders", m.as_str().unwrap(), None)
+                    .is_none(),
+                "manifest pushed over missing blobs"
+            );
+        }
+        assert!(
+            reg.raw("retail-store-cart", "latest", None).is_some(),
+            "cart goes on"
+        );
+    }
+}

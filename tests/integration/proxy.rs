@@ -1,0 +1,192 @@
+//! A fault-injecting HTTP/1.1 proxy between ocibuild and the test registry. For each request a
+//! rule picks a fault (an error status, with or without Retry-After; a connection reset in the
+//! middle of the request body; a slow answer) or forwards it; an ECR-like quirk strips the
+//! `Location` header from manifest PUT answers. It records what it did, so a test can check
+//! that faults really happened.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Forward,
+    Status(u16, Option<u64>),
+    ResetMidBody,
+    Slow(Duration),
+}
+
+/// Decides the fault for (method, path, how many earlier requests had the same method+path).
+/// A blob PUT's path is `/v2/<repo>/blobs/uploads/<digest>`, whatever its session id.
+pub type Rule = Arc<dyn Fn(&str, &str, usize) -> Fault + Send + Sync>;
+
+pub struct FaultProxy {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    /// (method, path, fault) of every request seen.
+    pub seen: Arc<Mutex<Vec<(String, String, Fault)>>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: u16, rule: Rule, strip_manifest_location: bool) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen: Arc<Mutex<Vec<(String, String, Fault)>>> = Arc::default();
+        let (stop2, seen2) = (stop.clone(), seen.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (rule, seen) = (rule.clone(), seen2.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, upstream, &rule, &seen, strip_manifest_location);
+                });
+            }
+        });
+        FaultProxy { port, stop, seen }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn count(&self, f: impl Fn(&Fault) -> bool) -> usize {
+        self.seen.lock().unwrap().iter().filter(|s| f(&s.2)).count()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve(
+    client: TcpStream,
+    upstream: u16,
+    rule: &Rule,
+    seen: &Mutex<Vec<(String, String, Fault)>>,
+    strip_location: bool,
+) -> std::io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut out = client;
+    loop {
+        // Request head.
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let end = line == "\r\n";
+            head.push(line);
+            if end {
+                break;
+            }
+        }
+        let first: Vec<&str> = head[0].split_whitespace().collect();
+        let (method, target) = (first[0].to_string(), first[1].to_string());
+        // Upload sessions have fresh ids on each try: count a blob PUT by repository + digest.
+        let mut path = target.split('?').next().unwrap_or("").to_string();
+        if let (Some(i), Some(d)) = (path.find("/blobs/uploads/"), target.split("digest=").nth(1)) {
+            path = format!(
+                "{}/blobs/uploads/{}",
+                &path[..i],
+                d.split('&').next().unwrap_or("")
+            );
+        }
+        let len: usize = head
+            .iter()
+            .find_map(|h| {
+                let (k, v) = h.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        assert!(
+            !head.iter().any(|h| h
+                .to_ascii_lowercase()
+                .starts_with("transfer-encoding: chunked")),
+            "ocibuild sent a chunked body: uploads must set Content-Length"
+        );
+        let fault = {
+            let mut s = seen.lock().unwrap();
+            let n = s
+                .iter()
+                .filter(|(m, p, _)| *m == method && *p == path)
+                .count();
+            let f = rule(&method, &path, n);
+            s.push((method.clone(), path.clone(), f));
+            f
+        };
+        match fault {
+            Fault::ResetMidBody => {
+                let mut half = vec![0u8; len / 2];
+                reader.read_exact(&mut half)?;
+                let _ = out.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            Fault::Status(code, retry_after) => {
+                std::io::copy(&mut (&mut reader).take(len as u64), &mut std::io::sink())?;
+                let body =
+                    format!(r#"{{"errors":[{{"code":"INJECTED","message":"injected {code}"}}]}}"#);
+                let ra = retry_after
+                    .map(|s| format!("Retry-After: {s}\r\n"))
+                    .unwrap_or_default();
+                write!(
+                    out,
+                    "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\n{ra}Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )?;
+                continue;
+            }
+            Fault::Slow(d) => std::thread::sleep(d),
+            Fault::Forward => {}
+        }
+        // Forward on a fresh upstream connection, closed after the answer.
+        let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+        for h in &head {
+            if h.to_ascii_lowercase().starts_with("connection:") {
+                continue;
+            }
+            if h == "\r\n" {
+                up.write_all(b"Connection: close\r\n\r\n")?;
+            } else {
+                up.write_all(h.as_bytes())?;
+            }
+        }
+        std::io::copy(&mut (&mut reader).take(len as u64), &mut up)?;
+        let mut answer = Vec::new();
+        up.read_to_end(&mut answer)?;
+        let split = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(answer.len(), |p| p + 4);
+        let (resp_head, body) = answer.split_at(split);
+        let resp_head = String::from_utf8_lossy(resp_head);
+        let manifest_put = method == "PUT" && path.contains("/manifests/");
+        let mut rebuilt = String::new();
+        for line in resp_head.split("\r\n") {
+            let l = line.to_ascii_lowercase();
+            if l.starts_with("connection:")
+                || (strip_location && manifest_put && l.starts_with("location:"))
+            {
+                continue;
+            }
+            if !line.is_empty() {
+                rebuilt.push_str(line);
+                rebuilt.push_str("\r\n");
+            }
+        }
+        rebuilt.push_str("\r\n");
+        out.write_all(rebuilt.as_bytes())?;
+        out.write_all(body)?;
+    }
+}
