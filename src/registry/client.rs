@@ -182,7 +182,7 @@ impl RegistryClient {
                 if resp.status() == StatusCode::UNAUTHORIZED {
                     let mut e = error_from(method, url, resp).await;
                     e.hint = Some(format!(
-                        "credentials used: {}; check them (docker login, DOCKER_CONFIG or the [registry] auth setting)",
+                        "credentials used: {}; they were refused or lack access to this repository (check docker login, DOCKER_CONFIG or the [registry] auth setting)",
                         self.cred.origin
                     ));
                     // Forget the token so a later retry asks for a new one.

@@ -10,3 +10,4 @@ mod proxy;
 mod push;
 mod registry;
 mod reproducible;
+mod token;

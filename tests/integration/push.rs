@@ -250,6 +250,92 @@ fn basic_auth_from_docker_config_and_helpful_failures() {
 }
 
 #[test]
+fn bearer_token_flow_asks_for_push_and_mount_scopes() {
+    require("skopeo");
+    let tmp = tempfile::tempdir().unwrap();
+    let ts = crate::token::TokenServer::start(
+        tmp.path(),
+        "test-registry",
+        "ci-user",
+        "tok-pass",
+        "retail-store-",
+    );
+    let reg = TestRegistry::start_with_auth(
+        tempfile::tempdir().unwrap(),
+        Some(ts.registry_auth_yaml("test-registry")),
+    );
+    let (ptmp, p) = retail_store();
+    let auth = base64::engine::general_purpose::STANDARD.encode("ci-user:tok-pass");
+    let cfg = docker_config(
+        ptmp.path(),
+        &format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()),
+    );
+    let rep = ptmp.path().join("r.json");
+    ok(push(
+        &p,
+        &cfg,
+        &[
+            "--registry",
+            &reg.host(),
+            "--service",
+            "cart,catalog",
+            "--report",
+            rep.to_str().unwrap(),
+            "-q",
+        ],
+    ));
+    let r = report(&rep);
+    assert!(sum(&r, "blobs_mounted") > 0);
+    let scopes = ts.scopes.lock().unwrap().clone();
+    assert!(
+        scopes.contains(&"repository:retail-store-cart:pull,push".to_string()),
+        "{scopes:?}"
+    );
+    assert!(
+        scopes.contains(&"repository:retail-store-catalog:pull,push".to_string()),
+        "{scopes:?}"
+    );
+    assert!(
+        scopes.contains(&"repository:retail-store-cart:pull".to_string()),
+        "mount asks pull on the source: {scopes:?}"
+    );
+    // one token per scope set, cached: far fewer token requests than registry requests
+    assert!(scopes.len() < 12, "tokens are cached: {scopes:?}");
+    for s in &r {
+        let raw = reg
+            .raw(
+                s["repository"].as_str().unwrap(),
+                "latest",
+                Some("ci-user:tok-pass"),
+            )
+            .unwrap();
+        assert_eq!(sha(&raw), s["index_digest"].as_str().unwrap());
+    }
+    // A repository the token service grants no push on: a clear failure, no secret shown.
+    let o = push(
+        &p,
+        &cfg,
+        &[
+            "--registry",
+            &format!("{}/elsewhere", reg.host()),
+            "--service",
+            "orders",
+        ],
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    fails(o);
+    assert!(
+        all.contains("401") || all.contains("403") || all.contains("DENIED"),
+        "{all}"
+    );
+    assert!(!all.contains("tok-pass"), "{all}");
+}
+
+#[test]
 fn credential_helper_programs_are_used() {
     require("skopeo");
     let reg = TestRegistry::start(Some(("helper-user", "helper-pass")));

@@ -26,14 +26,8 @@ pub fn free_port() -> u16 {
 impl TestRegistry {
     /// Start a registry; with `user`, it demands Basic auth with that user and password.
     pub fn start(user: Option<(&str, &str)>) -> TestRegistry {
-        require("docker-registry");
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut cfg = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        if let Some((u, p)) = user {
+        let auth = user.map(|(u, p)| {
             require("htpasswd");
             let out = Command::new("htpasswd")
                 .args(["-Bbn", u, p])
@@ -42,10 +36,24 @@ impl TestRegistry {
             assert!(out.status.success());
             let file = dir.path().join("htpasswd");
             std::fs::write(&file, &out.stdout).unwrap();
-            cfg.push_str(&format!(
+            format!(
                 "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
                 file.display()
-            ));
+            )
+        });
+        Self::start_with_auth(dir, auth)
+    }
+
+    /// Start a registry with this `auth:` config block (None: no auth), keeping `dir`.
+    pub fn start_with_auth(dir: tempfile::TempDir, auth: Option<String>) -> TestRegistry {
+        require("docker-registry");
+        let port = free_port();
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some(a) = auth {
+            cfg.push_str(&a);
         }
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg).unwrap();
