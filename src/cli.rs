@@ -167,7 +167,7 @@ fn human_bytes(n: u64) -> String {
 
 fn run_push(args: PushArgs) -> anyhow::Result<()> {
     use crate::config::{AuthMode, RegistryConfig};
-    use crate::push::{self, BlobOutcome, Event, PushImage, PushOptions};
+    use crate::push::{self, PushImage, PushOptions};
     use crate::registry::auth::{self, CredentialSource};
     use crate::registry::client::{RegistryClient, RetryPolicy};
 
@@ -257,41 +257,8 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
         cred,
         RetryPolicy::default(),
     )?;
-    let quiet = args.quiet;
-    let progress = move |e: Event| {
-        if quiet {
-            return;
-        }
-        match e {
-            Event::Blob {
-                repository,
-                digest,
-                size,
-                outcome,
-            } => {
-                let what = match outcome {
-                    BlobOutcome::Uploaded => "uploaded",
-                    BlobOutcome::Mounted => "mounted",
-                    BlobOutcome::Skipped => "exists",
-                    BlobOutcome::WouldUpload => "would upload",
-                    BlobOutcome::WouldMount => "would mount",
-                };
-                eprintln!(
-                    "{repository}: {what} {} ({})",
-                    &digest[..19],
-                    human_bytes(size)
-                );
-            }
-            Event::Service {
-                service,
-                error: None,
-            } => eprintln!("{service}: done"),
-            Event::Service {
-                service,
-                error: Some(e),
-            } => eprintln!("{service}: FAILED: {e}"),
-        }
-    };
+    let display = ProgressDisplay::new(args.quiet);
+    let progress = |e: push::Event| display.event(e);
     let opts = PushOptions {
         jobs: usize::from(args.jobs),
         dry_run: args.dry_run,
@@ -301,6 +268,7 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let reports = runtime.block_on(push::push(&client, &images, &opts, &progress));
+    display.finish();
 
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&reports)?;
@@ -356,6 +324,123 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Renders push events: live bars per service on a terminal, plain lines otherwise (CI),
+/// nothing with `--quiet`.
+struct ProgressDisplay {
+    quiet: bool,
+    bars: Option<indicatif::MultiProgress>,
+    /// Bar and bytes uploaded so far, by repository.
+    by_repo: std::sync::Mutex<std::collections::HashMap<String, (indicatif::ProgressBar, u64)>>,
+}
+
+impl ProgressDisplay {
+    fn new(quiet: bool) -> Self {
+        use std::io::IsTerminal;
+        let live = !quiet && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        ProgressDisplay {
+            quiet,
+            bars: live.then(indicatif::MultiProgress::new),
+            by_repo: Default::default(),
+        }
+    }
+
+    fn event(&self, e: crate::push::Event) {
+        use crate::push::{BlobOutcome, Event};
+        if self.quiet {
+            return;
+        }
+        let Some(multi) = &self.bars else {
+            match e {
+                Event::Planned {
+                    service,
+                    blobs,
+                    bytes,
+                    ..
+                } => {
+                    eprintln!("{service}: {blobs} blobs, {} to check", human_bytes(bytes))
+                }
+                Event::Blob {
+                    repository,
+                    digest,
+                    size,
+                    outcome,
+                } => {
+                    let what = match outcome {
+                        BlobOutcome::Uploaded => "uploaded",
+                        BlobOutcome::Mounted => "mounted",
+                        BlobOutcome::Skipped => "exists",
+                        BlobOutcome::WouldUpload => "would upload",
+                        BlobOutcome::WouldMount => "would mount",
+                    };
+                    eprintln!(
+                        "{repository}: {what} {} ({})",
+                        &digest[..19],
+                        human_bytes(size)
+                    );
+                }
+                Event::Service {
+                    service,
+                    error: None,
+                } => eprintln!("{service}: done"),
+                Event::Service {
+                    service,
+                    error: Some(e),
+                } => eprintln!("{service}: FAILED: {e}"),
+            }
+            return;
+        };
+        let Ok(mut bars) = self.by_repo.lock() else {
+            return;
+        };
+        match e {
+            Event::Planned {
+                service,
+                repository,
+                blobs,
+                ..
+            } => {
+                let bar = multi.add(indicatif::ProgressBar::new(blobs as u64));
+                let style = indicatif::ProgressStyle::with_template(
+                    "{prefix:>12} [{bar:30}] {pos}/{len} blobs {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> ");
+                bar.set_style(style);
+                bar.set_prefix(service);
+                bars.insert(repository, (bar, 0));
+            }
+            Event::Blob {
+                repository,
+                size,
+                outcome,
+                ..
+            } => {
+                if let Some((bar, uploaded)) = bars.get_mut(&repository) {
+                    bar.inc(1);
+                    if matches!(outcome, BlobOutcome::Uploaded | BlobOutcome::WouldUpload) {
+                        *uploaded += size;
+                        bar.set_message(format!("{} uploaded", human_bytes(*uploaded)));
+                    }
+                }
+            }
+            Event::Service { service, error } => {
+                if let Some((bar, _)) = bars.values().find(|(b, _)| b.prefix() == service) {
+                    match error {
+                        None => bar.finish_with_message("done"),
+                        Some(_) => bar.abandon_with_message("FAILED"),
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(m) = &self.bars {
+            let _ = m.clear();
+        }
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -64,6 +64,17 @@ pub enum BlobOutcome {
 /// Progress events, rendered by the CLI.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// What a service will transfer: its blob count and bytes (0 when the registry has it all).
+    Planned {
+        /// Service name.
+        service: String,
+        /// Repository.
+        repository: String,
+        /// Blobs to check, mount or upload.
+        blobs: usize,
+        /// Their total size.
+        bytes: u64,
+    },
     /// One blob done in one repository.
     Blob {
         /// Repository.
@@ -260,6 +271,17 @@ pub async fn push(
         if reports[i].error.is_some() {
             continue;
         }
+        let (n, bytes) = if complete[i] {
+            (0, 0)
+        } else {
+            (l.blobs.len(), l.blobs.iter().map(|b| b.1).sum())
+        };
+        progress(Event::Planned {
+            service: images[i].service.clone(),
+            repository: images[i].repository.clone(),
+            blobs: n,
+            bytes,
+        });
         if complete[i] {
             reports[i].blobs_skipped = l.blobs.len();
             continue;
