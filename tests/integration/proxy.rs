@@ -27,6 +27,8 @@ pub struct FaultProxy {
     stop: Arc<AtomicBool>,
     /// (method, path, fault) of every request seen.
     pub seen: Arc<Mutex<Vec<(String, String, Fault)>>>,
+    /// Whether any request body came chunked (ocibuild's uploads must not).
+    pub saw_chunked: Arc<AtomicBool>,
 }
 
 impl FaultProxy {
@@ -35,20 +37,33 @@ impl FaultProxy {
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let seen: Arc<Mutex<Vec<(String, String, Fault)>>> = Arc::default();
-        let (stop2, seen2) = (stop.clone(), seen.clone());
+        let saw_chunked = Arc::new(AtomicBool::new(false));
+        let (stop2, seen2, chunked2) = (stop.clone(), seen.clone(), saw_chunked.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (rule, seen) = (rule.clone(), seen2.clone());
+                let (rule, seen, chunked) = (rule.clone(), seen2.clone(), chunked2.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, upstream, &rule, &seen, strip_manifest_location);
+                    let _ = serve(
+                        conn,
+                        upstream,
+                        &rule,
+                        &seen,
+                        &chunked,
+                        strip_manifest_location,
+                    );
                 });
             }
         });
-        FaultProxy { port, stop, seen }
+        FaultProxy {
+            port,
+            stop,
+            seen,
+            saw_chunked,
+        }
     }
 
     pub fn host(&self) -> String {
@@ -72,6 +87,7 @@ fn serve(
     upstream: u16,
     rule: &Rule,
     seen: &Mutex<Vec<(String, String, Fault)>>,
+    saw_chunked: &AtomicBool,
     strip_location: bool,
 ) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -110,12 +126,13 @@ fn serve(
                     .then(|| v.trim().parse().ok())?
             })
             .unwrap_or(0);
-        assert!(
-            !head.iter().any(|h| h
-                .to_ascii_lowercase()
-                .starts_with("transfer-encoding: chunked")),
-            "ocibuild sent a chunked body: uploads must set Content-Length"
-        );
+        let chunked = head.iter().any(|h| {
+            h.to_ascii_lowercase()
+                .starts_with("transfer-encoding: chunked")
+        });
+        if chunked {
+            saw_chunked.store(true, Ordering::SeqCst);
+        }
         let fault = {
             let mut s = seen.lock().unwrap();
             let n = s
@@ -134,7 +151,7 @@ fn serve(
                 return Ok(());
             }
             Fault::Status(code, retry_after) => {
-                std::io::copy(&mut (&mut reader).take(len as u64), &mut std::io::sink())?;
+                copy_body(&mut reader, &mut std::io::sink(), len, chunked)?;
                 let body =
                     format!(r#"{{"errors":[{{"code":"INJECTED","message":"injected {code}"}}]}}"#);
                 let ra = retry_after
@@ -162,7 +179,7 @@ fn serve(
                 up.write_all(h.as_bytes())?;
             }
         }
-        std::io::copy(&mut (&mut reader).take(len as u64), &mut up)?;
+        copy_body(&mut reader, &mut up, len, chunked)?;
         let mut answer = Vec::new();
         up.read_to_end(&mut answer)?;
         let split = answer
@@ -188,5 +205,37 @@ fn serve(
         rebuilt.push_str("\r\n");
         out.write_all(rebuilt.as_bytes())?;
         out.write_all(body)?;
+    }
+}
+
+/// Relay a request body: `len` bytes, or chunks (sizes, data and the final chunk) as they are.
+fn copy_body(
+    from: &mut BufReader<TcpStream>,
+    to: &mut impl Write,
+    len: usize,
+    chunked: bool,
+) -> std::io::Result<()> {
+    if !chunked {
+        std::io::copy(&mut from.take(len as u64), to)?;
+        return Ok(());
+    }
+    loop {
+        let mut size_line = String::new();
+        from.read_line(&mut size_line)?;
+        to.write_all(size_line.as_bytes())?;
+        let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            // trailers, then the empty line
+            loop {
+                let mut l = String::new();
+                if from.read_line(&mut l)? == 0 || l == "\r\n" {
+                    to.write_all(b"\r\n")?;
+                    return Ok(());
+                }
+                to.write_all(l.as_bytes())?;
+            }
+        }
+        std::io::copy(&mut from.take(size as u64 + 2), to)?;
     }
 }

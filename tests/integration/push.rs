@@ -500,6 +500,10 @@ mod faults {
             proxy.count(|f| matches!(f, Fault::ResetMidBody)) >= 5,
             "resets were injected"
         );
+        assert!(
+            !proxy.saw_chunked.load(std::sync::atomic::Ordering::SeqCst),
+            "uploads must be one request with Content-Length, not chunked"
+        );
         assert!(proxy.count(|f| matches!(f, Fault::Status(503, _))) >= 5);
         assert!(proxy.count(|f| matches!(f, Fault::Status(429, Some(1)))) >= 1);
         assert!(proxy.count(|f| matches!(f, Fault::Status(500, _))) == 5);

@@ -1,0 +1,203 @@
+//! Push benchmark: a generated monorepo (five services, two platforms, a 40 MiB runtime layer
+//! shared by all, 40 MiB of app each, 1 MiB of per-platform binary) pushed to a local
+//! `docker-registry` through a proxy that adds 30 ms to every request (real registries are far
+//! away), cold (nothing there) and warm (everything there): `ocibuild push --layout` against a
+//! CI script running `skopeo copy --all` for each service, one after another, through the same
+//! proxy. Prints the median of 3 runs of each and the ratios (BENCHMARKS.md keeps them).
+//! Run with `cargo bench --bench push` (needs docker-registry and skopeo: scripts/test.sh).
+
+#[path = "../tests/integration/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SERVICES: usize = 5;
+const RUNS: usize = 3;
+
+fn content(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn write_files(dir: &Path, seed: u64, total: usize, files: usize) {
+    fs::create_dir_all(dir).unwrap();
+    for i in 0..files {
+        fs::write(
+            dir.join(format!("part{i:03}.bin")),
+            content(seed * 1000 + i as u64, total / files),
+        )
+        .unwrap();
+    }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool} >/dev/null")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` / `cargo bench -- --list` probe
+    }
+    for tool in ["docker-registry", "skopeo"] {
+        if !have(tool) {
+            eprintln!("{tool} is not installed (scripts/test.sh installs it); skipping the push benchmark");
+            return;
+        }
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("mono");
+    const MIB: usize = 1 << 20;
+    write_files(&root.join("runtime"), 1, 40 * MIB, 40);
+    let mut cfg = String::from("[build]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n");
+    for s in 0..SERVICES {
+        write_files(
+            &root.join(format!("svc{s}/app")),
+            10 + s as u64,
+            40 * MIB,
+            20,
+        );
+        for arch in ["amd64", "arm64"] {
+            write_files(
+                &root.join(format!("svc{s}/bin/linux-{arch}")),
+                100 + s as u64 * 2 + (arch == "arm64") as u64,
+                MIB,
+                1,
+            );
+        }
+        cfg.push_str(&format!(
+            "[services.svc{s}]\nrepository = \"svc{s}\"\nentrypoint = [\"/usr/local/bin/part000.bin\"]\n\
+             [[services.svc{s}.layers]]\nsource = \"runtime\"\ntarget = \"/opt/runtime\"\n\
+             [[services.svc{s}.layers]]\nsource = \"svc{s}/app\"\ntarget = \"/app\"\n\
+             [[services.svc{s}.layers]]\nsource = \"svc{s}/bin/{{os}}-{{arch}}\"\ntarget = \"/usr/local/bin\"\n"
+        ));
+    }
+    fs::write(root.join("ocibuild.toml"), cfg).unwrap();
+    let bin = env!("CARGO_BIN_EXE_ocibuild");
+    let layouts = t.path().join("layouts");
+    eprintln!("building the generated monorepo ...");
+    ok(Command::new(bin)
+        .current_dir(&root)
+        .args(["build", "--out"])
+        .arg(&layouts));
+
+    // The registry and the 30 ms proxy in front of it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let reg_cfg = t.path().join("registry.yml");
+    fs::write(
+        &reg_cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            t.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut registry: Child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&reg_cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rule: proxy::Rule =
+        Arc::new(|_: &str, _: &str, _: usize| proxy::Fault::Slow(Duration::from_millis(30)));
+    let px = proxy::FaultProxy::start(port, rule, false);
+    let host = px.host();
+
+    let ocibuild_push = |prefix: &str| {
+        let s = Instant::now();
+        ok(Command::new(bin)
+            .current_dir(&root)
+            .args(["push", "-q", "--layout"])
+            .arg(&layouts)
+            .args(["--registry", &format!("{host}/{prefix}"), "--jobs", "8"])
+            .env("DOCKER_CONFIG", t.path()));
+        s.elapsed()
+    };
+    let skopeo_script = |prefix: &str| {
+        let s = Instant::now();
+        for i in 0..SERVICES {
+            ok(Command::new("skopeo").args([
+                "--insecure-policy",
+                "copy",
+                "--all",
+                "-q",
+                "--dest-tls-verify=false",
+                &format!("oci:{}:latest", layouts.join(format!("svc{i}")).display()),
+                &format!("docker://{host}/{prefix}/svc{i}:latest"),
+            ]));
+        }
+        s.elapsed()
+    };
+
+    let mut rows = Vec::new();
+    for (tool, run) in [
+        ("ocibuild push", &ocibuild_push as &dyn Fn(&str) -> Duration),
+        ("skopeo copy --all x5", &skopeo_script),
+    ] {
+        let (mut cold, mut warm) = (Vec::new(), Vec::new());
+        for r in 0..RUNS {
+            let prefix = format!("{}-{r}", tool.split(' ').next().unwrap());
+            cold.push(run(&prefix));
+            warm.push(run(&prefix));
+        }
+        eprintln!("{tool}: cold {cold:?} warm {warm:?}");
+        rows.push((tool, median(cold), median(warm)));
+    }
+    let _ = registry.kill();
+    let _ = registry.wait();
+    let (o, s) = (&rows[0], &rows[1]);
+    println!("push of 5 services x 2 platforms (40 MiB runtime shared, 40 MiB app each), 30 ms added per request; median of {RUNS}");
+    println!("| scenario | ocibuild push | skopeo copy --all, one service after another | skopeo / ocibuild |");
+    println!("|---|---|---|---|");
+    println!(
+        "| cold | {:.2} s | {:.2} s | {:.1}x |",
+        o.1.as_secs_f64(),
+        s.1.as_secs_f64(),
+        s.1.as_secs_f64() / o.1.as_secs_f64()
+    );
+    println!(
+        "| warm | {:.2} s | {:.2} s | {:.1}x |",
+        o.2.as_secs_f64(),
+        s.2.as_secs_f64(),
+        s.2.as_secs_f64() / o.2.as_secs_f64()
+    );
+}
