@@ -452,8 +452,7 @@ impl RegistryClient {
                     location(&start, &resp)?
                 }
             };
-            let mut put = loc.clone();
-            put.query_pairs_mut().append_pair("digest", digest.as_str());
+            let put = completion_url(&loc, digest);
             let resp = self
                 .send(&Method::PUT, &put, &scope, &|| {
                     let file = std::fs::File::open(path).map_err(|e| RegistryError {
@@ -553,7 +552,7 @@ fn location(request: &Url, resp: &Response) -> Result<Url, RegistryError> {
             retry_after: None,
             hint: None,
         })?;
-    request.join(loc).map_err(|e| RegistryError {
+    resolve_location(request, loc).map_err(|e| RegistryError {
         method: "POST".into(),
         url: strip_query(request),
         status: Some(resp.status().as_u16()),
@@ -562,6 +561,18 @@ fn location(request: &Url, resp: &Response) -> Result<Url, RegistryError> {
         retry_after: None,
         hint: None,
     })
+}
+
+/// Resolve an upload `Location` (absolute, or relative to the request) keeping its query.
+fn resolve_location(request: &Url, loc: &str) -> Result<Url, url::ParseError> {
+    request.join(loc)
+}
+
+/// The URL that completes an upload: the session URL plus `digest=` (after any query it has).
+fn completion_url(session: &Url, digest: &Digest) -> Url {
+    let mut put = session.clone();
+    put.query_pairs_mut().append_pair("digest", digest.as_str());
+    put
 }
 
 fn retry_after(h: &HeaderMap) -> Option<Duration> {
@@ -584,6 +595,36 @@ async fn error_from(method: &Method, url: &Url, resp: Response) -> RegistryError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upload_locations_absolute_relative_and_signed() {
+        let req = Url::parse("http://127.0.0.1:5000/v2/team/app/blobs/uploads/").unwrap();
+        let d = Digest::of(b"x");
+        let rel =
+            resolve_location(&req, "/v2/team/app/blobs/uploads/abc?_state=s1%2Bgn&x=1").unwrap();
+        assert_eq!(
+            rel.as_str(),
+            "http://127.0.0.1:5000/v2/team/app/blobs/uploads/abc?_state=s1%2Bgn&x=1"
+        );
+        let put = completion_url(&rel, &d);
+        assert_eq!(
+            put.as_str(),
+            format!("http://127.0.0.1:5000/v2/team/app/blobs/uploads/abc?_state=s1%2Bgn&x=1&digest=sha256%3A{}", d.hex())
+        );
+        let abs = resolve_location(&req, "https://uploads.example/upload/xyz?sig=abc").unwrap();
+        assert_eq!(abs.host_str(), Some("uploads.example"));
+        assert!(completion_url(&abs, &d)
+            .as_str()
+            .starts_with("https://uploads.example/upload/xyz?sig=abc&digest="));
+        let bare = resolve_location(&req, "abc").unwrap();
+        assert_eq!(
+            completion_url(&bare, &d).as_str(),
+            format!(
+                "http://127.0.0.1:5000/v2/team/app/blobs/uploads/abc?digest=sha256%3A{}",
+                d.hex()
+            )
+        );
+    }
 
     #[test]
     fn loopback_hosts() {

@@ -176,6 +176,17 @@ mod tests {
         );
         assert!(s.contains("ocibuild repos ensure"), "{s}");
         assert!(!e.is_retryable());
+        let e = RegistryError::from_status(
+            "PUT",
+            &url,
+            400,
+            None,
+            br#"{"errors":[{"code":"TAG_INVALID","message":"The image tag 'v1' already exists in the 'app' repository and cannot be overwritten because the repository is immutable."}]}"#,
+        );
+        assert!(e.to_string().contains("tags are immutable"), "{e}");
+        let e = RegistryError::from_status("HEAD", &url, 401, None, b"");
+        assert!(e.to_string().contains("401 Unauthorized"), "{e}");
+        assert!(e.to_string().contains("check the credentials"), "{e}");
         let e = RegistryError::from_status("GET", &url, 503, None, b"busy");
         assert!(e.is_retryable());
         assert!(RegistryError::from_status("GET", &url, 429, None, b"").is_retryable());

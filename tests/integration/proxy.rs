@@ -1,7 +1,7 @@
 //! A fault-injecting HTTP/1.1 proxy between ocibuild and the test registry. For each request a
 //! rule picks a fault (an error status, with or without Retry-After; a connection reset in the
-//! middle of the request body; a slow answer) or forwards it; an ECR-like quirk strips the
-//! `Location` header from manifest PUT answers. It records what it did, so a test can check
+//! middle of the request body; a slow answer) or forwards it; a quirk mode strips the
+//! `Location` header from manifest PUT answers (as ECR may) and makes upload locations relative. It records what it did, so a test can check
 //! that faults really happened.
 
 use std::io::{BufRead, BufReader, Read, Write};
