@@ -26,21 +26,29 @@ enum Command {
     Push(PushArgs),
 }
 
+/// Which config, services and platforms a command works on.
 #[derive(Debug, clap::Args)]
-struct PushArgs {
+struct Selection {
     /// Config file (default: ./ocibuild.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Push only these services (repeat, or a comma list; default: all).
+    /// Only these services (repeat, or a comma list; default: all).
     #[arg(long = "service", value_name = "NAME", value_delimiter = ',')]
     services: Vec<String>,
-    /// Build only these platforms (ignored with --layout).
+    /// Only these platforms, e.g. linux/arm64 (repeat, or a comma list; default: the
+    /// config's). Not with `push --layout`, which pushes the layouts as they are.
     #[arg(
         long = "platform",
         value_name = "OS/ARCH[/VARIANT]",
         value_delimiter = ','
     )]
     platforms: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct PushArgs {
+    #[command(flatten)]
+    select: Selection,
     /// Tags to write (repeat, or a comma list; default: latest, or the layout's ref names).
     #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
     tags: Vec<String>,
@@ -82,19 +90,8 @@ enum Format {
 
 #[derive(Debug, clap::Args)]
 struct BuildArgs {
-    /// Config file (default: ./ocibuild.toml).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Build only these services (repeat, or a comma list; default: all).
-    #[arg(long = "service", value_name = "NAME", value_delimiter = ',')]
-    services: Vec<String>,
-    /// Build only these platforms, e.g. linux/arm64 (repeat, or a comma list; default: the config's).
-    #[arg(
-        long = "platform",
-        value_name = "OS/ARCH[/VARIANT]",
-        value_delimiter = ','
-    )]
-    platforms: Vec<String>,
+    #[command(flatten)]
+    select: Selection,
     /// Output directory: each service's layout goes to OUT/<service>/.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -171,7 +168,7 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
     use crate::registry::auth::{self, CredentialSource};
     use crate::registry::client::{RegistryClient, RetryPolicy};
 
-    let file = Config::locate(args.config.as_deref())?;
+    let file = Config::locate(args.select.config.as_deref())?;
     let config = Config::load(&file)?;
     let registry = match (&args.registry, &config.registry) {
         (Some(r), from_config) => {
@@ -194,8 +191,11 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
             bail!("invalid tag {t:?}: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'");
         }
     }
-    let services = config.select(&args.services)?;
+    let services = config.select(&args.select.services)?;
 
+    if args.layout.is_some() && !args.select.platforms.is_empty() {
+        bail!("--platform chooses what to build; with --layout the layouts are pushed as they are (rebuild them with `ocibuild build --platform ...`)");
+    }
     // The layouts: given, or built now.
     let layouts_dir = match &args.layout {
         Some(dir) => dir.clone(),
@@ -206,7 +206,7 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| config.dir.join(".ocibuild").join("layouts"));
             let opts = BuildOptions {
                 services: services.iter().map(|s| s.name.clone()).collect(),
-                platforms: parse_platforms(&args.platforms)?,
+                platforms: parse_platforms(&args.select.platforms)?,
                 out: out.clone(),
                 tags: args.tags.clone(),
                 epoch: source_date_epoch()?,
@@ -448,11 +448,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(args) => run_push(args),
         Command::Build(args) => {
             let epoch = source_date_epoch()?;
-            let file = Config::locate(args.config.as_deref())?;
+            let file = Config::locate(args.select.config.as_deref())?;
             let config = Config::load(&file)?;
-            let platforms = parse_platforms(&args.platforms)?;
+            let platforms = parse_platforms(&args.select.platforms)?;
             let opts = BuildOptions {
-                services: args.services,
+                services: args.select.services,
                 platforms,
                 out: args.out,
                 tags: args.tags,

@@ -354,21 +354,7 @@ impl RegistryClient {
 
     /// `HEAD /v2/<repo>/blobs/<digest>`: whether the repository has the blob.
     pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
-        let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
-        let scope = push_scope(repo);
-        self.retry(|| async {
-            let resp = self
-                .send(&Method::HEAD, &url, &scope, &|| {
-                    Ok(self.http.head(url.clone()))
-                })
-                .await?;
-            match resp.status() {
-                s if s.is_success() => Ok(true),
-                StatusCode::NOT_FOUND => Ok(false),
-                _ => Err(error_from(&Method::HEAD, &url, resp).await),
-            }
-        })
-        .await
+        self.exists(repo, &format!("blobs/{digest}"), None).await
     }
 
     /// `HEAD /v2/<repo>/manifests/<reference>`: whether the repository has it.
@@ -377,12 +363,31 @@ impl RegistryClient {
         repo: &str,
         reference: &str,
     ) -> Result<bool, RegistryError> {
-        let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
+        self.exists(
+            repo,
+            &format!("manifests/{reference}"),
+            Some(MANIFEST_ACCEPT),
+        )
+        .await
+    }
+
+    /// `HEAD /v2/<repo>/<what>`: 2xx is yes, 404 is no, anything else an error.
+    async fn exists(
+        &self,
+        repo: &str,
+        what: &str,
+        accept: Option<&str>,
+    ) -> Result<bool, RegistryError> {
+        let url = self.url(&format!("v2/{repo}/{what}"));
         let scope = push_scope(repo);
         self.retry(|| async {
             let resp = self
                 .send(&Method::HEAD, &url, &scope, &|| {
-                    Ok(self.http.head(url.clone()).header(ACCEPT, MANIFEST_ACCEPT))
+                    let req = self.http.head(url.clone());
+                    Ok(match accept {
+                        Some(a) => req.header(ACCEPT, a),
+                        None => req,
+                    })
                 })
                 .await?;
             match resp.status() {
