@@ -172,9 +172,16 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
     let config = Config::load(&file)?;
     let registry = match (&args.registry, &config.registry) {
         (Some(r), from_config) => {
-            let auth = from_config.as_ref().map_or(AuthMode::Docker, |c| c.auth);
             let insecure = args.insecure || from_config.as_ref().is_some_and(|c| c.insecure);
-            RegistryConfig::parse(r, auth, insecure).map_err(anyhow::Error::msg)?
+            let mut reg =
+                RegistryConfig::parse(r, from_config.as_ref().and_then(|c| c.auth), insecure)
+                    .map_err(anyhow::Error::msg)?;
+            if let Some(c) = from_config {
+                reg.region = c.region.clone();
+                reg.registry_id = c.registry_id.clone();
+                reg.manifest_puts_per_second = c.manifest_puts_per_second;
+            }
+            reg
         }
         (None, Some(c)) => {
             let mut c = c.clone();
@@ -240,33 +247,49 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
         }
     }
 
-    let cred = match registry.auth {
+    let cred = match registry.auth_mode() {
         AuthMode::Anonymous => CredentialSource::anonymous("anonymous (auth = \"anonymous\")"),
         AuthMode::Docker => match auth::docker_config_path() {
             Some(p) => auth::from_docker_config(&registry.host, &p)?,
             None => CredentialSource::anonymous("anonymous (no HOME or DOCKER_CONFIG)"),
         },
-        AuthMode::Ecr => bail!(
-            "auth = \"ecr\" is not available in this build of ocibuild; log in with `aws ecr get-login-password | docker login --username AWS --password-stdin {}` and use auth = \"docker\"",
-            registry.host
-        ),
+        // Fetched from ECR once the runtime is up.
+        AuthMode::Ecr => CredentialSource::anonymous("ECR"),
     };
-    let client = RegistryClient::new(
-        &registry.host,
-        registry.insecure,
-        cred,
-        RetryPolicy::default(),
-    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut client = if registry.auth_mode() == AuthMode::Ecr {
+        let ecr = runtime.block_on(crate::ecr::Ecr::connect(
+            registry.ecr_region().as_deref(),
+            registry.ecr_registry_id().as_deref(),
+        ))?;
+        let (cred, expires) = runtime.block_on(ecr.registry_credentials())?;
+        RegistryClient::new(
+            &registry.host,
+            registry.insecure,
+            cred,
+            RetryPolicy::default(),
+        )?
+        .with_refresh(ecr.refresher(), expires)
+    } else {
+        RegistryClient::new(
+            &registry.host,
+            registry.insecure,
+            cred,
+            RetryPolicy::default(),
+        )?
+    };
+    if let Some(rate) = registry.manifest_rate() {
+        client = client.with_manifest_rate(rate);
+    }
     let display = ProgressDisplay::new(args.quiet);
     let progress = |e: push::Event| display.event(e);
     let opts = PushOptions {
         jobs: usize::from(args.jobs),
         dry_run: args.dry_run,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let reports = runtime.block_on(push::push(&client, &images, &opts, &progress));
     display.finish();
 

@@ -11,6 +11,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod digest;
+pub mod ecr;
 pub mod image;
 pub mod layer;
 pub mod layout;

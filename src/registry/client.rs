@@ -22,9 +22,11 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use url::Url;
 
 /// How often and how patiently to retry.
@@ -57,6 +59,27 @@ pub enum Mount {
     Upload(Url),
 }
 
+/// Fetches fresh credentials (for registries whose passwords expire, such as ECR's), with the
+/// time they stop working if known.
+pub type Refresh = Arc<
+    dyn Fn() -> Pin<
+            Box<
+                dyn Future<Output = Result<(CredentialSource, Option<SystemTime>), RegistryError>>
+                    + Send,
+            >,
+        > + Send
+        + Sync,
+>;
+
+/// When to fetch new credentials: at half of their remaining life, never sooner than in 5
+/// minutes (so an already expired answer, as emulators give, cannot cause a loop).
+fn refresh_at(expires: Option<SystemTime>) -> Option<Instant> {
+    let left = expires?
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Some(Instant::now() + (left / 2).max(Duration::from_secs(300)))
+}
+
 #[derive(Default)]
 struct AuthState {
     challenge: Option<Challenge>,
@@ -67,10 +90,16 @@ struct AuthState {
 pub struct RegistryClient {
     http: reqwest::Client,
     base: Url,
-    cred: CredentialSource,
+    cred: Mutex<CredentialSource>,
+    refresh: Option<Refresh>,
+    /// When the credentials should be renewed ahead of expiry.
+    renew_at: Mutex<Option<Instant>>,
     state: Mutex<AuthState>,
     retry: RetryPolicy,
     jitter: AtomicU64,
+    /// Least time between two manifest PUTs (a registry quota, e.g. ECR's PutImage 10/s).
+    manifest_interval: Option<Duration>,
+    next_manifest: tokio::sync::Mutex<Instant>,
 }
 
 /// Accept header for manifest reads.
@@ -123,11 +152,67 @@ impl RegistryClient {
         Ok(RegistryClient {
             http,
             base,
-            cred,
+            cred: Mutex::new(cred),
+            refresh: None,
+            renew_at: Mutex::new(None),
             state: Mutex::new(AuthState::default()),
             retry,
             jitter: AtomicU64::new(0x2545_F491_4F6C_DD1D),
+            manifest_interval: None,
+            next_manifest: tokio::sync::Mutex::new(Instant::now()),
         })
+    }
+
+    /// Renew the credentials with `refresh` ahead of `expires`, and once on a refused request.
+    pub fn with_refresh(mut self, refresh: Refresh, expires: Option<SystemTime>) -> Self {
+        self.refresh = Some(refresh);
+        self.renew_at = Mutex::new(refresh_at(expires));
+        self
+    }
+
+    /// Keep manifest PUTs under `per_second` (a registry quota).
+    pub fn with_manifest_rate(mut self, per_second: f64) -> Self {
+        if per_second > 0.0 {
+            self.manifest_interval = Some(Duration::from_secs_f64(1.0 / per_second));
+        }
+        self
+    }
+
+    fn cred(&self) -> CredentialSource {
+        self.cred
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|_| CredentialSource::anonymous("unavailable"))
+    }
+
+    async fn renew(&self) -> Result<(), RegistryError> {
+        let Some(refresh) = &self.refresh else {
+            return Ok(());
+        };
+        let (cred, expires) = refresh().await?;
+        if let Ok(mut c) = self.cred.lock() {
+            *c = cred;
+        }
+        if let Ok(mut r) = self.renew_at.lock() {
+            *r = refresh_at(expires);
+        }
+        if let Ok(mut st) = self.state.lock() {
+            st.tokens.clear();
+        }
+        Ok(())
+    }
+
+    async fn renew_if_due(&self) -> Result<(), RegistryError> {
+        let due = self
+            .renew_at
+            .lock()
+            .ok()
+            .and_then(|r| *r)
+            .is_some_and(|at| Instant::now() >= at);
+        if due {
+            self.renew().await?;
+        }
+        Ok(())
     }
 
     /// The registry's base URL.
@@ -136,8 +221,8 @@ impl RegistryClient {
     }
 
     /// Where the credentials came from (for messages).
-    pub fn credential_origin(&self) -> &str {
-        &self.cred.origin
+    pub fn credential_origin(&self) -> String {
+        self.cred().origin
     }
 
     fn url(&self, path: &str) -> Url {
@@ -147,7 +232,7 @@ impl RegistryClient {
     fn auth_header(&self, scope: &str) -> Option<HeaderValue> {
         let st = self.state.lock().ok()?;
         match st.challenge.as_ref()? {
-            Challenge::Basic => basic_header(&self.cred.credential),
+            Challenge::Basic => basic_header(&self.cred().credential),
             Challenge::Bearer { .. } => {
                 let (tok, until) = st.tokens.get(scope)?;
                 if Instant::now() < *until {
@@ -168,7 +253,9 @@ impl RegistryClient {
         scope: &str,
         make: &(dyn Fn() -> Result<RequestBuilder, RegistryError> + Sync),
     ) -> Result<Response, RegistryError> {
+        self.renew_if_due().await?;
         let mut answered = false;
+        let mut renewed = false;
         loop {
             let mut req = make()?;
             if let Some(h) = self.auth_header(scope) {
@@ -178,12 +265,27 @@ impl RegistryClient {
                 .send()
                 .await
                 .map_err(|e| RegistryError::transport(method.as_str(), url, &e))?;
+            let basic = matches!(
+                self.state.lock().ok().and_then(|s| s.challenge.clone()),
+                Some(Challenge::Basic)
+            );
+            if resp.status() == StatusCode::UNAUTHORIZED
+                && answered
+                && basic
+                && !renewed
+                && self.refresh.is_some()
+            {
+                // Expired or revoked password: fetch a new one, once.
+                renewed = true;
+                self.renew().await?;
+                continue;
+            }
             if resp.status() != StatusCode::UNAUTHORIZED || answered {
                 if resp.status() == StatusCode::UNAUTHORIZED {
                     let mut e = error_from(method, url, resp).await;
                     e.hint = Some(format!(
                         "credentials used: {}; they were refused or lack access to this repository (check docker login, DOCKER_CONFIG or the [registry] auth setting)",
-                        self.cred.origin
+                        self.cred().origin
                     ));
                     // Forget the token so a later retry asks for a new one.
                     if let Ok(mut st) = self.state.lock() {
@@ -208,11 +310,11 @@ impl RegistryClient {
                     st.tokens
                         .insert(scope.to_string(), (token, Instant::now() + ttl));
                 }
-            } else if matches!(self.cred.credential, Credential::Anonymous) {
+            } else if matches!(self.cred().credential, Credential::Anonymous) {
                 let mut e = error_from(method, url, resp).await;
                 e.hint = Some(format!(
                     "the registry asks for a user name and password and none was found: {}",
-                    self.cred.origin
+                    self.cred().origin
                 ));
                 return Err(e);
             }
@@ -237,7 +339,8 @@ impl RegistryClient {
             retry_after: None,
             hint: None,
         })?;
-        let req = match &self.cred.credential {
+        let cred = self.cred();
+        let req = match &cred.credential {
             Credential::IdentityToken(t) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
                 form.append_pair("grant_type", "refresh_token")
@@ -279,7 +382,7 @@ impl RegistryClient {
             let mut e = error_from(&Method::GET, &url, resp).await;
             e.hint = Some(format!(
                 "the token service refused the credentials from {}",
-                self.cred.origin
+                cred.origin
             ));
             return Err(e);
         }
@@ -501,6 +604,11 @@ impl RegistryClient {
         let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
         let scope = push_scope(repo);
         self.retry(|| async {
+            if let Some(gap) = self.manifest_interval {
+                let mut next = self.next_manifest.lock().await;
+                tokio::time::sleep_until((*next).into()).await;
+                *next = Instant::now() + gap;
+            }
             let resp = self
                 .send(&Method::PUT, &url, &scope, &|| {
                     Ok(self
