@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::platform::Platform;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Build and publish reproducible multi-arch OCI images without a Docker daemon.
@@ -24,6 +25,99 @@ enum Command {
     Build(BuildArgs),
     /// Build (or take from --layout) each service's image and push it to the registry.
     Push(PushArgs),
+    /// Manage the ECR repositories of the services.
+    Repos {
+        #[command(subcommand)]
+        command: ReposCommand,
+    },
+    /// Wait for ECR's scans of the services' images and report their findings.
+    Scan(ScanArgs),
+    /// Print the minimal IAM policy ocibuild needs for this config.
+    IamPolicy(IamArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReposCommand {
+    /// Create each service's repository or bring it in line with the config (plan, then apply).
+    Ensure(EnsureArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EnsureArgs {
+    #[command(flatten)]
+    select: Selection,
+    /// Registry HOST[/PREFIX] (default: [registry] url in the config).
+    #[arg(long, value_name = "HOST[/PREFIX]")]
+    registry: Option<String>,
+    /// Only print the plan.
+    #[arg(long)]
+    dry_run: bool,
+    /// The tags ocibuild writes, to check the lifecycle rules against.
+    #[arg(
+        long = "tags",
+        value_name = "KINDS",
+        value_delimiter = ',',
+        default_value = "sha,timestamp,latest"
+    )]
+    tag_policy: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+struct ScanArgs {
+    #[command(flatten)]
+    select: Selection,
+    /// Registry HOST[/PREFIX] (default: [registry] url in the config).
+    #[arg(long, value_name = "HOST[/PREFIX]")]
+    registry: Option<String>,
+    /// The image to look at, by tag (default: latest).
+    #[arg(long, conflicts_with = "digest")]
+    tag: Option<String>,
+    /// The image to look at, by digest.
+    #[arg(long)]
+    digest: Option<String>,
+    #[command(flatten)]
+    wait: ScanWait,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// How long to wait for scans and what fails the run.
+#[derive(Debug, Clone, clap::Args)]
+struct ScanWait {
+    /// Longest wait for each scan, e.g. 90s, 10m (a time-out is reported, not an error).
+    #[arg(long = "wait", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    wait: std::time::Duration,
+    /// Fail (exit 1) when a finding at this severity or worse is found (default: never).
+    #[arg(long, value_name = "SEVERITY", value_parser = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"])]
+    fail_on: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct IamArgs {
+    #[command(flatten)]
+    select: Selection,
+    /// Registry HOST[/PREFIX] (default: [registry] url in the config).
+    #[arg(long, value_name = "HOST[/PREFIX]")]
+    registry: Option<String>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 90s, 10m, 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("invalid duration {s:?}: use e.g. 90s, 10m, 1h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// Which config, services and platforms a command works on.
@@ -79,6 +173,14 @@ struct PushArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Create or update the ECR repositories first (as `repos ensure` does).
+    #[arg(long)]
+    create_repos: bool,
+    /// After the push, wait for ECR's scans and report their findings.
+    #[arg(long)]
+    scan: bool,
+    #[command(flatten)]
+    scan_wait: ScanWait,
 }
 
 /// Output format.
@@ -162,20 +264,19 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn run_push(args: PushArgs) -> anyhow::Result<()> {
-    use crate::config::{AuthMode, RegistryConfig};
-    use crate::push::{self, PushImage, PushOptions};
-    use crate::registry::auth::{self, CredentialSource};
-    use crate::registry::client::{RegistryClient, RetryPolicy};
-
-    let file = Config::locate(args.select.config.as_deref())?;
-    let config = Config::load(&file)?;
-    let registry = match (&args.registry, &config.registry) {
-        (Some(r), from_config) => {
-            let insecure = args.insecure || from_config.as_ref().is_some_and(|c| c.insecure);
-            let mut reg =
-                RegistryConfig::parse(r, from_config.as_ref().and_then(|c| c.auth), insecure)
-                    .map_err(anyhow::Error::msg)?;
+/// The registry: `--registry` (with the config's other [registry] settings) or the config's.
+fn resolve_registry(
+    config: &Config,
+    arg: Option<&str>,
+    insecure: bool,
+) -> anyhow::Result<crate::config::RegistryConfig> {
+    use crate::config::RegistryConfig;
+    let from_config = config.registry.as_ref();
+    Ok(match arg {
+        Some(r) => {
+            let insecure = insecure || from_config.is_some_and(|c| c.insecure);
+            let mut reg = RegistryConfig::parse(r, from_config.and_then(|c| c.auth), insecure)
+                .map_err(anyhow::Error::msg)?;
             if let Some(c) = from_config {
                 reg.region = c.region.clone();
                 reg.registry_id = c.registry_id.clone();
@@ -183,16 +284,265 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
             }
             reg
         }
-        (None, Some(c)) => {
-            let mut c = c.clone();
-            c.insecure |= args.insecure;
-            c
+        None => match from_config {
+            Some(c) => {
+                let mut c = c.clone();
+                c.insecure |= insecure;
+                c
+            }
+            None => bail!(
+                "no registry: pass --registry HOST[/PREFIX] or set [registry] url in {}",
+                config.file.display()
+            ),
+        },
+    })
+}
+
+fn new_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Connect to ECR for `registry`, which must be an ECR registry (by host or `auth = "ecr"`).
+fn connect_ecr(
+    runtime: &tokio::runtime::Runtime,
+    registry: &crate::config::RegistryConfig,
+) -> anyhow::Result<crate::ecr::Ecr> {
+    if registry.auth_mode() != crate::config::AuthMode::Ecr {
+        bail!(
+            "{} is not an Amazon ECR registry: use a <account>.dkr.ecr.<region>.amazonaws.com host or set auth = \"ecr\" in [registry]",
+            registry.host
+        );
+    }
+    Ok(runtime.block_on(crate::ecr::Ecr::connect(
+        registry.ecr_region().as_deref(),
+        registry.ecr_registry_id().as_deref(),
+    ))?)
+}
+
+/// Plan (and unless `dry_run`, apply) the repository settings for `repositories`; prints the
+/// plan and the lifecycle warnings. Returns the plans.
+fn ensure_repositories(
+    runtime: &tokio::runtime::Runtime,
+    ecr: &crate::ecr::Ecr,
+    config: &Config,
+    repositories: &[String],
+    tag_policy: &[String],
+    dry_run: bool,
+    print: bool,
+) -> anyhow::Result<Vec<crate::ecr::repos::RepoPlan>> {
+    use crate::ecr::{lifecycle, repos};
+    for w in lifecycle::check_against_tags(&config.repositories.lifecycle, tag_policy) {
+        eprintln!("warning: {w}");
+    }
+    let plans = runtime.block_on(repos::plan(ecr, repositories, &config.repositories))?;
+    if print {
+        for p in &plans {
+            if p.changes.is_empty() {
+                println!("{}: up to date", p.repository);
+            }
+            for c in &p.changes {
+                println!(
+                    "{}: {}{c}",
+                    p.repository,
+                    if dry_run { "would " } else { "" }
+                );
+            }
+            for d in &p.drift {
+                println!("{}: DRIFT: {d}", p.repository);
+            }
         }
-        (None, None) => bail!(
-            "no registry to push to: pass --registry HOST[/PREFIX] or set [registry] url in {}",
-            file.display()
-        ),
+        if plans.iter().all(|p| p.changes.is_empty()) {
+            println!("nothing to change");
+        }
+    }
+    if !dry_run {
+        runtime.block_on(repos::apply(ecr, &plans, &config.repositories))?;
+    }
+    Ok(plans)
+}
+
+fn run_repos_ensure(args: EnsureArgs) -> anyhow::Result<()> {
+    let file = Config::locate(args.select.config.as_deref())?;
+    let config = Config::load(&file)?;
+    let registry = resolve_registry(&config, args.registry.as_deref(), false)?;
+    let repositories: Vec<String> = config
+        .select(&args.select.services)?
+        .iter()
+        .map(|s| registry.repository_path(&s.repository))
+        .collect();
+    let runtime = new_runtime()?;
+    let ecr = connect_ecr(&runtime, &registry)?;
+    let plans = ensure_repositories(
+        &runtime,
+        &ecr,
+        &config,
+        &repositories,
+        &args.tag_policy,
+        args.dry_run,
+        args.format == Format::Text,
+    )?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&plans)?);
+    }
+    Ok(())
+}
+
+/// Wait for and read the scans of `images` (repository, manifest digests); print them.
+fn scan_images(
+    runtime: &tokio::runtime::Runtime,
+    ecr: &crate::ecr::Ecr,
+    images: &[(String, String, Vec<String>)],
+    wait: &ScanWait,
+    print: bool,
+) -> anyhow::Result<Vec<(String, Vec<crate::ecr::scan::ScanResult>)>> {
+    use crate::ecr::scan;
+    let jobs = images.iter().map(|(service, repo, digests)| async move {
+        let mut results = Vec::new();
+        for d in digests {
+            results.push(scan::wait_and_read(ecr, repo, d, wait.wait).await?);
+        }
+        Ok::<_, crate::ecr::EcrError>((service.clone(), results))
+    });
+    let all = runtime.block_on(futures_util::future::try_join_all(jobs))?;
+    let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+    for (service, results) in &all {
+        for r in results {
+            if print {
+                let counts: Vec<String> = scan::SEVERITIES
+                    .iter()
+                    .filter_map(|s| r.counts.get(*s).map(|n| format!("{s} {n}")))
+                    .collect();
+                println!(
+                    "{service} {}@{}: {} {}",
+                    r.repository,
+                    &r.digest[..19.min(r.digest.len())],
+                    r.status,
+                    if counts.is_empty() {
+                        "no findings".to_string()
+                    } else {
+                        counts.join(", ")
+                    }
+                );
+                if let Some(d) = &r.description {
+                    println!("  {d}");
+                }
+                for f in &r.findings {
+                    println!(
+                        "  {:<8} {:<20} {:<30} {}",
+                        f.severity, f.name, f.package, f.link
+                    );
+                }
+            }
+            if github {
+                for f in &r.findings {
+                    println!(
+                        "::warning title={service}: {} {}::{} in {} ({})",
+                        f.severity, f.name, f.package, r.repository, f.link
+                    );
+                }
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// Whether any result has a finding at `fail_on` or worse.
+fn scan_fails(
+    results: &[(String, Vec<crate::ecr::scan::ScanResult>)],
+    fail_on: Option<&str>,
+) -> Option<String> {
+    let limit = crate::ecr::scan::rank(fail_on?);
+    let bad: Vec<String> = results
+        .iter()
+        .flat_map(|(svc, rs)| rs.iter().map(move |r| (svc, r)))
+        .filter(|(_, r)| {
+            r.counts
+                .iter()
+                .any(|(sev, n)| *n > 0 && crate::ecr::scan::rank(sev) <= limit)
+        })
+        .map(|(svc, r)| format!("{svc} ({})", &r.digest[..19.min(r.digest.len())]))
+        .collect();
+    (!bad.is_empty()).then(|| bad.join(", "))
+}
+
+fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
+    let file = Config::locate(args.select.config.as_deref())?;
+    let config = Config::load(&file)?;
+    let registry = resolve_registry(&config, args.registry.as_deref(), false)?;
+    let runtime = new_runtime()?;
+    let ecr = connect_ecr(&runtime, &registry)?;
+    let reference = args
+        .digest
+        .clone()
+        .or(args.tag.clone())
+        .unwrap_or_else(|| "latest".into());
+    let mut images = Vec::new();
+    for s in config.select(&args.select.services)? {
+        let repo = registry.repository_path(&s.repository);
+        let digests = runtime.block_on(crate::ecr::scan::manifests_of(&ecr, &repo, &reference))?;
+        images.push((s.name.clone(), repo, digests));
+    }
+    let results = scan_images(
+        &runtime,
+        &ecr,
+        &images,
+        &args.wait,
+        args.format == Format::Text,
+    )?;
+    if args.format == Format::Json {
+        let v: BTreeMap<&str, &Vec<crate::ecr::scan::ScanResult>> =
+            results.iter().map(|(s, r)| (s.as_str(), r)).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    if let Some(bad) = scan_fails(&results, args.wait.fail_on.as_deref()) {
+        bail!(
+            "findings at {} or worse in {bad}",
+            args.wait.fail_on.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn run_iam_policy(args: IamArgs) -> anyhow::Result<()> {
+    use crate::ecr::iam;
+    let file = Config::locate(args.select.config.as_deref())?;
+    let config = Config::load(&file)?;
+    let registry = resolve_registry(&config, args.registry.as_deref(), false)?;
+    let region = registry
+        .ecr_region()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+    let account = registry.ecr_registry_id();
+    if region.is_none() || account.is_none() {
+        eprintln!("note: region or account unknown (use an ECR host, or region / registry_id in [registry]): written as *");
+    }
+    let region = region.unwrap_or_else(|| "*".into());
+    let scope = iam::PolicyScope {
+        partition: iam::partition(&region).to_string(),
+        account: account.unwrap_or_else(|| "*".into()),
+        region,
+        repositories: config
+            .select(&args.select.services)?
+            .iter()
+            .map(|s| registry.repository_path(&s.repository))
+            .collect(),
     };
+    println!("{}", serde_json::to_string_pretty(&iam::policy(&scope))?);
+    Ok(())
+}
+
+fn run_push(args: PushArgs) -> anyhow::Result<()> {
+    use crate::config::AuthMode;
+    use crate::push::{self, PushImage, PushOptions};
+    use crate::registry::auth::{self, CredentialSource};
+    use crate::registry::client::{RegistryClient, RetryPolicy};
+
+    let file = Config::locate(args.select.config.as_deref())?;
+    let config = Config::load(&file)?;
+    let registry = resolve_registry(&config, args.registry.as_deref(), args.insecure)?;
     for t in &args.tags {
         if !crate::spec::is_valid_tag(t) {
             bail!("invalid tag {t:?}: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'");
@@ -256,15 +606,34 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
         // Fetched from ECR once the runtime is up.
         AuthMode::Ecr => CredentialSource::anonymous("ECR"),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let mut client = if registry.auth_mode() == AuthMode::Ecr {
-        let ecr = runtime.block_on(crate::ecr::Ecr::connect(
-            registry.ecr_region().as_deref(),
-            registry.ecr_registry_id().as_deref(),
-        ))?;
+    let runtime = new_runtime()?;
+    let ecr = if registry.auth_mode() == AuthMode::Ecr {
+        Some(connect_ecr(&runtime, &registry)?)
+    } else if args.create_repos || args.scan {
+        bail!(
+            "--create-repos and --scan work with Amazon ECR; {} is not an ECR registry (set auth = \"ecr\" in [registry] for an ECR-compatible endpoint)",
+            registry.host
+        );
+    } else {
+        None
+    };
+    if let (true, Some(ecr)) = (args.create_repos, &ecr) {
+        let repositories: Vec<String> = images.iter().map(|i| i.repository.clone()).collect();
+        let mut policy = args.tags.clone();
+        if policy.is_empty() {
+            policy.push("latest".into());
+        }
+        ensure_repositories(
+            &runtime,
+            ecr,
+            &config,
+            &repositories,
+            &policy,
+            args.dry_run,
+            !args.quiet,
+        )?;
+    }
+    let mut client = if let Some(ecr) = &ecr {
         let (cred, expires) = runtime.block_on(ecr.registry_credentials())?;
         RegistryClient::new(
             &registry.host,
@@ -290,8 +659,35 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
         jobs: usize::from(args.jobs),
         dry_run: args.dry_run,
     };
-    let reports = runtime.block_on(push::push(&client, &images, &opts, &progress));
+    let mut reports = runtime.block_on(push::push(&client, &images, &opts, &progress));
     display.finish();
+    let mut scan_failure = None;
+    if let (true, Some(ecr), false) = (args.scan, &ecr, args.dry_run) {
+        let pushed: Vec<(String, String, Vec<String>)> = reports
+            .iter()
+            .filter(|r| r.error.is_none())
+            .map(|r| {
+                (
+                    r.service.clone(),
+                    r.repository.clone(),
+                    r.manifest_digests.clone(),
+                )
+            })
+            .collect();
+        let results = scan_images(
+            &runtime,
+            ecr,
+            &pushed,
+            &args.scan_wait,
+            args.format == Format::Text,
+        )?;
+        scan_failure = scan_fails(&results, args.scan_wait.fail_on.as_deref());
+        for (service, rs) in results {
+            if let Some(r) = reports.iter_mut().find(|r| r.service == service) {
+                r.scan = Some(serde_json::to_value(rs)?);
+            }
+        }
+    }
 
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&reports)?;
@@ -344,6 +740,12 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
             failed.len(),
             reports.len(),
             failed.join(", ")
+        );
+    }
+    if let Some(bad) = scan_failure {
+        bail!(
+            "findings at {} or worse in {bad}",
+            args.scan_wait.fail_on.unwrap_or_default()
         );
     }
     Ok(())
@@ -469,6 +871,11 @@ impl ProgressDisplay {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Push(args) => run_push(args),
+        Command::Repos {
+            command: ReposCommand::Ensure(args),
+        } => run_repos_ensure(args),
+        Command::Scan(args) => run_scan(args),
+        Command::IamPolicy(args) => run_iam_policy(args),
         Command::Build(args) => {
             let epoch = source_date_epoch()?;
             let file = Config::locate(args.select.config.as_deref())?;

@@ -35,6 +35,191 @@ pub struct Config {
     pub services: BTreeMap<String, Service>,
     /// The registry to push to, if the file names one.
     pub registry: Option<RegistryConfig>,
+    /// How every service's repository is set up (`ocibuild repos ensure`).
+    pub repositories: RepositorySettings,
+}
+
+/// Encryption of a repository (fixed at creation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encryption {
+    /// AES-256, keys managed by ECR.
+    Aes256,
+    /// AWS KMS, with this key (None: the AWS managed key).
+    Kms(Option<String>),
+}
+
+/// Tag mutability of a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TagMutability {
+    /// Tags can move.
+    Mutable,
+    /// Tags cannot move.
+    Immutable,
+    /// Immutable except tags matching the exclusions.
+    ImmutableWithExclusion,
+    /// Mutable except tags matching the exclusions.
+    MutableWithExclusion,
+}
+
+impl TagMutability {
+    /// The ECR API's name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TagMutability::Mutable => "MUTABLE",
+            TagMutability::Immutable => "IMMUTABLE",
+            TagMutability::ImmutableWithExclusion => "IMMUTABLE_WITH_EXCLUSION",
+            TagMutability::MutableWithExclusion => "MUTABLE_WITH_EXCLUSION",
+        }
+    }
+}
+
+/// Which images a lifecycle rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagStatus {
+    /// Images with a tag matching the rule's prefixes or patterns.
+    Tagged,
+    /// Images without tags.
+    Untagged,
+    /// All images.
+    Any,
+}
+
+/// One lifecycle rule: expire what is beyond `keep_last` images, or older than `expire_after_days`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleRule {
+    /// Evaluation order, unique; lowest first.
+    pub priority: u32,
+    /// Shown in the console.
+    pub description: String,
+    /// Which images.
+    pub tag_status: TagStatus,
+    /// Tag prefixes (with `tagged`).
+    pub tag_prefixes: Vec<String>,
+    /// Tag wildcard patterns (with `tagged`).
+    pub tag_patterns: Vec<String>,
+    /// Keep this many images, expire older ones (`imageCountMoreThan`).
+    pub keep_last: Option<u32>,
+    /// Expire images pushed more than this many days ago (`sinceImagePushed`).
+    pub expire_after_days: Option<u32>,
+}
+
+/// The repository settings ocibuild enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySettings {
+    /// Scan images on push.
+    pub scan_on_push: bool,
+    /// Encryption at creation.
+    pub encryption: Encryption,
+    /// Tag mutability.
+    pub tag_mutability: TagMutability,
+    /// Tag filters for the `*_WITH_EXCLUSION` mutabilities.
+    pub tag_mutability_exclusions: Vec<String>,
+    /// Resource tags.
+    pub tags: BTreeMap<String, String>,
+    /// Lifecycle rules.
+    pub lifecycle: Vec<LifecycleRule>,
+}
+
+impl Default for RepositorySettings {
+    fn default() -> Self {
+        RepositorySettings {
+            scan_on_push: true,
+            encryption: Encryption::Aes256,
+            tag_mutability: TagMutability::Mutable,
+            tag_mutability_exclusions: vec![],
+            tags: BTreeMap::new(),
+            lifecycle: default_lifecycle(),
+        }
+    }
+}
+
+/// Keep the last 10 images tagged `v*`; expire untagged images after 7 days.
+pub fn default_lifecycle() -> Vec<LifecycleRule> {
+    vec![
+        LifecycleRule {
+            priority: 1,
+            description: "keep the last 10 v-tagged (release) images".into(),
+            tag_status: TagStatus::Tagged,
+            tag_prefixes: vec!["v".into()],
+            tag_patterns: vec![],
+            keep_last: Some(10),
+            expire_after_days: None,
+        },
+        LifecycleRule {
+            priority: 2,
+            description: "expire untagged images after 7 days".into(),
+            tag_status: TagStatus::Untagged,
+            tag_prefixes: vec![],
+            tag_patterns: vec![],
+            keep_last: None,
+            expire_after_days: Some(7),
+        },
+    ]
+}
+
+/// Check lifecycle rules as ECR would, before any call: unique priorities >= 1, the `any` rule
+/// last, counts >= 1, exactly one of `keep_last` / `expire_after_days`, prefixes or patterns
+/// only (and required) with `tagged`.
+pub fn validate_lifecycle(rules: &[LifecycleRule]) -> Result<(), String> {
+    for (i, r) in rules.iter().enumerate() {
+        let name = format!("lifecycle rule {} (priority {})", i + 1, r.priority);
+        if r.priority == 0 {
+            return Err(format!("{name}: priority must be 1 or more"));
+        }
+        if rules[..i].iter().any(|o| o.priority == r.priority) {
+            return Err(format!(
+                "{name}: priority {} is used twice; priorities must be unique",
+                r.priority
+            ));
+        }
+        match (r.keep_last, r.expire_after_days) {
+            (Some(0), _) | (_, Some(0)) => return Err(format!("{name}: counts must be 1 or more")),
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(format!(
+                    "{name}: give exactly one of keep_last or expire_after_days"
+                ))
+            }
+            _ => {}
+        }
+        let filtered = !r.tag_prefixes.is_empty() || !r.tag_patterns.is_empty();
+        match r.tag_status {
+            TagStatus::Tagged if !filtered => {
+                return Err(format!(
+                    "{name}: tag_status = \"tagged\" needs tag_prefixes or tag_patterns"
+                ))
+            }
+            TagStatus::Untagged | TagStatus::Any if filtered => {
+                return Err(format!(
+                    "{name}: tag_prefixes and tag_patterns only go with tag_status = \"tagged\""
+                ))
+            }
+            _ => {}
+        }
+        if !r.tag_prefixes.is_empty() && !r.tag_patterns.is_empty() {
+            return Err(format!(
+                "{name}: use tag_prefixes or tag_patterns, not both"
+            ));
+        }
+    }
+    if let Some(any) = rules.iter().find(|r| r.tag_status == TagStatus::Any) {
+        if rules.iter().any(|r| r.priority > any.priority) {
+            return Err(format!(
+                "lifecycle rule with tag_status = \"any\" (priority {}) must have the highest priority number",
+                any.priority
+            ));
+        }
+        if rules
+            .iter()
+            .filter(|r| r.tag_status == TagStatus::Any)
+            .count()
+            > 1
+        {
+            return Err("only one lifecycle rule may have tag_status = \"any\"".into());
+        }
+    }
+    Ok(())
 }
 
 /// How credentials for the registry are found.
@@ -558,6 +743,35 @@ struct RawFile {
     #[serde(default)]
     services: BTreeMap<Spanned<String>, RawService>,
     registry: Option<RawRegistry>,
+    repositories: Option<Spanned<RawRepositories>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepositories {
+    scan_on_push: Option<bool>,
+    encryption: Option<Spanned<String>>,
+    kms_key: Option<String>,
+    tag_mutability: Option<TagMutability>,
+    #[serde(default)]
+    tag_mutability_exclusions: Vec<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    lifecycle: Option<Vec<RawLifecycleRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycleRule {
+    priority: u32,
+    description: Option<String>,
+    tag_status: TagStatus,
+    #[serde(default)]
+    tag_prefixes: Vec<String>,
+    #[serde(default)]
+    tag_patterns: Vec<String>,
+    keep_last: Option<u32>,
+    expire_after_days: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -802,12 +1016,77 @@ impl Config {
                 Some(reg)
             }
         };
+        let repositories = match raw.repositories {
+            None => RepositorySettings::default(),
+            Some(r) => {
+                let span = r.span();
+                let r = r.into_inner();
+                let encryption = match r.encryption {
+                    None => Encryption::Aes256,
+                    Some(e) => match e.get_ref().as_str() {
+                        "AES256" => Encryption::Aes256,
+                        "KMS" => Encryption::Kms(r.kms_key.clone()),
+                        other => {
+                            return Err(at(
+                                file,
+                                src,
+                                Some(e.span()),
+                                format!("unknown encryption {other:?}: use \"AES256\" or \"KMS\""),
+                            ))
+                        }
+                    },
+                };
+                if r.kms_key.is_some() && encryption == Encryption::Aes256 {
+                    return Err(at(
+                        file,
+                        src,
+                        Some(span),
+                        "kms_key needs encryption = \"KMS\"",
+                    ));
+                }
+                let tag_mutability = r.tag_mutability.unwrap_or(TagMutability::Mutable);
+                let with_exclusion = matches!(
+                    tag_mutability,
+                    TagMutability::ImmutableWithExclusion | TagMutability::MutableWithExclusion
+                );
+                if with_exclusion == r.tag_mutability_exclusions.is_empty() {
+                    return Err(at(file, src, Some(span), "tag_mutability_exclusions go with (and only with) the *_WITH_EXCLUSION tag mutabilities"));
+                }
+                let lifecycle = match r.lifecycle {
+                    None => default_lifecycle(),
+                    Some(rules) => rules
+                        .into_iter()
+                        .map(|l| LifecycleRule {
+                            description: l
+                                .description
+                                .unwrap_or_else(|| format!("ocibuild rule {}", l.priority)),
+                            priority: l.priority,
+                            tag_status: l.tag_status,
+                            tag_prefixes: l.tag_prefixes,
+                            tag_patterns: l.tag_patterns,
+                            keep_last: l.keep_last,
+                            expire_after_days: l.expire_after_days,
+                        })
+                        .collect(),
+                };
+                validate_lifecycle(&lifecycle).map_err(|e| at(file, src, Some(span), e))?;
+                RepositorySettings {
+                    scan_on_push: r.scan_on_push.unwrap_or(true),
+                    encryption,
+                    tag_mutability,
+                    tag_mutability_exclusions: r.tag_mutability_exclusions,
+                    tags: r.tags,
+                    lifecycle,
+                }
+            }
+        };
         Ok(Config {
             file: file.to_path_buf(),
             dir: dir.to_path_buf(),
             platforms,
             services,
             registry,
+            repositories,
         })
     }
 
@@ -1065,6 +1344,46 @@ modes = { "bin/*" = "0750" }
             "[registry]\nurl = \"h\"\nmanifest_puts_per_second = 0.0\n{MINIMAL}"
         ));
         assert!(e.contains("more than 0"), "{e}");
+    }
+
+    #[test]
+    fn repository_settings_and_lifecycle_validation() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.repositories, RepositorySettings::default());
+        assert!(c.repositories.scan_on_push);
+        let src = format!(
+            "[repositories]\nscan_on_push = false\nencryption = \"KMS\"\nkms_key = \"arn:k\"\ntag_mutability = \"IMMUTABLE_WITH_EXCLUSION\"\ntag_mutability_exclusions = [\"latest\"]\ntags = {{ team = \"platform\" }}\n[[repositories.lifecycle]]\npriority = 1\ntag_status = \"tagged\"\ntag_prefixes = [\"v\"]\nkeep_last = 5\n[[repositories.lifecycle]]\npriority = 9\ntag_status = \"any\"\nkeep_last = 40\n{MINIMAL}"
+        );
+        let r = parse(&src).unwrap().repositories;
+        assert_eq!(r.encryption, Encryption::Kms(Some("arn:k".into())));
+        assert_eq!(r.lifecycle.len(), 2);
+        let bad = |from: &str, to: &str, want: &str| {
+            let e = err(&src.replace(from, to));
+            assert!(
+                e.contains(want) && e.starts_with("ocibuild.toml:1:1:"),
+                "{to}: {e}"
+            );
+        };
+        bad("priority = 9", "priority = 1", "used twice");
+        bad("priority = 9", "priority = 0", "1 or more");
+        bad("keep_last = 5", "keep_last = 0", "1 or more");
+        bad(
+            "keep_last = 5",
+            "keep_last = 5\nexpire_after_days = 3",
+            "exactly one",
+        );
+        bad("tag_prefixes = [\"v\"]\n", "", "needs tag_prefixes");
+        bad("priority = 1\n", "priority = 10\n", "highest priority");
+        bad(
+            "tag_mutability_exclusions = [\"latest\"]\n",
+            "",
+            "tag_mutability_exclusions",
+        );
+        let e = err(&src.replace("\"KMS\"", "\"DES\""));
+        assert!(
+            e.starts_with("ocibuild.toml:3:14:") && e.contains("unknown encryption"),
+            "{e}"
+        );
     }
 
     #[test]

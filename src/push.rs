@@ -124,6 +124,9 @@ pub struct PushReport {
     pub dry_run: bool,
     /// Why the service failed; `None` on success.
     pub error: Option<String>,
+    /// Scan results, when asked for (`push --scan`; filled in by the caller).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<serde_json::Value>,
 }
 
 /// One digest's outcome in each repository that needed it.
@@ -234,6 +237,7 @@ pub async fn push(
             duration_ms: 0,
             dry_run: opts.dry_run,
             error: None,
+            scan: None,
         };
         match load(img) {
             Ok(l) => {

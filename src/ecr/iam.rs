@@ -1,1 +1,140 @@
-//! placeholder
+//! The minimal IAM policy ocibuild needs for a config: push (and mount, only when several
+//! repositories share blobs), repository management and scan reading, scoped to the
+//! configured repositories' ARNs. Pure: nothing is called.
+
+use serde_json::{json, Value};
+
+/// What the policy covers.
+#[derive(Debug, Clone)]
+pub struct PolicyScope {
+    /// AWS partition (`aws`, `aws-cn`, `aws-us-gov`).
+    pub partition: String,
+    /// Region, or `*`.
+    pub region: String,
+    /// Account id, or `*`.
+    pub account: String,
+    /// Full repository names.
+    pub repositories: Vec<String>,
+}
+
+/// The partition of a region.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The policy document.
+pub fn policy(scope: &PolicyScope) -> Value {
+    let arns: Vec<String> = scope
+        .repositories
+        .iter()
+        .map(|r| {
+            format!(
+                "arn:{}:ecr:{}:{}:repository/{r}",
+                scope.partition, scope.region, scope.account
+            )
+        })
+        .collect();
+    let mut push = vec![
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:CompleteLayerUpload",
+        "ecr:InitiateLayerUpload",
+        "ecr:PutImage",
+        "ecr:UploadLayerPart",
+    ];
+    // Mounting a blob from a sibling repository reads it there.
+    if scope.repositories.len() > 1 {
+        push.push("ecr:GetDownloadUrlForLayer");
+        push.sort_unstable();
+    }
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OcibuildRegistryLogin",
+                "Effect": "Allow",
+                "Action": ["ecr:GetAuthorizationToken"],
+                "Resource": "*"
+            },
+            {
+                "Sid": "OcibuildPush",
+                "Effect": "Allow",
+                "Action": push,
+                "Resource": arns
+            },
+            {
+                "Sid": "OcibuildRepositories",
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:CreateRepository",
+                    "ecr:DescribeRepositories",
+                    "ecr:GetLifecyclePolicy",
+                    "ecr:ListTagsForResource",
+                    "ecr:PutImageScanningConfiguration",
+                    "ecr:PutImageTagMutability",
+                    "ecr:PutLifecyclePolicy",
+                    "ecr:TagResource"
+                ],
+                "Resource": arns
+            },
+            {
+                "Sid": "OcibuildScanFindings",
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:DescribeImageScanFindings",
+                    "ecr:DescribeImages",
+                    "ecr:StartImageScan"
+                ],
+                "Resource": arns
+            }
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoped_to_repository_arns_with_mount_only_when_shared() {
+        let scope = PolicyScope {
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            repositories: vec!["retail-store-cart".into(), "retail-store-ui".into()],
+        };
+        let p = policy(&scope);
+        let st = p["Statement"].as_array().unwrap();
+        assert_eq!(st[0]["Resource"], "*");
+        assert_eq!(st[0]["Action"], json!(["ecr:GetAuthorizationToken"]));
+        for s in &st[1..] {
+            assert_eq!(
+                s["Resource"],
+                json!([
+                    "arn:aws:ecr:us-east-1:123456789012:repository/retail-store-cart",
+                    "arn:aws:ecr:us-east-1:123456789012:repository/retail-store-ui"
+                ])
+            );
+        }
+        assert!(st[1]["Action"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ecr:GetDownloadUrlForLayer")));
+        let one = PolicyScope {
+            repositories: vec!["retail-store-cart".into()],
+            ..scope
+        };
+        assert!(!policy(&one)["Statement"][1]["Action"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ecr:GetDownloadUrlForLayer")));
+        assert_eq!(partition("cn-north-1"), "aws-cn");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+    }
+}

@@ -28,7 +28,7 @@ pub struct EcrError {
 }
 
 impl EcrError {
-    fn new(operation: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(operation: &'static str, message: impl Into<String>) -> Self {
         EcrError {
             operation,
             message: message.into(),
@@ -139,7 +139,6 @@ impl Ecr {
     }
 
     /// The SDK client, for the submodules.
-    #[allow(dead_code)] // used by repos and scan
     pub(crate) fn sdk(&self) -> &aws_sdk_ecr::Client {
         &self.client
     }

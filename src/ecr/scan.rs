@@ -1,1 +1,303 @@
-//! placeholder
+//! Scan findings: wait for an image's scan (starting one if none exists), polling with backoff
+//! until it completes, fails or the wait runs out (a time-out is a result, not an error), then
+//! read the basic and enhanced (Inspector) findings with pagination: counts by severity and the
+//! CRITICAL and HIGH findings in full.
+
+use super::{Ecr, EcrError};
+use aws_sdk_ecr::types::{ImageIdentifier, ImageScanStatus};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Severities from worst to least.
+pub const SEVERITIES: [&str; 6] = [
+    "CRITICAL",
+    "HIGH",
+    "MEDIUM",
+    "LOW",
+    "INFORMATIONAL",
+    "UNDEFINED",
+];
+
+/// Rank of a severity (0 = CRITICAL); unknown ones rank last.
+pub fn rank(severity: &str) -> usize {
+    SEVERITIES
+        .iter()
+        .position(|s| s.eq_ignore_ascii_case(severity))
+        .unwrap_or(SEVERITIES.len())
+}
+
+/// One CRITICAL or HIGH finding.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    /// Vulnerability id or title, e.g. `CVE-2024-1234`.
+    pub name: String,
+    /// Affected package (and version), when known.
+    pub package: String,
+    /// Severity.
+    pub severity: String,
+    /// Link to the advisory.
+    pub link: String,
+}
+
+/// The scan result of one image (one platform manifest).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanResult {
+    /// Repository.
+    pub repository: String,
+    /// Manifest digest scanned.
+    pub digest: String,
+    /// ECR's scan status (`COMPLETE`, `ACTIVE`, `FAILED`, ...), or `TIMED_OUT`.
+    pub status: String,
+    /// ECR's description of the status, if any.
+    pub description: Option<String>,
+    /// Findings by severity.
+    pub counts: BTreeMap<String, i64>,
+    /// The CRITICAL and HIGH findings.
+    pub findings: Vec<Finding>,
+}
+
+fn image(digest: &str) -> ImageIdentifier {
+    ImageIdentifier::builder().image_digest(digest).build()
+}
+
+/// Wait up to `wait` for the scan of `repository@digest`, then read its findings.
+pub async fn wait_and_read(
+    ecr: &Ecr,
+    repository: &str,
+    digest: &str,
+    wait: Duration,
+) -> Result<ScanResult, EcrError> {
+    let deadline = Instant::now() + wait;
+    let mut delay = Duration::from_secs(1);
+    let mut started = false;
+    loop {
+        let first = ecr
+            .sdk()
+            .describe_image_scan_findings()
+            .set_registry_id(ecr.registry_id.clone())
+            .repository_name(repository)
+            .image_id(image(digest))
+            .max_results(1000)
+            .send()
+            .await
+            .map_err(|e| EcrError::from_sdk("DescribeImageScanFindings", e));
+        let out = match first {
+            Ok(o) => o,
+            Err(e) if e.code.as_deref() == Some("ScanNotFoundException") && !started => {
+                // Scan on push was off (or the image predates it): start one.
+                started = true;
+                ecr.sdk()
+                    .start_image_scan()
+                    .set_registry_id(ecr.registry_id.clone())
+                    .repository_name(repository)
+                    .image_id(image(digest))
+                    .send()
+                    .await
+                    .map_err(|e| EcrError::from_sdk("StartImageScan", e))?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let status = out
+            .image_scan_status()
+            .and_then(ImageScanStatus::status)
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "UNKNOWN".into());
+        let description = out
+            .image_scan_status()
+            .and_then(|s| s.description())
+            .map(str::to_string);
+        match status.as_str() {
+            "COMPLETE" | "ACTIVE" => {}
+            "IN_PROGRESS" | "PENDING" | "UNKNOWN" => {
+                if Instant::now() + delay > deadline {
+                    return Ok(ScanResult {
+                        repository: repository.into(),
+                        digest: digest.into(),
+                        status: "TIMED_OUT".into(),
+                        description: Some(format!("still {status} after {:?}", wait)),
+                        counts: BTreeMap::new(),
+                        findings: vec![],
+                    });
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(15));
+                continue;
+            }
+            _ => {
+                return Ok(ScanResult {
+                    repository: repository.into(),
+                    digest: digest.into(),
+                    status,
+                    description,
+                    counts: BTreeMap::new(),
+                    findings: vec![],
+                })
+            }
+        }
+        // Complete: gather every page.
+        let mut result = ScanResult {
+            repository: repository.into(),
+            digest: digest.into(),
+            status,
+            description,
+            counts: BTreeMap::new(),
+            findings: vec![],
+        };
+        let mut page = Some(out);
+        while let Some(out) = page.take() {
+            if let Some(f) = out.image_scan_findings() {
+                if result.counts.is_empty() {
+                    if let Some(c) = f.finding_severity_counts() {
+                        result.counts = c
+                            .iter()
+                            .map(|(k, v)| (k.as_str().to_string(), i64::from(*v)))
+                            .collect();
+                    }
+                }
+                for x in f.findings() {
+                    let sev = x
+                        .severity()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default();
+                    if rank(&sev) <= 1 {
+                        let attr = |k: &str| {
+                            x.attributes()
+                                .iter()
+                                .find(|a| a.key() == k)
+                                .and_then(|a| a.value())
+                                .unwrap_or_default()
+                                .to_string()
+                        };
+                        let version = attr("package_version");
+                        result.findings.push(Finding {
+                            name: x.name().unwrap_or_default().to_string(),
+                            package: if version.is_empty() {
+                                attr("package_name")
+                            } else {
+                                format!("{} {version}", attr("package_name"))
+                            },
+                            severity: sev,
+                            link: x.uri().unwrap_or_default().to_string(),
+                        });
+                    }
+                }
+                for x in f.enhanced_findings() {
+                    let sev = x.severity().unwrap_or_default().to_string();
+                    if rank(&sev) <= 1 {
+                        let details = x.package_vulnerability_details();
+                        let pkg = details.and_then(|d| d.vulnerable_packages().first());
+                        result.findings.push(Finding {
+                            name: details
+                                .and_then(|d| d.vulnerability_id())
+                                .or(x.title())
+                                .unwrap_or_default()
+                                .to_string(),
+                            package: pkg
+                                .map(|p| {
+                                    format!(
+                                        "{} {}",
+                                        p.name().unwrap_or_default(),
+                                        p.version().unwrap_or_default()
+                                    )
+                                })
+                                .unwrap_or_default()
+                                .trim()
+                                .to_string(),
+                            severity: sev,
+                            link: details
+                                .and_then(|d| d.source_url())
+                                .unwrap_or_default()
+                                .to_string(),
+                        });
+                    }
+                }
+            }
+            if let Some(token) = out.next_token() {
+                page = Some(
+                    ecr.sdk()
+                        .describe_image_scan_findings()
+                        .set_registry_id(ecr.registry_id.clone())
+                        .repository_name(repository)
+                        .image_id(image(digest))
+                        .max_results(1000)
+                        .next_token(token)
+                        .send()
+                        .await
+                        .map_err(|e| EcrError::from_sdk("DescribeImageScanFindings", e))?,
+                );
+            }
+        }
+        if result.counts.is_empty() {
+            for f in &result.findings {
+                *result.counts.entry(f.severity.clone()).or_default() += 1;
+            }
+        }
+        return Ok(result);
+    }
+}
+
+/// The platform manifests under `reference` (a tag or digest) in `repository`: the children of
+/// an image index, or the manifest itself.
+pub async fn manifests_of(
+    ecr: &Ecr,
+    repository: &str,
+    reference: &str,
+) -> Result<Vec<String>, EcrError> {
+    let id = if reference.starts_with("sha256:") {
+        ImageIdentifier::builder().image_digest(reference).build()
+    } else {
+        ImageIdentifier::builder().image_tag(reference).build()
+    };
+    let out = ecr
+        .sdk()
+        .batch_get_image()
+        .set_registry_id(ecr.registry_id.clone())
+        .repository_name(repository)
+        .image_ids(id)
+        .accepted_media_types(crate::spec::MEDIA_TYPE_INDEX)
+        .accepted_media_types(crate::spec::MEDIA_TYPE_MANIFEST)
+        .accepted_media_types(crate::spec::MEDIA_TYPE_DOCKER_LIST)
+        .accepted_media_types(crate::spec::MEDIA_TYPE_DOCKER_MANIFEST)
+        .send()
+        .await
+        .map_err(|e| EcrError::from_sdk("BatchGetImage", e))?;
+    let Some(img) = out.images().first() else {
+        let why = out
+            .failures()
+            .first()
+            .and_then(|f| f.failure_reason())
+            .unwrap_or("not found");
+        return Err(EcrError::new(
+            "BatchGetImage",
+            format!("{repository}:{reference}: {why}"),
+        ));
+    };
+    let text = img.image_manifest().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    if let Some(children) = v.get("manifests").and_then(|m| m.as_array()) {
+        return Ok(children
+            .iter()
+            .filter_map(|c| c.get("digest").and_then(|d| d.as_str()).map(str::to_string))
+            .collect());
+    }
+    let digest = img
+        .image_id()
+        .and_then(|i| i.image_digest())
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::digest::Digest::of(text.as_bytes()).to_string());
+    Ok(vec![digest])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_ranks() {
+        assert!(rank("CRITICAL") < rank("HIGH"));
+        assert!(rank("high") < rank("MEDIUM"));
+        assert_eq!(rank("whatever"), SEVERITIES.len());
+    }
+}
