@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, runnable on a fresh Debian machine with a Rust toolchain:
 # installs what the tests need (skopeo, umoci, qemu-user-static, an arm64 cross compiler,
-# the CNCF registry docker-registry and htpasswd),
+# the CNCF registry docker-registry and htpasswd, and moto[server] from PyPI),
 # then checks formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,8 @@ declare -A want=(
   [pigz]=pigz
   [docker-registry]=docker-registry
   [htpasswd]=apache2-utils
+  [openssl]=openssl
+  [python3]=python3
 )
 missing=()
 for what in "${!want[@]}"; do
@@ -31,6 +33,13 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The ECR control plane for the tests: moto in server mode, from PyPI.
+if ! python3 -c "import moto.server, boto3" >/dev/null 2>&1; then
+  echo "installing: moto[server] (PyPI)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'moto[server]'
 fi
 
 cargo fmt --check

@@ -146,6 +146,7 @@ pub async fn wait_and_read(
             findings: vec![],
         };
         let mut page = Some(out);
+        let mut seen_tokens: Vec<String> = Vec::new();
         while let Some(out) = page.take() {
             if let Some(f) = out.image_scan_findings() {
                 if result.counts.is_empty() {
@@ -214,7 +215,12 @@ pub async fn wait_and_read(
                     }
                 }
             }
-            if let Some(token) = out.next_token() {
+            // A token seen before would loop forever (some emulators repeat it): stop there.
+            if let Some(token) = out
+                .next_token()
+                .filter(|t| !seen_tokens.iter().any(|s| s == t))
+            {
+                seen_tokens.push(token.to_string());
                 page = Some(
                     ecr.sdk()
                         .describe_image_scan_findings()

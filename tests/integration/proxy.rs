@@ -14,6 +14,8 @@ use std::time::Duration;
 pub enum Fault {
     Forward,
     Status(u16, Option<u64>),
+    /// An error status with this OCI error code in the body.
+    Code(u16, &'static str),
     ResetMidBody,
     Slow(Duration),
 }
@@ -150,10 +152,15 @@ fn serve(
                 let _ = out.shutdown(Shutdown::Both);
                 return Ok(());
             }
-            Fault::Status(code, retry_after) => {
+            Fault::Status(_, _) | Fault::Code(_, _) => {
+                let (code, retry_after, name) = match fault {
+                    Fault::Code(c, n) => (c, None, n),
+                    Fault::Status(c, r) => (c, r, "INJECTED"),
+                    _ => (500, None, "INJECTED"),
+                };
                 copy_body(&mut reader, &mut std::io::sink(), len, chunked)?;
                 let body =
-                    format!(r#"{{"errors":[{{"code":"INJECTED","message":"injected {code}"}}]}}"#);
+                    format!(r#"{{"errors":[{{"code":"{name}","message":"injected {code}"}}]}}"#);
                 let ra = retry_after
                     .map(|s| format!("Retry-After: {s}\r\n"))
                     .unwrap_or_default();

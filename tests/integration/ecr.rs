@@ -1,0 +1,530 @@
+//! Amazon ECR features against moto (the ECR API) paired with a real docker-registry whose
+//! htpasswd matches moto's token, through the real AWS SDK; a small fake ECR endpoint covers
+//! what moto cannot show (paginated findings, refused credentials, throttling).
+
+use crate::common::*;
+use crate::moto::{aws_env, fake_ecr, Moto, ACCOUNT, TOKEN_PASSWORD};
+use crate::registry::TestRegistry;
+use serde_json::{json, Value};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+/// A copy of the fixtures whose config points at `registry` with ECR auth.
+fn ecr_project(registry: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, p) = retail_store();
+    let cfg = fs::read_to_string(p.join("ocibuild.toml")).unwrap();
+    fs::write(
+        p.join("ocibuild.toml"),
+        format!("[registry]\nurl = \"{registry}\"\nauth = \"ecr\"\nregistry_id = \"{ACCOUNT}\"\n\n{extra}\n{cfg}"),
+    )
+    .unwrap();
+    (tmp, p)
+}
+
+fn oci(project: &Path, endpoint: &str, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.args(args)
+        .current_dir(project)
+        .env("SOURCE_DATE_EPOCH", "0");
+    c.env("DOCKER_CONFIG", project.join(".no-docker-config"));
+    aws_env(&mut c, endpoint);
+    c.output().unwrap()
+}
+
+fn both(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn repos_ensure_creates_updates_is_idempotent_and_reports_drift() {
+    let moto = Moto::start();
+    let (_t, p) = ecr_project("127.0.0.1:1", "");
+    let ep = moto.endpoint();
+
+    // Dry run: a plan, nothing created.
+    let o = oci(
+        &p,
+        &ep,
+        &["repos", "ensure", "--dry-run", "--service", "cart,ui"],
+    );
+    let text = both(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("retail-store-cart: would create the repository"),
+        "{text}"
+    );
+    assert!(
+        text.contains("grows without bound") && text.contains("tag_status = \"any\""),
+        "lifecycle warning: {text}"
+    );
+    assert_eq!(
+        moto.boto("print(len(ecr.describe_repositories()['repositories']))")
+            .trim(),
+        "0"
+    );
+
+    // Apply, then read back through the API.
+    ok(oci(&p, &ep, &["repos", "ensure", "--service", "cart,ui"]));
+    let got: Value = serde_json::from_str(&moto.boto(
+        "r = ecr.describe_repositories(repositoryNames=['retail-store-cart'])['repositories'][0]\n\
+         lp = ecr.get_lifecycle_policy(repositoryName='retail-store-cart')['lifecyclePolicyText']\n\
+         print(json.dumps({'scan': r['imageScanningConfiguration']['scanOnPush'], 'enc': r['encryptionConfiguration']['encryptionType'], 'mut': r['imageTagMutability'], 'lifecycle': json.loads(lp)}))",
+    ))
+    .unwrap();
+    assert_eq!(got["scan"], true);
+    assert_eq!(got["enc"], "AES256");
+    assert_eq!(got["mut"], "MUTABLE");
+    let rules = got["lifecycle"]["rules"].as_array().unwrap();
+    assert_eq!(
+        rules[0]["selection"],
+        json!({"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 10})
+    );
+    assert_eq!(
+        rules[1]["selection"],
+        json!({"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7})
+    );
+
+    // Second run: nothing to change.
+    let again = ok(oci(&p, &ep, &["repos", "ensure", "--service", "cart,ui"]));
+    assert!(
+        again.contains("nothing to change") && again.contains("retail-store-cart: up to date"),
+        "{again}"
+    );
+
+    // Changed settings are applied in place.
+    let cfg = fs::read_to_string(p.join("ocibuild.toml")).unwrap();
+    let extra = "[repositories]\ntag_mutability = \"IMMUTABLE\"\ntags = { team = \"platform\" }\n\
+                 [[repositories.lifecycle]]\npriority = 1\ntag_status = \"tagged\"\ntag_prefixes = [\"v\"]\nkeep_last = 10\n\
+                 [[repositories.lifecycle]]\npriority = 2\ndescription = \"keep the last 50 images\"\ntag_status = \"any\"\nkeep_last = 50\n";
+    fs::write(p.join("ocibuild.toml"), format!("{extra}{cfg}")).unwrap();
+    let o = oci(&p, &ep, &["repos", "ensure", "--service", "cart"]);
+    let text = both(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("MUTABLE -> IMMUTABLE")
+            && text.contains("team=platform")
+            && text.contains("replace the lifecycle policy"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("grows without bound"),
+        "the any rule answers the warning: {text}"
+    );
+    let got: Value = serde_json::from_str(&moto.boto(
+        "r = ecr.describe_repositories(repositoryNames=['retail-store-cart'])['repositories'][0]\n\
+         tags = ecr.list_tags_for_resource(resourceArn=r['repositoryArn'])['tags']\n\
+         lp = json.loads(ecr.get_lifecycle_policy(repositoryName='retail-store-cart')['lifecyclePolicyText'])\n\
+         print(json.dumps({'scan': r['imageScanningConfiguration']['scanOnPush'], 'mut': r['imageTagMutability'], 'tags': tags, 'rules': len(lp['rules'])}))",
+    ))
+    .unwrap();
+    assert_eq!(got["scan"], true);
+    assert_eq!(got["mut"], "IMMUTABLE");
+    assert_eq!(got["tags"], json!([{"Key": "team", "Value": "platform"}]));
+    assert_eq!(got["rules"], 2);
+    assert!(
+        ok(oci(&p, &ep, &["repos", "ensure", "--service", "cart"])).contains("nothing to change")
+    );
+
+    // A repository made by hand without scanning gets it turned on. (Only this direction:
+    // the SDK leaves out `scanOnPush: false`, which ECR reads as false and moto ignores.)
+    moto.boto("ecr.create_repository(repositoryName='retail-store-checkout', imageScanningConfiguration={'scanOnPush': False})");
+    let text = ok(oci(&p, &ep, &["repos", "ensure", "--service", "checkout"]));
+    assert!(
+        text.contains("retail-store-checkout: set scan on push to true"),
+        "{text}"
+    );
+    assert_eq!(
+        moto.boto("print(ecr.describe_repositories(repositoryNames=['retail-store-checkout'])['repositories'][0]['imageScanningConfiguration']['scanOnPush'])").trim(),
+        "True"
+    );
+
+    // Encryption cannot change after creation: reported as drift.
+    moto.boto("ecr.create_repository(repositoryName='retail-store-orders', encryptionConfiguration={'encryptionType': 'KMS', 'kmsKey': 'arn:aws:kms:us-east-1:123456789012:key/x'})");
+    let text = ok(oci(
+        &p,
+        &ep,
+        &["repos", "ensure", "--service", "orders", "--format", "json"],
+    ));
+    let plans: Value = serde_json::from_str(&text).unwrap();
+    let drift = plans[0]["drift"][0].as_str().unwrap();
+    assert!(
+        drift.contains("encryption is KMS")
+            && drift.contains("asks for AES256")
+            && drift.contains("fixed when a repository is created"),
+        "{drift}"
+    );
+}
+
+/// Put the images of `layout` (an ocibuild layout) into moto, so that it can "scan" them.
+fn seed_images(moto: &Moto, repo: &str, layout: &Path) {
+    moto.boto(&format!(
+        "lay = '{}'\n\
+         top = json.load(open(lay + '/index.json'))['manifests'][0]['digest']\n\
+         index = open(lay + '/blobs/sha256/' + top[7:]).read()\n\
+         for m in json.loads(index)['manifests']:\n    \
+             ecr.put_image(repositoryName='{repo}', imageManifest=open(lay + '/blobs/sha256/' + m['digest'][7:]).read(), imageManifestMediaType=m['mediaType'], imageDigest=m['digest'])\n\
+         ecr.put_image(repositoryName='{repo}', imageManifest=index, imageManifestMediaType='application/vnd.oci.image.index.v1+json', imageTag='latest')",
+        layout.display()
+    ));
+}
+
+#[test]
+fn push_with_ecr_auth_create_repos_and_scan_findings() {
+    require("skopeo");
+    let moto = Moto::start();
+    let reg = TestRegistry::start(Some(("AWS", TOKEN_PASSWORD)));
+    let (t, p) = ecr_project(&reg.host(), "");
+    let ep = moto.endpoint();
+
+    // --create-repos makes the repositories, the SDK's token opens the registry.
+    let rep = t.path().join("r.json");
+    let o = oci(
+        &p,
+        &ep,
+        &[
+            "push",
+            "--create-repos",
+            "--service",
+            "cart,catalog",
+            "--report",
+            rep.to_str().unwrap(),
+            "--tag",
+            "latest,v1",
+        ],
+    );
+    let text = both(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("retail-store-catalog: create the repository"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(TOKEN_PASSWORD),
+        "the registry password leaked: {text}"
+    );
+    let names = moto.boto(
+        "print(sorted(r['repositoryName'] for r in ecr.describe_repositories()['repositories']))",
+    );
+    assert!(
+        names.contains("retail-store-cart") && names.contains("retail-store-catalog"),
+        "{names}"
+    );
+    let report: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
+    for s in report.as_array().unwrap() {
+        let raw = reg
+            .raw(
+                s["repository"].as_str().unwrap(),
+                "v1",
+                Some(&format!("AWS:{TOKEN_PASSWORD}")),
+            )
+            .unwrap();
+        assert_eq!(crate::push_sha(&raw), s["index_digest"].as_str().unwrap());
+    }
+
+    // Scans: moto only scans images it holds, so give it the pushed manifests, then ask.
+    let layouts = p.join(".ocibuild/layouts");
+    seed_images(&moto, "retail-store-cart", &layouts.join("cart"));
+    seed_images(&moto, "retail-store-catalog", &layouts.join("catalog"));
+    let rep2 = t.path().join("r2.json");
+    let o = oci(
+        &p,
+        &ep,
+        &[
+            "push",
+            "--scan",
+            "--wait",
+            "30s",
+            "--service",
+            "cart,catalog",
+            "--layout",
+            layouts.to_str().unwrap(),
+            "--report",
+            rep2.to_str().unwrap(),
+        ],
+    );
+    let text = both(&o);
+    assert!(
+        o.status.success(),
+        "findings never fail the run unless asked: {text}"
+    );
+    assert!(text.contains("HIGH     CVE-9999-9999"), "{text}");
+    let report: Value = serde_json::from_slice(&fs::read(&rep2).unwrap()).unwrap();
+    let scans = report[0]["scan"].as_array().unwrap();
+    assert_eq!(scans.len(), 2, "one scan per platform manifest");
+    assert_eq!(scans[0]["status"], "COMPLETE");
+    assert_eq!(scans[0]["counts"]["HIGH"], 1);
+    assert_eq!(scans[0]["findings"][0]["package"], "moto_fake 9.9.9");
+
+    // `scan` on its own: --fail-on decides, annotations on GitHub Actions.
+    let o = oci(&p, &ep, &["scan", "--service", "cart", "--fail-on", "HIGH"]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        both(&o).contains("findings at HIGH or worse in cart"),
+        "{}",
+        both(&o)
+    );
+    ok(oci(
+        &p,
+        &ep,
+        &["scan", "--service", "cart", "--fail-on", "CRITICAL"],
+    ));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.args(["scan", "--service", "catalog"])
+        .current_dir(&p)
+        .env("GITHUB_ACTIONS", "true");
+    aws_env(&mut c, &ep);
+    let annotated = ok(c.output().unwrap());
+    assert!(
+        annotated.contains("::warning title=catalog: HIGH CVE-9999-9999::moto_fake 9.9.9"),
+        "{annotated}"
+    );
+}
+
+#[test]
+fn seeded_enhanced_findings_are_read() {
+    let moto = Moto::start();
+    let (t, p) = ecr_project("127.0.0.1:1", "");
+    let ep = moto.endpoint();
+    ok(oci(&p, &ep, &["repos", "ensure", "--service", "ui"]));
+    let layouts = t.path().join("layouts");
+    ok(oci(
+        &p,
+        &ep,
+        &[
+            "build",
+            "--service",
+            "ui",
+            "--platform",
+            "linux/amd64",
+            "--out",
+            layouts.to_str().unwrap(),
+        ],
+    ));
+    seed_images(&moto, "retail-store-ui", &layouts.join("ui"));
+    let digest = moto.boto("print([i['imageDigest'] for i in ecr.list_images(repositoryName='retail-store-ui')['imageIds'] if 'imageTag' not in i][0])");
+    let digest = digest.trim();
+    let seeded = json!({"region": "us-east-1", "results": [{
+        "registryId": ACCOUNT, "repositoryName": "retail-store-ui",
+        "imageId": {"imageDigest": digest},
+        "imageScanStatus": {"status": "ACTIVE", "description": "Continuous scan is selected for image."},
+        "imageScanFindings": {
+            "findingSeverityCounts": {"CRITICAL": 1, "MEDIUM": 2},
+            "enhancedFindings": [{
+                "awsAccountId": ACCOUNT, "severity": "CRITICAL", "title": "CVE-2026-0001 - openssl",
+                "packageVulnerabilityDetails": {"vulnerabilityId": "CVE-2026-0001", "sourceUrl": "https://nvd.nist.gov/vuln/detail/CVE-2026-0001",
+                    "vulnerablePackages": [{"name": "openssl", "version": "3.0.1"}]}
+            }, {
+                "awsAccountId": ACCOUNT, "severity": "MEDIUM", "title": "CVE-2026-0002 - zlib"
+            }]
+        }
+    }]});
+    let url = format!(
+        "{}/moto-api/static/ecr/scan-finding-results",
+        moto.endpoint()
+    );
+    run(Command::new("python3").args(["-c", &format!("import urllib.request, json; urllib.request.urlopen(urllib.request.Request('{url}', data=json.dumps({seeded}).encode(), headers={{'Content-Type': 'application/json'}}))")]));
+    moto.boto(&format!("ecr.start_image_scan(repositoryName='retail-store-ui', imageId={{'imageDigest': '{digest}'}})"));
+    let out = ok(oci(
+        &p,
+        &ep,
+        &[
+            "scan",
+            "--service",
+            "ui",
+            "--digest",
+            digest,
+            "--format",
+            "json",
+        ],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let r = &v["ui"][0];
+    assert_eq!(r["status"], "ACTIVE");
+    assert_eq!(r["counts"], json!({"CRITICAL": 1, "MEDIUM": 2}));
+    assert_eq!(
+        r["findings"],
+        json!([{"name": "CVE-2026-0001", "package": "openssl 3.0.1", "severity": "CRITICAL", "link": "https://nvd.nist.gov/vuln/detail/CVE-2026-0001"}])
+    );
+}
+
+#[test]
+fn findings_are_paginated_and_aws_errors_are_clear() {
+    // Pages, as real ECR sends them for large reports (moto never paginates).
+    let calls = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let c2 = calls.clone();
+    let ep = fake_ecr(Arc::new(move |op: &str, req: &Value| {
+        c2.lock().unwrap().push(op.to_string());
+        match op {
+            "BatchGetImage" => (
+                200,
+                json!({"images": [{"imageId": {"imageDigest": format!("sha256:{}", "a".repeat(64)), "imageTag": "latest"},
+                "imageManifest": "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{},\"layers\":[]}"}], "failures": []}),
+            ),
+            "DescribeImageScanFindings" => {
+                let page = req.get("nextToken").and_then(|t| t.as_str()).unwrap_or("");
+                let finding = |n: u32| json!({"name": format!("CVE-2026-{n:04}"), "severity": "HIGH", "uri": format!("https://example/{n}"), "attributes": [{"key": "package_name", "value": format!("pkg{n}")}]});
+                let (findings, next) = match page {
+                    "" => (vec![finding(1), finding(2)], Some("page-2")),
+                    "page-2" => (vec![finding(3)], Some("page-3")),
+                    _ => (vec![finding(4)], None),
+                };
+                let mut body = json!({"imageScanStatus": {"status": "COMPLETE"}, "imageScanFindings": {"findingSeverityCounts": {"HIGH": 4}, "findings": findings}});
+                if let Some(n) = next {
+                    body["nextToken"] = json!(n);
+                }
+                (200, body)
+            }
+            _ => (
+                400,
+                json!({"__type": "InvalidParameterException", "message": "unexpected"}),
+            ),
+        }
+    }));
+    let (_t, p) = ecr_project("127.0.0.1:1", "");
+    let out = ok(oci(
+        &p,
+        &ep,
+        &["scan", "--service", "cart", "--format", "json"],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = v["cart"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "CVE-2026-0001",
+            "CVE-2026-0002",
+            "CVE-2026-0003",
+            "CVE-2026-0004"
+        ]
+    );
+    assert_eq!(
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == "DescribeImageScanFindings")
+            .count(),
+        3
+    );
+
+    // Refused credentials.
+    let refused = fake_ecr(Arc::new(|_: &str, _: &Value| {
+        (
+            400,
+            json!({"__type": "UnrecognizedClientException", "message": "The security token included in the request is invalid."}),
+        )
+    }));
+    let err = fails(oci(&p, &refused, &["repos", "ensure", "--service", "cart"]));
+    assert!(
+        err.contains("DescribeRepositories") && err.contains("AWS credentials were refused"),
+        "{err}"
+    );
+    let expired = fake_ecr(Arc::new(|_: &str, _: &Value| {
+        (
+            400,
+            json!({"__type": "ExpiredTokenException", "message": "The security token included in the request is expired"}),
+        )
+    }));
+    let err = fails(oci(&p, &expired, &["push", "--service", "cart"]));
+    assert!(
+        err.contains("GetAuthorizationToken") && err.contains("refresh them"),
+        "{err}"
+    );
+
+    // Throttling that does not stop: the SDK retries, then a clear error.
+    let throttled = fake_ecr(Arc::new(|_: &str, _: &Value| {
+        (
+            400,
+            json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
+        )
+    }));
+    let err = fails(oci(
+        &p,
+        &throttled,
+        &["repos", "ensure", "--service", "cart"],
+    ));
+    assert!(err.contains("throttled by ECR"), "{err}");
+
+    // No region anywhere.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.args(["repos", "ensure"]).current_dir(&p);
+    aws_env(&mut c, &ep);
+    c.env_remove("AWS_REGION").env_remove("AWS_DEFAULT_REGION");
+    let err = fails(c.output().unwrap());
+    assert!(err.contains("no AWS region"), "{err}");
+}
+
+#[test]
+fn missing_repository_says_how_to_create_it() {
+    let moto = Moto::start();
+    let reg = TestRegistry::start(Some(("AWS", TOKEN_PASSWORD)));
+    use crate::proxy::{Fault, FaultProxy};
+    // ECR answers NAME_UNKNOWN for a repository that does not exist (docker-registry never does).
+    let proxy = FaultProxy::start(
+        reg.port,
+        Arc::new(|m: &str, path: &str, _| {
+            if m == "POST" && path.contains("/blobs/uploads/") {
+                Fault::Code(404, "NAME_UNKNOWN")
+            } else {
+                Fault::Forward
+            }
+        }),
+        false,
+    );
+    let (_t, p) = ecr_project(&proxy.host(), "");
+    let o = oci(&p, &moto.endpoint(), &["push", "--service", "orders"]);
+    let text = both(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("NAME_UNKNOWN") && text.contains("ocibuild repos ensure"),
+        "{text}"
+    );
+}
+
+#[test]
+fn iam_policy_is_scoped_to_the_configured_repositories() {
+    let (_t, p) = ecr_project("123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop", "");
+    let out = ok(ocibuild(&p, &["iam-policy", "--service", "cart,ui"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let st = v["Statement"].as_array().unwrap();
+    assert_eq!(v["Version"], "2012-10-17");
+    assert_eq!(st[0]["Action"], json!(["ecr:GetAuthorizationToken"]));
+    assert_eq!(
+        st[1]["Resource"],
+        json!([
+            "arn:aws:ecr:eu-west-1:123456789012:repository/shop/retail-store-cart",
+            "arn:aws:ecr:eu-west-1:123456789012:repository/shop/retail-store-ui"
+        ])
+    );
+    let push: Vec<&str> = st[1]["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for a in [
+        "ecr:PutImage",
+        "ecr:InitiateLayerUpload",
+        "ecr:UploadLayerPart",
+        "ecr:CompleteLayerUpload",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:GetDownloadUrlForLayer",
+    ] {
+        assert!(push.contains(&a), "{a}");
+    }
+    assert!(st[3]["Action"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("ecr:DescribeImageScanFindings")));
+}
