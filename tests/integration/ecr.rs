@@ -528,3 +528,65 @@ fn iam_policy_is_scoped_to_the_configured_repositories() {
         .unwrap()
         .contains(&json!("ecr:DescribeImageScanFindings")));
 }
+
+#[test]
+fn an_expired_registry_password_is_renewed_once_and_manifest_puts_are_paced() {
+    let reg = TestRegistry::start(Some(("AWS", TOKEN_PASSWORD)));
+    // The first token ECR hands out no longer works at the registry; the next one does.
+    let tokens = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t2 = tokens.clone();
+    let ep = fake_ecr(Arc::new(move |op: &str, _: &Value| {
+        assert_eq!(op, "GetAuthorizationToken");
+        let n = t2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let password = if n == 0 {
+            "expired-password"
+        } else {
+            TOKEN_PASSWORD
+        };
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+        (
+            200,
+            json!({"authorizationData": [{"authorizationToken": token, "expiresAt": 4102444800.0, "proxyEndpoint": "https://x"}]}),
+        )
+    }));
+    use crate::proxy::{Fault, FaultProxy};
+    let proxy = FaultProxy::start(
+        reg.port,
+        Arc::new(|_: &str, _: &str, _| Fault::Forward),
+        false,
+    );
+    let (_t, p) = ecr_project(&proxy.host(), "");
+    let cfg = fs::read_to_string(p.join("ocibuild.toml")).unwrap();
+    fs::write(
+        p.join("ocibuild.toml"),
+        cfg.replacen(
+            "auth = \"ecr\"\n",
+            "auth = \"ecr\"\nmanifest_puts_per_second = 5\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let o = oci(&p, &ep, &["push", "--service", "cart"]);
+    let text = both(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        !text.contains("expired-password") && !text.contains(TOKEN_PASSWORD),
+        "{text}"
+    );
+    assert_eq!(
+        tokens.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one renewal after the 401"
+    );
+    // 2 platform manifests, the index, the tag: at most 5 a second, so 200 ms apart at least.
+    let puts = proxy.manifest_puts.lock().unwrap().clone();
+    assert_eq!(puts.len(), 4);
+    for w in puts.windows(2) {
+        assert!(
+            w[1] - w[0] >= std::time::Duration::from_millis(190),
+            "manifest PUTs {:?} apart",
+            w[1] - w[0]
+        );
+    }
+}

@@ -31,6 +31,8 @@ pub struct FaultProxy {
     pub seen: Arc<Mutex<Vec<(String, String, Fault)>>>,
     /// Whether any request body came chunked (ocibuild's uploads must not).
     pub saw_chunked: Arc<AtomicBool>,
+    /// When each manifest PUT arrived.
+    pub manifest_puts: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 impl FaultProxy {
@@ -40,14 +42,21 @@ impl FaultProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let seen: Arc<Mutex<Vec<(String, String, Fault)>>> = Arc::default();
         let saw_chunked = Arc::new(AtomicBool::new(false));
-        let (stop2, seen2, chunked2) = (stop.clone(), seen.clone(), saw_chunked.clone());
+        let manifest_puts: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+        let (stop2, seen2, chunked2, puts2) = (
+            stop.clone(),
+            seen.clone(),
+            saw_chunked.clone(),
+            manifest_puts.clone(),
+        );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (rule, seen, chunked) = (rule.clone(), seen2.clone(), chunked2.clone());
+                let (rule, seen, chunked, puts) =
+                    (rule.clone(), seen2.clone(), chunked2.clone(), puts2.clone());
                 std::thread::spawn(move || {
                     let _ = serve(
                         conn,
@@ -55,6 +64,7 @@ impl FaultProxy {
                         &rule,
                         &seen,
                         &chunked,
+                        &puts,
                         strip_manifest_location,
                     );
                 });
@@ -65,6 +75,7 @@ impl FaultProxy {
             stop,
             seen,
             saw_chunked,
+            manifest_puts,
         }
     }
 
@@ -90,6 +101,7 @@ fn serve(
     rule: &Rule,
     seen: &Mutex<Vec<(String, String, Fault)>>,
     saw_chunked: &AtomicBool,
+    manifest_puts: &Mutex<Vec<std::time::Instant>>,
     strip_location: bool,
 ) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -134,6 +146,12 @@ fn serve(
         });
         if chunked {
             saw_chunked.store(true, Ordering::SeqCst);
+        }
+        if method == "PUT" && path.contains("/manifests/") {
+            manifest_puts
+                .lock()
+                .unwrap()
+                .push(std::time::Instant::now());
         }
         let fault = {
             let mut s = seen.lock().unwrap();
