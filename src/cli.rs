@@ -34,6 +34,8 @@ enum Command {
     Scan(ScanArgs),
     /// Print the minimal IAM policy ocibuild needs for this config.
     IamPolicy(IamArgs),
+    /// Say which services changed (and so will be built and pushed).
+    Plan(PlanArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,7 +145,8 @@ struct Selection {
 struct PushArgs {
     #[command(flatten)]
     select: Selection,
-    /// Tags to write (repeat, or a comma list; default: latest, or the layout's ref names).
+    /// Tags: kinds sha, timestamp, latest, pr, release and literal tags (repeat, or a comma
+    /// list; default: the layout's ref names, latest).
     #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
     tags: Vec<String>,
     /// Registry HOST[:PORT][/PREFIX] (default: [registry] url in the config).
@@ -181,6 +184,282 @@ struct PushArgs {
     scan: bool,
     #[command(flatten)]
     scan_wait: ScanWait,
+    #[command(flatten)]
+    change: ChangeArgs,
+    /// Build and validate, but push nothing (what pull requests do).
+    #[arg(long)]
+    no_push: bool,
+    /// Time used by the `timestamp` tag: the head commit's (stable across reruns) or now.
+    #[arg(long, value_enum, default_value_t = TimestampSource::Commit)]
+    timestamp: TimestampSource,
+}
+
+/// Where the `timestamp` tag's time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TimestampSource {
+    Commit,
+    Now,
+}
+
+/// Change detection overrides.
+#[derive(Debug, Clone, clap::Args)]
+struct ChangeArgs {
+    /// Compare with this revision (default: from the CI event, else HEAD~1).
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
+    /// Compare this revision (default: GITHUB_SHA, else HEAD).
+    #[arg(long, value_name = "REV")]
+    head: Option<String>,
+    /// Every service, whatever changed.
+    #[arg(long, conflicts_with = "base")]
+    all: bool,
+}
+
+impl ChangeArgs {
+    fn options(&self, services: &[String]) -> crate::plan::PlanOptions {
+        crate::plan::PlanOptions {
+            base: self.base.clone(),
+            head: self.head.clone(),
+            services: services.to_vec(),
+            all: self.all,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    /// Config file (default: ./ocibuild.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// These services, whatever changed (repeat, or a comma list).
+    #[arg(
+        long = "service",
+        value_name = "NAME",
+        value_delimiter = ',',
+        conflicts_with = "all"
+    )]
+    services: Vec<String>,
+    #[command(flatten)]
+    change: ChangeArgs,
+    /// Output: text, json, or github-matrix (`{"include":[{"service":...}]}`).
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    format: PlanFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanFormat {
+    Text,
+    Json,
+    GithubMatrix,
+}
+
+/// The CI context from the environment.
+fn ci_context() -> anyhow::Result<crate::plan::CiContext> {
+    Ok(crate::plan::CiContext::from_vars(&|k| {
+        std::env::var(k).ok()
+    })?)
+}
+
+/// What the tag policy needs, from git and the CI context.
+fn tag_facts(
+    config: &Config,
+    git: Option<&crate::plan::git::Git>,
+    ctx: &crate::plan::CiContext,
+    use_now: bool,
+) -> anyhow::Result<crate::plan::TagFacts> {
+    let head = git.and_then(|g| g.commit(ctx.sha.as_deref().unwrap_or("HEAD")).ok());
+    let pr = match ctx.trigger {
+        crate::plan::Trigger::PullRequest { number, .. } => Some(number),
+        _ => None,
+    };
+    let mut release = match (git, &head) {
+        (Some(g), Some(h)) => g.release_tags(h)?,
+        _ => vec![],
+    };
+    if let Some(t) = ctx.git_tag.as_ref().filter(|t| t.starts_with('v')) {
+        if !release.contains(t) {
+            release.push(t.clone());
+        }
+    }
+    Ok(crate::plan::TagFacts {
+        commit_time: match (git, &head) {
+            (Some(g), Some(h)) => Some(g.commit_time(h)?),
+            _ => None,
+        },
+        sha: head,
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        use_now,
+        branch: ctx.branch.clone().or_else(|| git.and_then(|g| g.branch())),
+        default_branch: config.default_branch.clone(),
+        pr,
+        release,
+    })
+}
+
+fn print_plan_summary(plan: &crate::plan::Plan) {
+    if let (Some(b), Some(h)) = (&plan.base, &plan.head) {
+        eprintln!("changes {}..{}", &b[..b.len().min(7)], &h[..h.len().min(7)]);
+    }
+    for s in &plan.services {
+        eprintln!("  build {}: {}", s.service, s.reason);
+    }
+    for s in &plan.skipped {
+        eprintln!("  skip {}: {}", s.service, s.reason);
+    }
+}
+
+fn run_plan(args: PlanArgs) -> anyhow::Result<()> {
+    let file = Config::locate(args.config.as_deref())?;
+    let config = Config::load(&file)?;
+    let ctx = ci_context()?;
+    let git = crate::plan::git::Git::open(&config.dir).ok();
+    let plan = crate::plan::plan(
+        &config,
+        git.as_ref(),
+        &ctx,
+        &args.change.options(&args.services),
+    )?;
+    match args.format {
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        PlanFormat::GithubMatrix => {
+            let include: Vec<serde_json::Value> = plan
+                .services
+                .iter()
+                .map(|s| serde_json::json!({"service": s.service}))
+                .collect();
+            println!("{}", serde_json::json!({ "include": include }));
+        }
+        PlanFormat::Text => {
+            if let (Some(b), Some(h)) = (&plan.base, &plan.head) {
+                println!("comparing {b} .. {h}");
+            }
+            println!(
+                "{} of {} services to build",
+                plan.services.len(),
+                config.services.len()
+            );
+            for s in &plan.services {
+                println!("  {:<12} {}", s.service, s.reason);
+            }
+            for s in &plan.skipped {
+                println!("  {:<12} skipped: {}", s.service, s.reason);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Append `text` to the file named by the environment variable `var`, if set.
+fn append_to_env_file(var: &str, text: &str) -> anyhow::Result<()> {
+    if let Some(path) = std::env::var_os(var) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {var}={}", PathBuf::from(&path).display()))?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("writing {var}"))?;
+    }
+    Ok(())
+}
+
+/// GITHUB_OUTPUT: `services` (JSON list), `images` (JSON map service -> repo@digest), and per
+/// service `<name>-digest` and `<name>-image`.
+fn write_github_outputs(
+    pushed: &[&crate::push::PushReport],
+    planned: &[String],
+) -> anyhow::Result<()> {
+    let mut out = String::new();
+    let images: BTreeMap<&str, String> = pushed
+        .iter()
+        .map(|r| {
+            (
+                r.service.as_str(),
+                format!("{}/{}@{}", r.registry, r.repository, r.index_digest),
+            )
+        })
+        .collect();
+    out.push_str(&format!("services={}\n", serde_json::to_string(planned)?));
+    out.push_str(&format!("images={}\n", serde_json::to_string(&images)?));
+    for r in pushed {
+        out.push_str(&format!("{}-digest={}\n", r.service, r.index_digest));
+        out.push_str(&format!(
+            "{}-image={}\n",
+            r.service,
+            images[r.service.as_str()]
+        ));
+    }
+    append_to_env_file("GITHUB_OUTPUT", &out)
+}
+
+fn write_github_summary_pushed(reports: &[crate::push::PushReport]) -> anyhow::Result<()> {
+    let mut md = String::from("### ocibuild push\n\n| service | platforms | digest | tags | uploaded | time | scan |\n|---|---|---|---|---|---|---|\n");
+    for r in reports {
+        let scan = r
+            .scan
+            .as_ref()
+            .and_then(|s| s.as_array())
+            .map(|results| {
+                let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+                for res in results {
+                    if let Some(c) = res["counts"].as_object() {
+                        for (k, v) in c {
+                            *totals.entry(k.clone()).or_default() += v.as_i64().unwrap_or(0);
+                        }
+                    }
+                }
+                if totals.is_empty() {
+                    "no findings".to_string()
+                } else {
+                    totals
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            })
+            .unwrap_or_default();
+        let digest = match &r.error {
+            Some(e) => format!("FAILED: {}", e.replace('|', "/")),
+            None => format!("`{}/{}@{}`", r.registry, r.repository, r.index_digest),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.1} s | {} |\n",
+            r.service,
+            r.manifest_digests.len(),
+            digest,
+            r.tags.join(", "),
+            human_bytes(r.bytes_uploaded),
+            r.duration_ms as f64 / 1000.0,
+            scan
+        ));
+    }
+    append_to_env_file("GITHUB_STEP_SUMMARY", &md)
+}
+
+fn write_github_summary_built(
+    built: &[build::ServiceReport],
+    tags: &[String],
+) -> anyhow::Result<()> {
+    let mut md = String::from("### ocibuild (pull request: built, not pushed)\n\n| service | platforms | digest | tags |\n|---|---|---|---|\n");
+    for r in built {
+        md.push_str(&format!(
+            "| {} | {} | `{}` | {} |\n",
+            r.name,
+            r.platforms
+                .iter()
+                .map(|p| p.platform.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.index_digest,
+            tags.join(", ")
+        ));
+    }
+    append_to_env_file("GITHUB_STEP_SUMMARY", &md)
 }
 
 /// Output format.
@@ -542,17 +821,47 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
 
     let file = Config::locate(args.select.config.as_deref())?;
     let config = Config::load(&file)?;
-    let registry = resolve_registry(&config, args.registry.as_deref(), args.insecure)?;
-    for t in &args.tags {
-        if !crate::spec::is_valid_tag(t) {
-            bail!("invalid tag {t:?}: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'");
-        }
-    }
-    let services = config.select(&args.select.services)?;
-
+    crate::plan::validate_tags(&args.tags)?;
     if args.layout.is_some() && !args.select.platforms.is_empty() {
         bail!("--platform chooses what to build; with --layout the layouts are pushed as they are (rebuild them with `ocibuild build --platform ...`)");
     }
+    let ctx = ci_context()?;
+    let git = crate::plan::git::Git::open(&config.dir).ok();
+    let plan = crate::plan::plan(
+        &config,
+        git.as_ref(),
+        &ctx,
+        &args.change.options(&args.select.services),
+    )?;
+    if !args.quiet {
+        print_plan_summary(&plan);
+    }
+    if plan.services.is_empty() {
+        println!("nothing to build or push: no service changed");
+        write_github_outputs(&[], &[])?;
+        return Ok(());
+    }
+    let names: Vec<String> = plan.services.iter().map(|s| s.service.clone()).collect();
+    let services = config.select(&names)?;
+    let tags = if args.tags.is_empty() {
+        vec![]
+    } else {
+        let (tags, notes) = crate::plan::resolve_tags(
+            &args.tags,
+            &tag_facts(
+                &config,
+                git.as_ref(),
+                &ctx,
+                args.timestamp == TimestampSource::Now,
+            )?,
+        )?;
+        for n in notes {
+            eprintln!("note: tag {n}");
+        }
+        tags
+    };
+    let pull_request = ctx.is_pull_request() || args.no_push;
+
     // The layouts: given, or built now.
     let layouts_dir = match &args.layout {
         Some(dir) => dir.clone(),
@@ -562,10 +871,10 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| config.dir.join(".ocibuild").join("layouts"));
             let opts = BuildOptions {
-                services: services.iter().map(|s| s.name.clone()).collect(),
+                services: names.clone(),
                 platforms: parse_platforms(&args.select.platforms)?,
                 out: out.clone(),
-                tags: args.tags.clone(),
+                tags: tags.clone(),
                 epoch: source_date_epoch()?,
             };
             let built = build::build(&config, &opts)?;
@@ -574,16 +883,35 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
                     eprintln!("built {} {}", r.name, r.index_digest);
                 }
             }
+            if pull_request {
+                let why = if args.no_push {
+                    "--no-push"
+                } else {
+                    "pull request"
+                };
+                println!(
+                    "{why}: built and validated {} service(s) ({}); nothing pushed",
+                    built.len(),
+                    names.join(", ")
+                );
+                write_github_summary_built(&built, &tags)?;
+                return Ok(());
+            }
             out
         }
     };
+    if pull_request {
+        println!("pull request: nothing pushed");
+        return Ok(());
+    }
+    let registry = resolve_registry(&config, args.registry.as_deref(), args.insecure)?;
     let images: Vec<PushImage> = services
         .iter()
         .map(|s| PushImage {
             service: s.name.clone(),
             repository: registry.repository_path(&s.repository),
             layout: layouts_dir.join(&s.name),
-            tags: args.tags.clone(),
+            tags: tags.clone(),
         })
         .collect();
     for img in &images {
@@ -728,6 +1056,14 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+    if !args.dry_run {
+        for r in reports.iter().filter(|r| r.error.is_none()) {
+            println!("{}/{}@{}", r.registry, r.repository, r.index_digest);
+        }
+        let ok: Vec<&push::PushReport> = reports.iter().filter(|r| r.error.is_none()).collect();
+        write_github_outputs(&ok, &names)?;
+        write_github_summary_pushed(&reports)?;
     }
     let failed: Vec<&str> = reports
         .iter()
@@ -876,6 +1212,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => run_repos_ensure(args),
         Command::Scan(args) => run_scan(args),
         Command::IamPolicy(args) => run_iam_policy(args),
+        Command::Plan(args) => run_plan(args),
         Command::Build(args) => {
             let epoch = source_date_epoch()?;
             let file = Config::locate(args.select.config.as_deref())?;

@@ -37,6 +37,10 @@ pub struct Config {
     pub registry: Option<RegistryConfig>,
     /// How every service's repository is set up (`ocibuild repos ensure`).
     pub repositories: RepositorySettings,
+    /// Paths (relative to the config's directory) whose change marks every service changed.
+    pub shared_paths: Vec<String>,
+    /// The branch that gets the `latest` tag.
+    pub default_branch: String,
 }
 
 /// Encryption of a repository (fixed at creation).
@@ -744,6 +748,14 @@ struct RawFile {
     services: BTreeMap<Spanned<String>, RawService>,
     registry: Option<RawRegistry>,
     repositories: Option<Spanned<RawRepositories>>,
+    ci: Option<RawCi>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCi {
+    shared_paths: Option<Vec<GlobText>>,
+    default_branch: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1080,6 +1092,19 @@ impl Config {
                 }
             }
         };
+        let file_name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| DEFAULT_FILE.to_string());
+        let (shared_paths, default_branch) = match raw.ci {
+            None => (vec![file_name], "main".to_string()),
+            Some(ci) => (
+                ci.shared_paths
+                    .map(|p| p.into_iter().map(|g| g.0).collect())
+                    .unwrap_or_else(|| vec![file_name]),
+                ci.default_branch.unwrap_or_else(|| "main".into()),
+            ),
+        };
         Ok(Config {
             file: file.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -1087,6 +1112,8 @@ impl Config {
             services,
             registry,
             repositories,
+            shared_paths,
+            default_branch,
         })
     }
 

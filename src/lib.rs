@@ -15,6 +15,7 @@ pub mod ecr;
 pub mod image;
 pub mod layer;
 pub mod layout;
+pub mod plan;
 pub mod platform;
 pub mod push;
 pub mod registry;

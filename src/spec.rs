@@ -90,6 +90,21 @@ pub fn rfc3339_utc(epoch: u64) -> String {
     )
 }
 
+/// Compact UTC form of a Unix time for tags, e.g. `20260101-120000`.
+pub fn compact_utc(epoch: u64) -> String {
+    let r = rfc3339_utc(epoch);
+    // 2026-01-01T12:00:00Z -> 20260101-120000
+    format!(
+        "{}{}{}-{}{}{}",
+        &r[0..4],
+        &r[5..7],
+        &r[8..10],
+        &r[11..13],
+        &r[14..16],
+        &r[17..19]
+    )
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
 /// (H. Hinnant's civil_from_days).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -157,5 +172,6 @@ mod tests {
         assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339_utc(4_102_444_799), "2099-12-31T23:59:59Z");
+        assert_eq!(compact_utc(1_700_000_000), "20231114-221320");
     }
 }

@@ -1,0 +1,645 @@
+//! What to build and how to tag it: change detection between two commits (which services'
+//! `paths` or the shared paths changed), the CI context (GitHub event payloads), and the tag
+//! policy (`sha`, `timestamp`, `latest`, `pr`, `release`, literal tags).
+//!
+//! Pure apart from the `git` wrapper it is handed; the environment is read by the CLI and
+//! passed in as [`CiContext`]. Imports `config` and `spec`.
+
+pub mod git;
+
+use crate::config::Config;
+use crate::spec::is_valid_tag;
+use git::Git;
+use serde::Serialize;
+use std::path::Path;
+
+/// A planning failure, with what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PlanError(pub String);
+
+impl From<git::GitError> for PlanError {
+    fn from(e: git::GitError) -> Self {
+        PlanError(e.0)
+    }
+}
+
+/// What triggered this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// A push: `before` is the previous head of the branch (all zeros for a new branch).
+    Push {
+        /// Previous commit.
+        before: Option<String>,
+        /// History rewritten.
+        forced: bool,
+    },
+    /// A pull request.
+    PullRequest {
+        /// Its number.
+        number: u64,
+        /// The target branch.
+        base_ref: Option<String>,
+        /// The target branch's commit when the event fired.
+        base_sha: Option<String>,
+    },
+    /// A manual run, with its `services` input (a comma list, or `all`).
+    Dispatch {
+        /// The input, if given.
+        services: Option<String>,
+    },
+    /// Not in CI.
+    Local,
+}
+
+/// The CI context of a run.
+#[derive(Debug, Clone)]
+pub struct CiContext {
+    /// The trigger.
+    pub trigger: Trigger,
+    /// The branch being built (the PR's source branch on pull requests), if known.
+    pub branch: Option<String>,
+    /// A `refs/tags/...` name when a tag was pushed.
+    pub git_tag: Option<String>,
+    /// The commit CI checked out (`GITHUB_SHA`), if known.
+    pub sha: Option<String>,
+}
+
+impl CiContext {
+    /// Read the GitHub Actions context through `var` (the environment, in the CLI).
+    pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<CiContext, PlanError> {
+        let event_name = var("GITHUB_EVENT_NAME");
+        let payload: serde_json::Value = match var("GITHUB_EVENT_PATH") {
+            Some(p) if event_name.is_some() => {
+                let text = std::fs::read_to_string(&p).map_err(|e| {
+                    PlanError(format!(
+                        "reading the event payload GITHUB_EVENT_PATH={p}: {e}"
+                    ))
+                })?;
+                serde_json::from_str(&text)
+                    .map_err(|e| PlanError(format!("the event payload {p} is not JSON: {e}")))?
+            }
+            _ => serde_json::Value::Null,
+        };
+        let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
+        let trigger = match event_name.as_deref() {
+            Some("push") => Trigger::Push {
+                before: s(&payload["before"]),
+                forced: payload["forced"].as_bool().unwrap_or(false),
+            },
+            Some("pull_request") | Some("pull_request_target") => Trigger::PullRequest {
+                number: payload["number"]
+                    .as_u64()
+                    .or_else(|| payload["pull_request"]["number"].as_u64())
+                    .ok_or_else(|| PlanError("the pull_request payload has no number".into()))?,
+                base_ref: s(&payload["pull_request"]["base"]["ref"])
+                    .or_else(|| var("GITHUB_BASE_REF")),
+                base_sha: s(&payload["pull_request"]["base"]["sha"]),
+            },
+            Some("workflow_dispatch") => Trigger::Dispatch {
+                services: s(&payload["inputs"]["services"]),
+            },
+            _ => Trigger::Local,
+        };
+        let github_ref = var("GITHUB_REF").unwrap_or_default();
+        let branch = match &trigger {
+            Trigger::PullRequest { .. } => var("GITHUB_HEAD_REF"),
+            _ => github_ref.strip_prefix("refs/heads/").map(str::to_string),
+        };
+        Ok(CiContext {
+            git_tag: github_ref.strip_prefix("refs/tags/").map(str::to_string),
+            trigger,
+            branch,
+            sha: var("GITHUB_SHA"),
+        })
+    }
+
+    /// Whether this run is for a pull request.
+    pub fn is_pull_request(&self) -> bool {
+        matches!(self.trigger, Trigger::PullRequest { .. })
+    }
+}
+
+/// Why a service is in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Selected {
+    /// Service name.
+    pub service: String,
+    /// Why, for people.
+    pub reason: String,
+}
+
+/// The services to build.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Base commit compared, when detection ran.
+    pub base: Option<String>,
+    /// Head commit compared, when detection ran.
+    pub head: Option<String>,
+    /// Services to build, in config order.
+    pub services: Vec<Selected>,
+    /// Services left out on purpose (e.g. their directory was deleted), with the reason.
+    pub skipped: Vec<Selected>,
+}
+
+/// Overrides from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Base revision.
+    pub base: Option<String>,
+    /// Head revision.
+    pub head: Option<String>,
+    /// Services named.
+    pub services: Vec<String>,
+    /// All services.
+    pub all: bool,
+}
+
+/// Whether config-relative `path` falls under `pattern` (a directory with a trailing `/`, a
+/// file or directory path, or a glob).
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    if pattern.contains(['*', '?', '[', '{']) {
+        return globset::GlobBuilder::new(pattern.trim_end_matches('/'))
+            .literal_separator(false)
+            .build()
+            .map(|g| {
+                let m = g.compile_matcher();
+                // A glob naming directories covers what is under them.
+                let mut p = Path::new(path);
+                loop {
+                    if m.is_match(p) {
+                        return true;
+                    }
+                    match p.parent() {
+                        Some(q) if !q.as_os_str().is_empty() => p = q,
+                        _ => return false,
+                    }
+                }
+            })
+            .unwrap_or(false);
+    }
+    let dir = pattern.trim_end_matches('/');
+    path == dir || path.starts_with(&format!("{dir}/"))
+}
+
+fn everything(config: &Config, reason: &str) -> Vec<Selected> {
+    config
+        .services
+        .keys()
+        .map(|s| Selected {
+            service: s.clone(),
+            reason: reason.to_string(),
+        })
+        .collect()
+}
+
+/// Decide which services to build.
+pub fn plan(
+    config: &Config,
+    git: Option<&Git>,
+    ctx: &CiContext,
+    opts: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let mut plan = Plan {
+        base: None,
+        head: None,
+        services: vec![],
+        skipped: vec![],
+    };
+    if opts.all {
+        plan.services = everything(config, "--all");
+        return Ok(plan);
+    }
+    if !opts.services.is_empty() {
+        plan.services = config
+            .select(&opts.services)
+            .map_err(|e| PlanError(e.0))?
+            .iter()
+            .map(|s| Selected {
+                service: s.name.clone(),
+                reason: "named".into(),
+            })
+            .collect();
+        return Ok(plan);
+    }
+    if let Trigger::Dispatch { services } = &ctx.trigger {
+        let input = services.as_deref().unwrap_or("all").trim();
+        if input.is_empty() || input == "all" {
+            plan.services = everything(config, "manual run: all");
+        } else {
+            let names: Vec<String> = input
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            plan.services = config
+                .select(&names)
+                .map_err(|e| PlanError(format!("workflow_dispatch input services: {}", e.0)))?
+                .iter()
+                .map(|s| Selected {
+                    service: s.name.clone(),
+                    reason: "manual run".into(),
+                })
+                .collect();
+        }
+        return Ok(plan);
+    }
+    let Some(git) = git else {
+        plan.services = everything(
+            config,
+            "not in a git repository: nothing to compare, so every service",
+        );
+        return Ok(plan);
+    };
+    let head_rev = opts
+        .head
+        .clone()
+        .or_else(|| ctx.sha.clone())
+        .unwrap_or_else(|| "HEAD".into());
+    let head = git.commit(&head_rev)?;
+    plan.head = Some(head.clone());
+    let shallow_fix =
+        "the clone is shallow: fetch the history it needs (actions/checkout with fetch-depth: 0)";
+    let need = |rev: &str| -> Result<String, PlanError> {
+        git.commit(rev).map_err(|_| {
+            if git.is_shallow() {
+                PlanError(format!("commit {rev} is not in this clone; {shallow_fix}"))
+            } else {
+                PlanError(format!(
+                    "commit {rev} is not in this clone: fetch it, or pass --base"
+                ))
+            }
+        })
+    };
+    let base = match (&opts.base, &ctx.trigger) {
+        (Some(b), _) => need(b)?,
+        (None, Trigger::Push { before, forced }) => {
+            let before = before.clone().unwrap_or_default();
+            if before.is_empty() || before.bytes().all(|b| b == b'0') {
+                plan.services =
+                    everything(config, "new branch: no previous commit to compare with");
+                return Ok(plan);
+            }
+            if *forced {
+                plan.services = everything(config, "forced push: history was rewritten");
+                return Ok(plan);
+            }
+            need(&before)?
+        }
+        (
+            None,
+            Trigger::PullRequest {
+                base_ref, base_sha, ..
+            },
+        ) => {
+            let target = match (base_sha, base_ref) {
+                (Some(sha), _) if git.has_commit(sha) => sha.clone(),
+                (_, Some(r)) if git.has_commit(&format!("origin/{r}")) => format!("origin/{r}"),
+                (_, Some(r)) if git.has_commit(r) => r.clone(),
+                _ => {
+                    return Err(PlanError(format!(
+                        "the pull request's target branch is not in this clone; {shallow_fix}"
+                    )))
+                }
+            };
+            git.merge_base(&target, &head).map_err(|_| {
+                PlanError(format!(
+                    "no merge base between {target} and {head}; {shallow_fix}"
+                ))
+            })?
+        }
+        (None, _) => {
+            let parent = format!("{head}~1");
+            if !git.has_commit(&parent) {
+                if git.is_shallow() {
+                    return Err(PlanError(format!(
+                        "the parent of {head} is not in this clone; {shallow_fix}"
+                    )));
+                }
+                plan.services = everything(config, "first commit: nothing to compare with");
+                return Ok(plan);
+            }
+            git.commit(&parent)?
+        }
+    };
+    plan.base = Some(base.clone());
+    let changed = git.changed_paths(&base, &head)?;
+
+    // Paths in the config are relative to its directory; git's to the top of the work tree.
+    let top = git.toplevel()?;
+    let top = top.canonicalize().unwrap_or(top);
+    let dir = config
+        .dir
+        .canonicalize()
+        .unwrap_or_else(|_| config.dir.clone());
+    let prefix = dir
+        .strip_prefix(&top)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .map_err(|_| {
+            PlanError(format!(
+                "the config directory {} is outside the git work tree {}",
+                dir.display(),
+                top.display()
+            ))
+        })?;
+    let rel: Vec<String> = changed
+        .iter()
+        .filter_map(|p| {
+            if prefix.is_empty() {
+                Some(p.clone())
+            } else {
+                p.strip_prefix(&format!("{prefix}/")).map(str::to_string)
+            }
+        })
+        .collect();
+    if let Some(p) = rel
+        .iter()
+        .find(|p| config.shared_paths.iter().any(|s| path_matches(s, p)))
+    {
+        plan.services = everything(config, &format!("shared path changed: {p}"));
+        return Ok(plan);
+    }
+    for s in config.services.values() {
+        let hits: Vec<&String> = rel
+            .iter()
+            .filter(|p| s.paths.iter().any(|pat| path_matches(pat, p)))
+            .collect();
+        if hits.is_empty() {
+            continue;
+        }
+        let plain: Vec<&String> = s
+            .paths
+            .iter()
+            .filter(|p| !p.contains(['*', '?', '[', '{']))
+            .collect();
+        if !plain.is_empty() && plain.iter().all(|p| !config.dir.join(p.as_str()).exists()) {
+            plan.skipped.push(Selected {
+                service: s.name.clone(),
+                reason: format!(
+                    "its sources were deleted ({})",
+                    plain
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+            continue;
+        }
+        let more = if hits.len() > 1 {
+            format!(" (+{} more)", hits.len() - 1)
+        } else {
+            String::new()
+        };
+        plan.services.push(Selected {
+            service: s.name.clone(),
+            reason: format!("changed: {}{more}", hits[0]),
+        });
+    }
+    Ok(plan)
+}
+
+/// Facts the tag policy needs.
+#[derive(Debug, Clone, Default)]
+pub struct TagFacts {
+    /// Head commit id.
+    pub sha: Option<String>,
+    /// Head commit time (seconds).
+    pub commit_time: Option<u64>,
+    /// Wall-clock time (seconds), for `--timestamp now`.
+    pub now: u64,
+    /// Use the wall clock for `timestamp`.
+    pub use_now: bool,
+    /// Branch built.
+    pub branch: Option<String>,
+    /// The branch that gets `latest`.
+    pub default_branch: String,
+    /// Pull request number.
+    pub pr: Option<u64>,
+    /// `v*` git tags of the head commit (or the pushed tag).
+    pub release: Vec<String>,
+}
+
+/// The tag kinds understood besides literal tags.
+pub const TAG_KINDS: [&str; 5] = ["sha", "timestamp", "latest", "pr", "release"];
+
+/// Check a tag list before anything is built: kinds or valid literal tags.
+pub fn validate_tags(list: &[String]) -> Result<(), PlanError> {
+    for t in list {
+        if !TAG_KINDS.contains(&t.as_str()) && !is_valid_tag(t) {
+            return Err(PlanError(format!(
+                "invalid tag {t:?}: use {} or a literal tag (1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-')",
+                TAG_KINDS.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Turn a tag list (kinds and literals) into tags; also returns notes on kinds skipped here.
+pub fn resolve_tags(
+    list: &[String],
+    f: &TagFacts,
+) -> Result<(Vec<String>, Vec<String>), PlanError> {
+    validate_tags(list)?;
+    let mut tags: Vec<String> = Vec::new();
+    let mut notes = Vec::new();
+    for kind in list {
+        match kind.as_str() {
+            "sha" => {
+                let sha = f
+                    .sha
+                    .as_deref()
+                    .ok_or_else(|| PlanError("tag sha needs a git repository".into()))?;
+                tags.push(sha.chars().take(7).collect());
+            }
+            "timestamp" => {
+                let t = if f.use_now {
+                    f.now
+                } else {
+                    f.commit_time.ok_or_else(|| {
+                        PlanError(
+                            "tag timestamp needs a git repository (or --timestamp now)".into(),
+                        )
+                    })?
+                };
+                tags.push(crate::spec::compact_utc(t));
+            }
+            "latest" => match (&f.branch, f.pr) {
+                (_, Some(_)) => notes.push("latest: skipped on a pull request".to_string()),
+                (Some(b), None) if *b == f.default_branch => tags.push("latest".into()),
+                (Some(b), None) => notes.push(format!(
+                    "latest: skipped, branch {b} is not the default branch {}",
+                    f.default_branch
+                )),
+                // No branch at all (not a git repository, no CI): nothing says otherwise.
+                (None, None) => {
+                    notes.push("latest: written, no branch is known here".into());
+                    tags.push("latest".into());
+                }
+            },
+            "pr" => match f.pr {
+                Some(n) => tags.push(format!("pr-{n}")),
+                None => notes.push("pr: skipped, not a pull request".into()),
+            },
+            "release" => {
+                if f.release.is_empty() {
+                    notes.push("release: skipped, the commit has no v-prefixed git tag".into());
+                }
+                tags.extend(f.release.iter().filter(|t| is_valid_tag(t)).cloned());
+            }
+            literal => tags.push(literal.to_string()),
+        }
+    }
+    let mut seen = Vec::new();
+    tags.retain(|t| {
+        let new = !seen.contains(t);
+        seen.push(t.clone());
+        new
+    });
+    if tags.is_empty() {
+        return Err(PlanError(format!("no tag to write: {}", notes.join("; "))));
+    }
+    Ok((tags, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_patterns() {
+        assert!(path_matches("src/cart/", "src/cart/a.jar"));
+        assert!(path_matches("src/cart", "src/cart/x/y"));
+        assert!(!path_matches("src/cart/", "src/cartography/a"));
+        assert!(path_matches("ocibuild.toml", "ocibuild.toml"));
+        assert!(path_matches("src/*/lib/", "src/ui/lib/x.jar"));
+        assert!(path_matches("**/*.proto", "api/v1/cart.proto"));
+        assert!(!path_matches("src/*/lib/", "src/ui/app/x.jar"));
+        assert!(path_matches("src/with space/", "src/with space/f"));
+    }
+
+    fn facts() -> TagFacts {
+        TagFacts {
+            sha: Some("3f9a1c2d4e5f".into()),
+            commit_time: Some(1_700_000_000),
+            now: 1_800_000_000,
+            use_now: false,
+            branch: Some("main".into()),
+            default_branch: "main".into(),
+            pr: None,
+            release: vec![],
+        }
+    }
+
+    fn list(s: &str) -> Vec<String> {
+        s.split(',').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn tags_on_main() {
+        let (t, notes) = resolve_tags(&list("sha,timestamp,latest,pr"), &facts()).unwrap();
+        assert_eq!(t, ["3f9a1c2", "20231114-221320", "latest"]);
+        assert_eq!(notes, ["pr: skipped, not a pull request"]);
+        let (t, _) = resolve_tags(
+            &list("timestamp"),
+            &TagFacts {
+                use_now: true,
+                ..facts()
+            },
+        )
+        .unwrap();
+        assert_eq!(t, ["20270115-080000"]);
+    }
+
+    #[test]
+    fn tags_on_a_branch_and_a_pull_request() {
+        let f = TagFacts {
+            branch: Some("feature/x".into()),
+            ..facts()
+        };
+        let (t, notes) = resolve_tags(&list("sha,latest"), &f).unwrap();
+        assert_eq!(t, ["3f9a1c2"]);
+        assert!(notes[0].contains("branch feature/x is not the default branch main"));
+        let (t, notes) = resolve_tags(
+            &list("latest"),
+            &TagFacts {
+                branch: None,
+                ..facts()
+            },
+        )
+        .unwrap();
+        assert_eq!(t, ["latest"]);
+        assert!(notes[0].contains("no branch"));
+        let f = TagFacts {
+            pr: Some(42),
+            ..facts()
+        };
+        let (t, notes) = resolve_tags(&list("sha,latest,pr"), &f).unwrap();
+        assert_eq!(t, ["3f9a1c2", "pr-42"]);
+        assert!(notes[0].contains("pull request"));
+    }
+
+    #[test]
+    fn release_and_literal_tags_and_errors() {
+        let f = TagFacts {
+            release: vec!["v1.4.0".into()],
+            ..facts()
+        };
+        let (t, _) = resolve_tags(&list("release,stable,stable"), &f).unwrap();
+        assert_eq!(t, ["v1.4.0", "stable"]);
+        assert!(resolve_tags(&list("bad tag"), &f)
+            .unwrap_err()
+            .0
+            .contains("invalid tag"));
+        assert!(validate_tags(&list("-x")).is_err());
+        let e = resolve_tags(&list("pr"), &facts()).unwrap_err();
+        assert!(e.0.contains("no tag to write"), "{}", e.0);
+    }
+
+    #[test]
+    fn context_from_github_payloads() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("event.json");
+        std::fs::write(
+            &p,
+            r#"{"number": 7, "pull_request": {"base": {"ref": "main", "sha": "abc"}}}"#,
+        )
+        .unwrap();
+        let path = p.to_string_lossy().into_owned();
+        let vars = |k: &str| match k {
+            "GITHUB_EVENT_NAME" => Some("pull_request".to_string()),
+            "GITHUB_EVENT_PATH" => Some(path.clone()),
+            "GITHUB_HEAD_REF" => Some("feature".to_string()),
+            "GITHUB_REF" => Some("refs/pull/7/merge".to_string()),
+            _ => None,
+        };
+        let c = CiContext::from_vars(&vars).unwrap();
+        assert_eq!(
+            c.trigger,
+            Trigger::PullRequest {
+                number: 7,
+                base_ref: Some("main".into()),
+                base_sha: Some("abc".into())
+            }
+        );
+        assert_eq!(c.branch.as_deref(), Some("feature"));
+        assert!(c.is_pull_request());
+        std::fs::write(
+            &p,
+            r#"{"before": "0000000000000000000000000000000000000000", "forced": false}"#,
+        )
+        .unwrap();
+        let vars = |k: &str| match k {
+            "GITHUB_EVENT_NAME" => Some("push".to_string()),
+            "GITHUB_EVENT_PATH" => Some(path.clone()),
+            "GITHUB_REF" => Some("refs/heads/main".to_string()),
+            _ => None,
+        };
+        let c = CiContext::from_vars(&vars).unwrap();
+        assert_eq!(c.branch.as_deref(), Some("main"));
+        assert!(matches!(c.trigger, Trigger::Push { forced: false, .. }));
+        let none = |_: &str| None;
+        assert_eq!(CiContext::from_vars(&none).unwrap().trigger, Trigger::Local);
+    }
+}
