@@ -22,6 +22,7 @@ declare -A want=(
   [htpasswd]=apache2-utils
   [openssl]=openssl
   [python3]=python3
+  [git]=git
 )
 missing=()
 for what in "${!want[@]}"; do

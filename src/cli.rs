@@ -425,7 +425,7 @@ fn write_github_summary_pushed(reports: &[crate::push::PushReport]) -> anyhow::R
             .unwrap_or_default();
         let digest = match &r.error {
             Some(e) => format!("FAILED: {}", e.replace('|', "/")),
-            None => format!("`{}/{}@{}`", r.registry, r.repository, r.index_digest),
+            None => format!("`{}`", r.reference),
         };
         md.push_str(&format!(
             "| {} | {} | {} | {} | {} | {:.1} s | {} |\n",
@@ -1058,8 +1058,10 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
         }
     }
     if !args.dry_run {
-        for r in reports.iter().filter(|r| r.error.is_none()) {
-            println!("{}/{}@{}", r.registry, r.repository, r.index_digest);
+        if args.format == Format::Text {
+            for r in reports.iter().filter(|r| r.error.is_none()) {
+                println!("{}", r.reference);
+            }
         }
         let ok: Vec<&push::PushReport> = reports.iter().filter(|r| r.error.is_none()).collect();
         write_github_outputs(&ok, &names)?;

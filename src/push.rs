@@ -106,6 +106,8 @@ pub struct PushReport {
     pub registry: String,
     /// Digest of what the tags point at (the image index).
     pub index_digest: String,
+    /// The immutable reference for deployment: `registry/repository@digest`.
+    pub reference: String,
     /// Platform manifest digests.
     pub manifest_digests: Vec<String>,
     /// Tags written (or, on a dry run, that would be).
@@ -228,6 +230,7 @@ pub async fn push(
             repository: img.repository.clone(),
             registry: host.clone(),
             index_digest: String::new(),
+            reference: String::new(),
             manifest_digests: vec![],
             tags: vec![],
             blobs_uploaded: 0,
@@ -242,6 +245,7 @@ pub async fn push(
         match load(img) {
             Ok(l) => {
                 r.index_digest = l.index.0.to_string();
+                r.reference = format!("{host}/{}@{}", img.repository, l.index.0);
                 r.manifest_digests = l.manifests.iter().map(|m| m.0.to_string()).collect();
                 r.tags = l.tags.clone();
                 loaded.push(Some(l));

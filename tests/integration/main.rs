@@ -5,6 +5,7 @@
 mod common;
 
 mod build;
+mod ci;
 mod ecr;
 mod errors;
 mod moto;
