@@ -125,7 +125,14 @@ fn pipeline(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(*bytes));
         g.bench_with_input(BenchmarkId::new("ocibuild", name), dir, |b, dir| {
             b.iter(|| {
-                let (blob, tmp) = ocibuild::layer::build(dir, &cfg, 0, &out).unwrap();
+                let (blob, tmp) = ocibuild::layer::build(
+                    dir,
+                    &cfg,
+                    0,
+                    &out,
+                    &ocibuild::layer::LayerOptions::default(),
+                )
+                .unwrap();
                 drop(tmp);
                 blob
             })

@@ -23,6 +23,8 @@ declare -A want=(
   [openssl]=openssl
   [python3]=python3
   [git]=git
+  [gzip]=gzip
+  [igzip]=isal
 )
 missing=()
 for what in "${!want[@]}"; do

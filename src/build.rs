@@ -34,6 +34,8 @@ pub struct BuildOptions {
     pub tags: Vec<String>,
     /// Timestamp for files, config and history (SOURCE_DATE_EPOCH).
     pub epoch: u64,
+    /// Compression settings; `None`: the config's.
+    pub layer: Option<layer::LayerOptions>,
 }
 
 /// A build failure. Its message names the service, platform and path concerned.
@@ -239,6 +241,10 @@ fn build_into(
             message: format!("cannot write into it ({e}): choose a writable --out"),
         })?;
 
+    let layer_opts = opts.layer.unwrap_or(layer::LayerOptions {
+        codec: config.codec,
+        ..layer::LayerOptions::default()
+    });
     let mut bases: HashMap<BaseRef, Option<Vec<PlatformBase>>> = HashMap::new();
     let mut built: BuiltLayers = HashMap::new();
     let mut reports = Vec::new();
@@ -272,6 +278,7 @@ fn build_into(
             tags,
             opts.epoch,
             &mut built,
+            &layer_opts,
         ) {
             Ok(mut r) => {
                 r.layout = out.join(&svc.name);
@@ -336,6 +343,7 @@ fn build_service(
     tags: &[String],
     epoch: u64,
     built: &mut BuiltLayers,
+    layer_opts: &layer::LayerOptions,
 ) -> Result<ServiceReport, BuildError> {
     let layout_err = |source| BuildError::Layout {
         service: svc.name.clone(),
@@ -385,28 +393,29 @@ fn build_service(
             let rel = lc.source.expand(platform);
             let source = config.dir.join(&rel);
             let key = (source.clone(), lc.clone());
-            let blob =
-                match built.get(&key) {
-                    Some((blob, file)) => {
-                        layout
-                            .import_blob(file, &blob.digest, blob.size)
-                            .map_err(layout_err)?;
-                        blob.clone()
-                    }
-                    None => {
-                        let (blob, tmp) = layer::build(&source, lc, epoch, &layout.tmp_dir())
-                            .map_err(|source| BuildError::Layer {
+            let blob = match built.get(&key) {
+                Some((blob, file)) => {
+                    layout
+                        .import_blob(file, &blob.digest, blob.size)
+                        .map_err(layout_err)?;
+                    blob.clone()
+                }
+                None => {
+                    let (blob, tmp) =
+                        layer::build(&source, lc, epoch, &layout.tmp_dir(), layer_opts).map_err(
+                            |source| BuildError::Layer {
                                 service: svc.name.clone(),
                                 platform: platform.to_string(),
                                 source_path: rel.clone(),
                                 target: lc.target.clone(),
                                 source: Box::new(source),
-                            })?;
-                        layout.commit_temp(tmp, &blob.digest).map_err(layout_err)?;
-                        built.insert(key, (blob.clone(), layout.blob_path(&blob.digest)));
-                        blob
-                    }
-                };
+                            },
+                        )?;
+                    layout.commit_temp(tmp, &blob.digest).map_err(layout_err)?;
+                    built.insert(key, (blob.clone(), layout.blob_path(&blob.digest)));
+                    blob
+                }
+            };
             descriptors.push(image::descriptor(&blob.media_type, &blob.digest, blob.size));
             layer_reports.push(LayerReport {
                 digest: blob.digest.to_string(),

@@ -122,6 +122,27 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
+/// Compression choices on the command line.
+#[derive(Debug, Clone, clap::Args)]
+struct CompressArgs {
+    /// Compress for speed (gzip or zstd level 1), e.g. for pull-request builds.
+    #[arg(long)]
+    fast: bool,
+}
+
+impl CompressArgs {
+    fn layer_options(&self, config: &Config) -> Option<crate::layer::LayerOptions> {
+        use crate::layer::compress::Codec;
+        self.fast.then(|| crate::layer::LayerOptions {
+            codec: match config.codec {
+                Codec::Gzip(_) => Codec::Gzip(1),
+                Codec::Zstd(_) => Codec::Zstd(1),
+            },
+            ..crate::layer::LayerOptions::default()
+        })
+    }
+}
+
 /// Which config, services and platforms a command works on.
 #[derive(Debug, clap::Args)]
 struct Selection {
@@ -145,6 +166,8 @@ struct Selection {
 struct PushArgs {
     #[command(flatten)]
     select: Selection,
+    #[command(flatten)]
+    compress: CompressArgs,
     /// Tags: kinds sha, timestamp, latest, pr, release and literal tags (repeat, or a comma
     /// list; default: the layout's ref names, latest).
     #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
@@ -473,6 +496,8 @@ enum Format {
 struct BuildArgs {
     #[command(flatten)]
     select: Selection,
+    #[command(flatten)]
+    compress: CompressArgs,
     /// Output directory: each service's layout goes to OUT/<service>/.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -876,6 +901,7 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
                 out: out.clone(),
                 tags: tags.clone(),
                 epoch: source_date_epoch()?,
+                layer: args.compress.layer_options(&config),
             };
             let built = build::build(&config, &opts)?;
             if !args.quiet {
@@ -1226,6 +1252,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 out: args.out,
                 tags: args.tags,
                 epoch,
+                layer: args.compress.layer_options(&config),
             };
             let reports = build::build(&config, &opts)?;
             match args.format {

@@ -41,6 +41,8 @@ pub struct Config {
     pub shared_paths: Vec<String>,
     /// The branch that gets the `latest` tag.
     pub default_branch: String,
+    /// How layers are compressed (`[build] compression`, `compression_level`).
+    pub codec: crate::layer::compress::Codec,
 }
 
 /// Encryption of a repository (fixed at creation).
@@ -803,6 +805,8 @@ struct RawRegistry {
 struct RawBuild {
     platforms: Option<Spanned<Vec<Platform>>>,
     base: Option<BaseRef>,
+    compression: Option<Spanned<String>>,
+    compression_level: Option<Spanned<i64>>,
 }
 
 impl<'de> Deserialize<'de> for BaseRef {
@@ -945,6 +949,55 @@ impl Config {
             }
         };
         let default_base = raw.build.base.unwrap_or(BaseRef::Scratch);
+        let codec = {
+            use crate::layer::compress::{Codec, DEFAULT_GZIP_LEVEL};
+            let level = raw
+                .build
+                .compression_level
+                .as_ref()
+                .map(|l| (*l.get_ref(), l.span()));
+            let name = raw
+                .build
+                .compression
+                .as_ref()
+                .map(|c| (c.get_ref().as_str(), c.span()));
+            match name {
+                None | Some(("gzip", _)) => match level {
+                    None => Codec::Gzip(DEFAULT_GZIP_LEVEL),
+                    Some((l @ 1..=12, _)) => Codec::Gzip(l as u32),
+                    Some((_, span)) => {
+                        return Err(at(
+                            file,
+                            src,
+                            Some(span),
+                            "gzip compression_level must be 1-12",
+                        ))
+                    }
+                },
+                Some(("zstd", _)) => match level {
+                    None => Codec::Zstd(3),
+                    Some((l @ 1..=19, _)) => Codec::Zstd(l as i32),
+                    Some((_, span)) => {
+                        return Err(at(
+                            file,
+                            src,
+                            Some(span),
+                            "zstd compression_level must be 1-19",
+                        ))
+                    }
+                },
+                Some((other, span)) => {
+                    return Err(at(
+                        file,
+                        src,
+                        Some(span),
+                        format!(
+                            "unknown compression {other:?}: use \"gzip\" (default) or \"zstd\""
+                        ),
+                    ))
+                }
+            }
+        };
 
         let raw_services = raw.services;
         if raw_services.is_empty() {
@@ -1114,6 +1167,7 @@ impl Config {
             repositories,
             shared_paths,
             default_branch,
+            codec,
         })
     }
 

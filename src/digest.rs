@@ -50,6 +50,10 @@ macro_rules! digest_type {
             pub fn of(bytes: &[u8]) -> Self {
                 Self(from_hash(&Sha256::digest(bytes)))
             }
+            /// The digest whose raw sha256 hash is `hash`.
+            pub fn of_hash(hash: [u8; 32]) -> Self {
+                Self(from_hash(&hash))
+            }
             /// The full form, `sha256:<hex>`.
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -77,10 +81,6 @@ digest_type!(Digest);
 digest_type!(DiffId);
 
 impl Digest {
-    /// The digest whose raw sha256 hash is `hash`.
-    pub fn of_hash(hash: [u8; 32]) -> Self {
-        Digest(from_hash(&hash))
-    }
     /// The same digest as the oci-spec type used in descriptors.
     pub fn to_oci(&self) -> oci_spec::image::Digest {
         // Cannot fail: the string was validated on construction.

@@ -6,20 +6,17 @@
 //! owners. Memory stays bounded whatever the size of the files. A failed build leaves no blob:
 //! the temp file is deleted when dropped. Imports `config`, `digest`, `spec`.
 
+pub mod compress;
 pub mod tar;
 pub mod walk;
 
 use crate::config::LayerConfig;
-use crate::digest::{DiffId, Digest, HashingWriter};
-use crate::spec::MEDIA_TYPE_LAYER_GZIP;
-use flate2::{Compression, GzBuilder};
+use crate::digest::{DiffId, Digest};
+use compress::{Codec, StreamError};
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
-
-/// gzip level used for layers (flate2's default balance of speed and size).
-pub const GZIP_LEVEL: u32 = 6;
 
 /// Why a layer could not be built. Messages name the path and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +90,25 @@ pub struct LayerBlob {
     pub media_type: String,
 }
 
+/// How layers are written: the codec and how many compression threads to use (the bytes do
+/// not depend on the thread count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LayerOptions {
+    /// Codec and level.
+    pub codec: Codec,
+    /// Compression threads.
+    pub threads: usize,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            codec: Codec::default(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
 /// Build one layer from `source` with the settings of `cfg`, timestamps `epoch`, into a new
 /// temp file in `tmp_dir` (which the caller renames to its digest once it wants it).
 pub fn build(
@@ -100,6 +116,7 @@ pub fn build(
     cfg: &LayerConfig,
     epoch: u64,
     tmp_dir: &Path,
+    opts: &LayerOptions,
 ) -> Result<(LayerBlob, NamedTempFile), LayerError> {
     let entries = walk::entries(source, cfg)?;
     let tmp = NamedTempFile::with_prefix_in(".layer-", tmp_dir)
@@ -110,51 +127,60 @@ pub fn build(
         .map_err(|e| LayerError::io("opening", tmp.path(), e))?;
     let write_err = |e: io::Error| LayerError::io("writing layer to", tmp.path(), e);
 
-    let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(compressed, Compression::new(GZIP_LEVEL));
-    let mut tar = tar::TarWriter::new(HashingWriter::new(gz));
-    for e in &entries {
-        let meta = tar::Meta {
-            mode: e.mode,
-            uid: e.uid,
-            gid: e.gid,
-            mtime: epoch,
-        };
-        let kind = match &e.kind {
-            walk::EntryKind::Dir => tar::Kind::Dir,
-            walk::EntryKind::Symlink(l) => tar::Kind::Symlink(l),
-            walk::EntryKind::Hardlink(l) => tar::Kind::Hardlink(l),
-            walk::EntryKind::File { size, .. } => tar::Kind::File(*size),
-        };
-        if let walk::EntryKind::File { size, path } = &e.kind {
-            let mut f = File::open(path).map_err(|err| LayerError::io("reading", path, err))?;
-            tar.append_header(&e.path, kind, &meta).map_err(write_err)?;
-            tar.write_file_data(&mut f, *size)
-                .map_err(|err| match err {
-                    tar::DataError::Write(e) => write_err(e),
-                    other => LayerError::File {
-                        path: path.clone(),
-                        source: other,
-                    },
-                })?;
-        } else {
-            tar.append_header(&e.path, kind, &meta).map_err(write_err)?;
-        }
-    }
-    let (gz, diff_id, _) = tar.finish().map_err(write_err)?.finish_diff_id();
-    let compressed = gz.finish().map_err(write_err)?;
-    let (buf, digest, size) = compressed.finish_digest();
-    let file = buf.into_inner().map_err(|e| write_err(e.into_error()))?;
+    let result = compress::compress_stream(
+        opts.codec,
+        opts.threads,
+        BufWriter::with_capacity(1 << 20, file),
+        |chunks| {
+            let mut tar = tar::TarWriter::new(chunks);
+            for e in &entries {
+                let meta = tar::Meta {
+                    mode: e.mode,
+                    uid: e.uid,
+                    gid: e.gid,
+                    mtime: epoch,
+                };
+                let kind = match &e.kind {
+                    walk::EntryKind::Dir => tar::Kind::Dir,
+                    walk::EntryKind::Symlink(l) => tar::Kind::Symlink(l),
+                    walk::EntryKind::Hardlink(l) => tar::Kind::Hardlink(l),
+                    walk::EntryKind::File { size, .. } => tar::Kind::File(*size),
+                };
+                if let walk::EntryKind::File { size, path } = &e.kind {
+                    let mut f =
+                        File::open(path).map_err(|err| LayerError::io("reading", path, err))?;
+                    tar.append_header(&e.path, kind, &meta).map_err(write_err)?;
+                    tar.write_file_data(&mut f, *size)
+                        .map_err(|err| match err {
+                            tar::DataError::Write(e) => write_err(e),
+                            other => LayerError::File {
+                                path: path.clone(),
+                                source: other,
+                            },
+                        })?;
+                } else {
+                    tar.append_header(&e.path, kind, &meta).map_err(write_err)?;
+                }
+            }
+            tar.finish().map_err(write_err)?;
+            Ok(())
+        },
+    );
+    let done = result.map_err(|e| match e {
+        StreamError::Produce(e) => e,
+        StreamError::Io(e) => write_err(e),
+    })?;
+    let file = done
+        .sink
+        .into_inner()
+        .map_err(|e| write_err(e.into_error()))?;
     file.sync_all().map_err(write_err)?;
     Ok((
         LayerBlob {
-            digest,
-            size,
-            diff_id,
-            media_type: MEDIA_TYPE_LAYER_GZIP.to_string(),
+            digest: done.digest,
+            size: done.size,
+            diff_id: done.diff_id,
+            media_type: opts.codec.media_type().to_string(),
         },
         tmp,
     ))

@@ -612,3 +612,84 @@ fn hard_links_long_names_and_non_utf8_names_survive_umoci() {
         "Menü du café\n"
     );
 }
+
+#[test]
+fn layers_of_many_chunks_are_read_by_every_gzip_reader_and_umoci() {
+    require("skopeo");
+    require("umoci");
+    require("gzip");
+    require("python3");
+    let (tmp, p) = retail_store();
+    // 3.5 MiB of mixed content: four independently compressed chunks.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..3_670_016usize)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if i % 4 == 0 {
+                x as u8
+            } else {
+                b"jar class data "[i % 15]
+            }
+        })
+        .collect();
+    fs::write(p.join("src/cart/target/lib/big.jar"), &big).unwrap();
+    let out = tmp.path().join("out");
+    let report: Value = serde_json::from_str(&ok(ocibuild(
+        &p,
+        &[
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--service",
+            "cart",
+            "--platform",
+            "linux/arm64",
+            "--format",
+            "json",
+        ],
+    )))
+    .unwrap();
+    let layer = report[0]["platforms"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["size"].as_u64().unwrap() > 1 << 20)
+        .expect("a big layer")
+        .clone();
+    let blob = out
+        .join("cart/blobs/sha256")
+        .join(&layer["digest"].as_str().unwrap()[7..]);
+    let members = fs::read(&blob)
+        .unwrap()
+        .windows(4)
+        .filter(|w| *w == [0x1f, 0x8b, 8, 0])
+        .count();
+    assert!(members >= 4, "{members} gzip members");
+    // zlib's gzip reads it whole and checks every member's CRC.
+    run(Command::new("gzip").arg("-t").arg(&blob));
+    let zcat = Command::new("gzip").arg("-dc").arg(&blob).output().unwrap();
+    assert_eq!(sha256_hex(&zcat.stdout), layer["diff_id"].as_str().unwrap());
+    // Python's gzip too.
+    let py = run(Command::new("python3").args([
+        "-c",
+        &format!("import gzip, hashlib; print('sha256:' + hashlib.sha256(gzip.open('{}').read()).hexdigest())", blob.display()),
+    ]));
+    assert_eq!(py.trim(), layer["diff_id"].as_str().unwrap());
+    // And Go's, through skopeo and umoci: the big file comes back intact.
+    let one = tmp.path().join("one");
+    run(Command::new("skopeo").args([
+        "--insecure-policy",
+        "--override-arch",
+        "arm64",
+        "copy",
+        &format!("oci:{}:latest", out.join("cart").display()),
+        &format!("oci:{}:x", one.display()),
+    ]));
+    let bundle = tmp.path().join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:x", one.display())])
+        .arg(&bundle));
+    assert!(fs::read(bundle.join("rootfs/app/lib/big.jar")).unwrap() == big);
+}
