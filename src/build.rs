@@ -36,6 +36,43 @@ pub struct BuildOptions {
     pub epoch: u64,
     /// Compression settings; `None`: the config's.
     pub layer: Option<layer::LayerOptions>,
+    /// The layer cache, if one is used.
+    pub cache: Option<layer::cache::LayerCache>,
+}
+
+/// Look a layer up in the cache: by stat key, then by content key (recording the stat key on a
+/// content hit). On a miss, the keys to record once the layer is built.
+fn from_cache(
+    cache: &layer::cache::LayerCache,
+    entries: &[layer::walk::Entry],
+    cfg: &LayerConfig,
+    epoch: u64,
+    opts: &layer::LayerOptions,
+) -> (Option<(layer::LayerBlob, PathBuf)>, Vec<String>) {
+    use layer::cache::{key, racy, KeyKind};
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(i64::MAX, |d| d.as_nanos() as i64);
+    // Files written just now could change again within the same mtime tick: trust only content.
+    let stat = if racy(entries, now_ns) {
+        None
+    } else {
+        key(KeyKind::Stat, entries, cfg, epoch, opts).ok()
+    };
+    if let Some(hit) = stat.as_deref().and_then(|k| cache.get(k)) {
+        return (Some(hit), vec![]);
+    }
+    // Unreadable files surface when the layer is built, with their path.
+    let Ok(content) = key(KeyKind::Content, entries, cfg, epoch, opts) else {
+        return (None, stat.into_iter().collect());
+    };
+    if let Some(hit) = cache.get(&content) {
+        if let Some(stat) = &stat {
+            let _ = cache.put(&[stat], &hit.0, &hit.1);
+        }
+        return (Some(hit), vec![]);
+    }
+    (None, stat.into_iter().chain([content]).collect())
 }
 
 /// A build failure. Its message names the service, platform and path concerned.
@@ -132,6 +169,8 @@ pub struct LayerReport {
     pub media_type: String,
     /// Whether it comes from the base image.
     pub from_base: bool,
+    /// Whether it came from the layer cache (nothing was compressed).
+    pub cached: bool,
 }
 
 /// One platform's image in the report.
@@ -191,7 +230,8 @@ impl fmt::Display for ServiceReport {
 }
 
 /// A layer already built in this run: its blob and where the blob file is.
-type BuiltLayers = HashMap<(PathBuf, LayerConfig), (layer::LayerBlob, PathBuf)>;
+/// (the blob, its file, whether it came from the layer cache).
+type BuiltLayers = HashMap<(PathBuf, LayerConfig), (layer::LayerBlob, PathBuf, bool)>;
 
 /// Build the selected services of `config` into OCI layouts under `opts.out`.
 pub fn build(config: &Config, opts: &BuildOptions) -> Result<Vec<ServiceReport>, BuildError> {
@@ -279,6 +319,7 @@ fn build_into(
             opts.epoch,
             &mut built,
             &layer_opts,
+            opts.cache.as_ref(),
         ) {
             Ok(mut r) => {
                 r.layout = out.join(&svc.name);
@@ -344,6 +385,7 @@ fn build_service(
     epoch: u64,
     built: &mut BuiltLayers,
     layer_opts: &layer::LayerOptions,
+    cache: Option<&layer::cache::LayerCache>,
 ) -> Result<ServiceReport, BuildError> {
     let layout_err = |source| BuildError::Layout {
         service: svc.name.clone(),
@@ -385,6 +427,7 @@ fn build_service(
                     diff_id: diff_id.clone(),
                     media_type: d.media_type().to_string(),
                     from_base: true,
+                    cached: false,
                 });
             }
         }
@@ -393,26 +436,54 @@ fn build_service(
             let rel = lc.source.expand(platform);
             let source = config.dir.join(&rel);
             let key = (source.clone(), lc.clone());
+            let layer_err = |source| BuildError::Layer {
+                service: svc.name.clone(),
+                platform: platform.to_string(),
+                source_path: rel.clone(),
+                target: lc.target.clone(),
+                source: Box::new(source),
+            };
+            let mut cached = false;
             let blob = match built.get(&key) {
-                Some((blob, file)) => {
+                Some((blob, file, from_cache)) => {
                     layout
                         .import_blob(file, &blob.digest, blob.size)
                         .map_err(layout_err)?;
+                    cached = *from_cache;
                     blob.clone()
                 }
                 None => {
-                    let (blob, tmp) =
-                        layer::build(&source, lc, epoch, &layout.tmp_dir(), layer_opts).map_err(
-                            |source| BuildError::Layer {
-                                service: svc.name.clone(),
-                                platform: platform.to_string(),
-                                source_path: rel.clone(),
-                                target: lc.target.clone(),
-                                source: Box::new(source),
-                            },
-                        )?;
-                    layout.commit_temp(tmp, &blob.digest).map_err(layout_err)?;
-                    built.insert(key, (blob.clone(), layout.blob_path(&blob.digest)));
+                    let entries = layer::walk::entries(&source, lc).map_err(layer_err)?;
+                    let (hit, keys) = match cache {
+                        Some(c) => from_cache(c, &entries, lc, epoch, layer_opts),
+                        None => (None, vec![]),
+                    };
+                    let blob = match hit {
+                        Some((blob, file)) => {
+                            cached = true;
+                            layout
+                                .import_blob(&file, &blob.digest, blob.size)
+                                .map_err(layout_err)?;
+                            blob
+                        }
+                        None => {
+                            let (blob, tmp) = layer::build_entries(
+                                &entries,
+                                epoch,
+                                &layout.tmp_dir(),
+                                layer_opts,
+                            )
+                            .map_err(layer_err)?;
+                            layout.commit_temp(tmp, &blob.digest).map_err(layout_err)?;
+                            if let Some(c) = cache {
+                                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                                // A cache that cannot be written only costs speed next time.
+                                let _ = c.put(&keys, &blob, &layout.blob_path(&blob.digest));
+                            }
+                            blob
+                        }
+                    };
+                    built.insert(key, (blob.clone(), layout.blob_path(&blob.digest), cached));
                     blob
                 }
             };
@@ -423,6 +494,7 @@ fn build_service(
                 diff_id: blob.diff_id.to_string(),
                 media_type: blob.media_type.clone(),
                 from_base: false,
+                cached,
             });
             added.push(AddedLayer {
                 diff_id: blob.diff_id.to_string(),

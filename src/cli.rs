@@ -122,15 +122,43 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
-/// Compression choices on the command line.
+/// Compression and caching choices on the command line.
 #[derive(Debug, Clone, clap::Args)]
 struct CompressArgs {
     /// Compress for speed (gzip or zstd level 1), e.g. for pull-request builds.
     #[arg(long)]
     fast: bool,
+    /// Layer cache directory (default: $OCIBUILD_CACHE_DIR, $XDG_CACHE_HOME/ocibuild or
+    /// ~/.cache/ocibuild); persist it between CI runs to skip unchanged layers.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Build every layer, using no cache (wins over --cache-dir).
+    #[arg(long)]
+    no_cache: bool,
 }
 
 impl CompressArgs {
+    /// The layer cache to use, if any (a cache that cannot be opened is skipped with a warning).
+    fn cache(&self) -> Option<crate::layer::cache::LayerCache> {
+        if self.no_cache {
+            return None;
+        }
+        let dir = self
+            .cache_dir
+            .clone()
+            .or_else(|| crate::layer::cache::default_dir(&|k| std::env::var(k).ok()))?;
+        match crate::layer::cache::LayerCache::open(&dir) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!(
+                    "warning: layer cache {} unusable ({e}): building without it",
+                    dir.display()
+                );
+                None
+            }
+        }
+    }
+
     fn layer_options(&self, config: &Config) -> Option<crate::layer::LayerOptions> {
         use crate::layer::compress::Codec;
         self.fast.then(|| crate::layer::LayerOptions {
@@ -902,6 +930,7 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
                 tags: tags.clone(),
                 epoch: source_date_epoch()?,
                 layer: args.compress.layer_options(&config),
+                cache: args.compress.cache(),
             };
             let built = build::build(&config, &opts)?;
             if !args.quiet {
@@ -1253,6 +1282,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tags: args.tags,
                 epoch,
                 layer: args.compress.layer_options(&config),
+                cache: args.compress.cache(),
             };
             let reports = build::build(&config, &opts)?;
             match args.format {

@@ -6,6 +6,7 @@
 //! owners. Memory stays bounded whatever the size of the files. A failed build leaves no blob:
 //! the temp file is deleted when dropped. Imports `config`, `digest`, `spec`.
 
+pub mod cache;
 pub mod compress;
 pub mod tar;
 pub mod walk;
@@ -119,6 +120,16 @@ pub fn build(
     opts: &LayerOptions,
 ) -> Result<(LayerBlob, NamedTempFile), LayerError> {
     let entries = walk::entries(source, cfg)?;
+    build_entries(&entries, epoch, tmp_dir, opts)
+}
+
+/// Build a layer from entries already walked (see [`walk::entries`]).
+pub fn build_entries(
+    entries: &[walk::Entry],
+    epoch: u64,
+    tmp_dir: &Path,
+    opts: &LayerOptions,
+) -> Result<(LayerBlob, NamedTempFile), LayerError> {
     let tmp = NamedTempFile::with_prefix_in(".layer-", tmp_dir)
         .map_err(|e| LayerError::io("creating a temp file in", tmp_dir, e))?;
     let file = tmp
@@ -133,7 +144,7 @@ pub fn build(
         BufWriter::with_capacity(1 << 20, file),
         |chunks| {
             let mut tar = tar::TarWriter::new(chunks);
-            for e in &entries {
+            for e in entries {
                 let meta = tar::Meta {
                     mode: e.mode,
                     uid: e.uid,
@@ -146,7 +157,7 @@ pub fn build(
                     walk::EntryKind::Hardlink(l) => tar::Kind::Hardlink(l),
                     walk::EntryKind::File { size, .. } => tar::Kind::File(*size),
                 };
-                if let walk::EntryKind::File { size, path } = &e.kind {
+                if let walk::EntryKind::File { size, path, .. } = &e.kind {
                     let mut f =
                         File::open(path).map_err(|err| LayerError::io("reading", path, err))?;
                     tar.append_header(&e.path, kind, &meta).map_err(write_err)?;

@@ -25,11 +25,37 @@ pub enum EntryKind {
         size: u64,
         /// The file on disk.
         path: PathBuf,
+        /// Its identity and times when walked (for the layer cache's stat key).
+        stamp: FileStamp,
     },
     /// A symlink to this target.
     Symlink(Vec<u8>),
     /// A hard link to an earlier entry (its path in the layer).
     Hardlink(Vec<u8>),
+}
+
+/// A file's identity and times: if none of these changed, neither did its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileStamp {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Modification time, nanoseconds.
+    pub mtime_ns: i64,
+    /// Status change time, nanoseconds.
+    pub ctime_ns: i64,
+}
+
+impl FileStamp {
+    fn of(m: &fs::Metadata) -> FileStamp {
+        FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        }
+    }
 }
 
 /// One entry of a layer.
@@ -191,6 +217,7 @@ pub fn entries(source: &Path, cfg: &LayerConfig) -> Result<Vec<Entry>, LayerErro
             kind: EntryKind::File {
                 size: root_meta.len(),
                 path: source.to_path_buf(),
+                stamp: FileStamp::of(&root_meta),
             },
             mode: rules.mode(name, false, root_meta.mode()),
             uid,
@@ -281,6 +308,7 @@ fn walk_dir(
                 EntryKind::File {
                     size: meta.len(),
                     path: abs.clone(),
+                    stamp: FileStamp::of(&meta),
                 },
                 false,
             )

@@ -138,3 +138,118 @@ fn source_date_epoch_sets_every_timestamp() {
         .unwrap();
     assert!(fails(o).contains("SOURCE_DATE_EPOCH"));
 }
+
+mod cache {
+    use super::*;
+
+    fn build(
+        project: &std::path::Path,
+        out: &std::path::Path,
+        cache: &std::path::Path,
+        extra: &[&str],
+    ) -> Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+            .args([
+                "build",
+                "--out",
+                out.to_str().unwrap(),
+                "--service",
+                "cart,catalog",
+                "--format",
+                "json",
+                "--cache-dir",
+                cache.to_str().unwrap(),
+            ])
+            .args(extra)
+            .current_dir(project)
+            .env("SOURCE_DATE_EPOCH", "0")
+            .output()
+            .unwrap();
+        serde_json::from_str(&ok(o)).unwrap()
+    }
+
+    /// (digest, cached) of every layer that is not the base's.
+    fn own(report: &Value) -> Vec<(String, bool)> {
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["platforms"].as_array().unwrap().iter())
+            .flat_map(|p| p["layers"].as_array().unwrap().iter())
+            .filter(|l| l["from_base"] == false)
+            .map(|l| {
+                (
+                    l["digest"].as_str().unwrap().to_string(),
+                    l["cached"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unchanged_layers_come_from_the_cache_changed_ones_are_rebuilt() {
+        let (tmp, p) = retail_store();
+        let cache = tmp.path().join("cache");
+        let out = tmp.path().join("out");
+        let first = own(&build(&p, &out, &cache, &[]));
+        assert!(first.iter().all(|l| !l.1), "a cold build builds everything");
+        let second = own(&build(&p, &out, &cache, &[]));
+        assert!(
+            second.iter().all(|l| l.1),
+            "a warm build compresses nothing: {second:?}"
+        );
+        assert_eq!(
+            first.iter().map(|l| &l.0).collect::<Vec<_>>(),
+            second.iter().map(|l| &l.0).collect::<Vec<_>>()
+        );
+
+        // A fresh checkout elsewhere (other mtimes, inodes): found by content.
+        let copy = tmp.path().join("copy");
+        crate::common::copy_tree(&p, &copy);
+        let third = own(&build(&copy, &tmp.path().join("out2"), &cache, &[]));
+        assert!(third.iter().all(|l| l.1), "{third:?}");
+        assert_eq!(
+            third.iter().map(|l| &l.0).collect::<Vec<_>>(),
+            second.iter().map(|l| &l.0).collect::<Vec<_>>()
+        );
+
+        // A changed file (same size, so only the content says so): that layer is rebuilt.
+        let f = copy.join("src/cart/target/static/index.html");
+        let mut bytes = fs::read(&f).unwrap();
+        bytes[1] ^= 0x20;
+        fs::write(&f, &bytes).unwrap();
+        let fourth = build(&copy, &tmp.path().join("out3"), &cache, &[]);
+        let layers = own(&fourth);
+        assert_eq!(
+            layers.iter().filter(|l| !l.1).count(),
+            2,
+            "the static layer, on both platforms: {layers:?}"
+        );
+        assert!(!layers
+            .iter()
+            .any(|l| !l.1 && second.iter().any(|s| s.0 == l.0)));
+
+        // --no-cache builds everything again, to the same bytes.
+        let fifth = own(&build(
+            &copy,
+            &tmp.path().join("out4"),
+            &cache,
+            &["--no-cache"],
+        ));
+        assert!(fifth.iter().all(|l| !l.1));
+        assert_eq!(
+            fifth.iter().map(|l| &l.0).collect::<Vec<_>>(),
+            layers.iter().map(|l| &l.0).collect::<Vec<_>>()
+        );
+
+        // A cache whose blobs went missing is not trusted.
+        fs::remove_dir_all(cache.join("v1/blobs")).unwrap();
+        fs::create_dir_all(cache.join("v1/blobs/sha256")).unwrap();
+        let sixth = own(&build(&copy, &tmp.path().join("out5"), &cache, &[]));
+        assert!(sixth.iter().all(|l| !l.1));
+        assert_eq!(
+            sixth.iter().map(|l| &l.0).collect::<Vec<_>>(),
+            layers.iter().map(|l| &l.0).collect::<Vec<_>>()
+        );
+    }
+}

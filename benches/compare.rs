@@ -1,0 +1,261 @@
+//! Layer build compared, in one run on the same generated trees, with the tools people would
+//! use instead: the shell pipeline `tar | tee >(sha256sum) | pigz -6 -p2 | sha256sum`,
+//! `umoci insert` (Go, parallel gzip), and `igzip` (ISA-L) for the fast level. Prints a
+//! Markdown table of times, throughputs, ratios and sizes (BENCHMARKS.md keeps them).
+//!
+//! Trees (generated here, deterministic, not committed): "jvm", about 550 MB in a few hundred
+//! files of JDK-like content (binary with repeated fragments, about 2.5x compressible), and
+//! "node", 20,000 small text files. `OCIBUILD_BENCH_MB` changes the jvm tree's size.
+//! Run: `cargo bench --bench compare` (needs pigz, umoci, isal's igzip: scripts/test.sh).
+
+use ocibuild::config::{LayerConfig, SourceTemplate};
+use ocibuild::layer::compress::Codec;
+use ocibuild::layer::LayerOptions;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 3;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// JDK-like bytes: mostly fragments from a shared vocabulary (class names, byte code idioms),
+/// some fresh random bytes.
+fn jvm_content(rng: &mut Rng, vocab: &[Vec<u8>], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 64);
+    while out.len() < len {
+        let r = rng.next();
+        if r % 10 < 7 {
+            // skewed choice: low indexes far more often
+            let i = ((r >> 8) % vocab.len() as u64) as usize;
+            let j = ((r >> 24) % (i as u64 + 1)) as usize;
+            out.extend_from_slice(&vocab[j]);
+        } else {
+            for _ in 0..3 {
+                out.extend_from_slice(&rng.next().to_le_bytes());
+            }
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+fn jvm_tree(dir: &Path, total_mb: usize) -> u64 {
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let vocab: Vec<Vec<u8>> = (0..4096)
+        .map(|_| {
+            let n = 8 + (rng.next() % 40) as usize;
+            (0..n).map(|_| rng.next() as u8).collect()
+        })
+        .collect();
+    let files = 320;
+    let total = total_mb << 20;
+    let mut written = 0u64;
+    for i in 0..files {
+        // a few big files (like lib/modules), many small ones
+        let size = if i < 4 {
+            total / 8
+        } else {
+            (total / 2) / (files - 4)
+        };
+        let p = dir.join(format!("lib/m{:02}/f{i:03}.bin", i % 24));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, jvm_content(&mut rng, &vocab, size)).unwrap();
+        written += size as u64;
+    }
+    written
+}
+
+fn node_tree(dir: &Path, files: usize) -> u64 {
+    let words = [
+        "function",
+        "return",
+        "const",
+        "require",
+        "module",
+        "exports",
+        "this",
+        "value",
+        "=>",
+        "{",
+        "}",
+        "(",
+        ")",
+        ";",
+        "if",
+        "else",
+        "length",
+        "prototype",
+        "undefined",
+        "null",
+    ];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut total = 0u64;
+    for i in 0..files {
+        let p = dir.join(format!("node_modules/pkg{:03}/lib/f{i}.js", i % 500));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let n = 300 + (rng.next() % 4000) as usize;
+        let mut s = String::with_capacity(n + 16);
+        while s.len() < n {
+            s.push_str(words[(rng.next() % words.len() as u64) as usize]);
+            s.push(if rng.next() % 9 == 0 { '\n' } else { ' ' });
+        }
+        fs::write(&p, &s).unwrap();
+        total += s.len() as u64;
+    }
+    total
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool} >/dev/null")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn sh(script: &str) {
+    let st = Command::new("bash").args(["-c", script]).status().unwrap();
+    assert!(st.success(), "{script}");
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time(mut f: impl FnMut() -> u64) -> (Duration, u64) {
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..RUNS {
+        let s = Instant::now();
+        size = f();
+        times.push(s.elapsed());
+    }
+    (median(times), size)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let mb: usize = std::env::var("OCIBUILD_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(550);
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("out");
+    fs::create_dir(&out).unwrap();
+    eprintln!("generating trees ...");
+    let jvm = t.path().join("jvm");
+    let jvm_bytes = jvm_tree(&jvm, mb);
+    let node = t.path().join("node");
+    let node_bytes = node_tree(&node, 20_000);
+    let cfg = LayerConfig::new(SourceTemplate::try_from("x".to_string()).unwrap(), "/app");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("| tree | tool | time | MB/s | x pigz pipeline | size | size vs pigz -6 |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, dir, bytes) in [("jvm", &jvm, jvm_bytes), ("node", &node, node_bytes)] {
+        sh(&format!("tar -cf - -C '{}' . > /dev/null", dir.display())); // warm the page cache
+        let mut rows: Vec<(String, Duration, u64)> = Vec::new();
+        if have("pigz") {
+            let f = out.join("pigz.tgz");
+            let r = time(|| {
+                sh(&format!("tar -cf - -C '{}' . | tee >(sha256sum >/dev/null) | pigz -6 -p2 | tee '{}' | sha256sum >/dev/null", dir.display(), f.display()));
+                fs::metadata(&f).unwrap().len()
+            });
+            rows.push(("tar | sha256sum | pigz -6 -p2 | sha256sum".into(), r.0, r.1));
+        }
+        let mut ours = |label: &str, codec: Codec, threads: usize| {
+            let r = time(|| {
+                let (blob, tmp) =
+                    ocibuild::layer::build(dir, &cfg, 0, &out, &LayerOptions { codec, threads })
+                        .unwrap();
+                drop(tmp);
+                blob.size
+            });
+            rows.push((label.to_string(), r.0, r.1));
+        };
+        ours(
+            &format!("ocibuild, gzip 6, {cores} threads (default)"),
+            Codec::Gzip(6),
+            cores,
+        );
+        ours("ocibuild, gzip 6, 1 thread", Codec::Gzip(6), 1);
+        ours(
+            &format!("ocibuild --fast (gzip 1), {cores} threads"),
+            Codec::Gzip(1),
+            cores,
+        );
+        ours("ocibuild --fast (gzip 1), 1 thread", Codec::Gzip(1), 1);
+        ours(
+            &format!("ocibuild zstd 3, {cores} threads"),
+            Codec::Zstd(3),
+            cores,
+        );
+        if have("umoci") {
+            let r = time(|| {
+                let l = out.join("umoci");
+                let _ = fs::remove_dir_all(&l);
+                sh(&format!("umoci init --layout '{0}' && umoci new --image '{0}:x' && umoci insert --image '{0}:x' '{1}' /app", l.display(), dir.display()));
+                // the biggest blob is the layer
+                fs::read_dir(l.join("blobs/sha256"))
+                    .unwrap()
+                    .map(|e| e.unwrap().metadata().unwrap().len())
+                    .max()
+                    .unwrap()
+            });
+            rows.push(("umoci insert".into(), r.0, r.1));
+        }
+        if have("igzip") {
+            let f = out.join("igzip.gz");
+            let r = time(|| {
+                sh(&format!(
+                    "tar -cf - -C '{}' . | igzip -1 -c > '{}'",
+                    dir.display(),
+                    f.display()
+                ));
+                fs::metadata(&f).unwrap().len()
+            });
+            rows.push(("tar | igzip -1 (1 thread)".into(), r.0, r.1));
+            let r = time(|| {
+                sh(&format!(
+                    "tar -cf - -C '{}' . | igzip -1 -T {cores} -c > '{}'",
+                    dir.display(),
+                    f.display()
+                ));
+                fs::metadata(&f).unwrap().len()
+            });
+            rows.push((format!("tar | igzip -1 -T {cores}"), r.0, r.1));
+        }
+        let pigz = rows
+            .iter()
+            .find(|r| r.0.contains("pigz"))
+            .map(|r| (r.1, r.2));
+        for (label, d, size) in &rows {
+            let mbs = bytes as f64 / 1e6 / d.as_secs_f64();
+            let (x, sz) = match pigz {
+                Some((pd, ps)) => (
+                    format!("{:.2}x", pd.as_secs_f64() / d.as_secs_f64()),
+                    format!("{:+.1}%", (*size as f64 / ps as f64 - 1.0) * 100.0),
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            println!(
+                "| {name} ({:.0} MB) | {label} | {:.2} s | {mbs:.0} | {x} | {:.1} MB | {sz} |",
+                bytes as f64 / 1e6,
+                d.as_secs_f64(),
+                *size as f64 / 1e6
+            );
+        }
+    }
+}
