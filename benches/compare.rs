@@ -28,19 +28,20 @@ impl Rng {
     }
 }
 
-/// JDK-like bytes: mostly fragments from a shared vocabulary (class names, byte code idioms),
-/// some fresh random bytes.
+/// JDK-like bytes: fragments from a shared vocabulary (class names, byte code idioms) and
+/// fresh random runs, mixed so that gzip -6 keeps about 52% of them, as it does of a real
+/// JDK 17 tree here (274.6 MB -> 143.0 MB with pigz -6).
 fn jvm_content(rng: &mut Rng, vocab: &[Vec<u8>], len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 64);
     while out.len() < len {
         let r = rng.next();
-        if r % 10 < 7 {
+        if r % 10 < 6 {
             // skewed choice: low indexes far more often
             let i = ((r >> 8) % vocab.len() as u64) as usize;
             let j = ((r >> 24) % (i as u64 + 1)) as usize;
             out.extend_from_slice(&vocab[j]);
         } else {
-            for _ in 0..3 {
+            for _ in 0..2 {
                 out.extend_from_slice(&rng.next().to_le_bytes());
             }
         }
@@ -51,9 +52,9 @@ fn jvm_content(rng: &mut Rng, vocab: &[Vec<u8>], len: usize) -> Vec<u8> {
 
 fn jvm_tree(dir: &Path, total_mb: usize) -> u64 {
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
-    let vocab: Vec<Vec<u8>> = (0..4096)
+    let vocab: Vec<Vec<u8>> = (0..1024)
         .map(|_| {
-            let n = 8 + (rng.next() % 40) as usize;
+            let n = 4 + (rng.next() % 21) as usize;
             (0..n).map(|_| rng.next() as u8).collect()
         })
         .collect();
@@ -144,8 +145,54 @@ fn time(mut f: impl FnMut() -> u64) -> (Duration, u64) {
     (median(times), size)
 }
 
+/// Peak RSS of `ocibuild build` on a single layer of `gib` GiB (needs /usr/bin/time).
+fn peak_rss(t: &Path, gib: usize) {
+    let dir = t.join("big");
+    let mut rng = Rng(7);
+    let vocab: Vec<Vec<u8>> = (0..4096)
+        .map(|_| (0..24).map(|_| rng.next() as u8).collect())
+        .collect();
+    for i in 0..gib * 8 {
+        let p = dir.join(format!("part{i:03}.bin"));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, jvm_content(&mut rng, &vocab, 128 << 20)).unwrap();
+    }
+    fs::write(
+        t.join("ocibuild.toml"),
+        format!("[build]\nplatforms = [\"linux/amd64\"]\n[services.big]\nrepository = \"big\"\n[[services.big.layers]]\nsource = \"{}\"\ntarget = \"/data\"\n", dir.display()),
+    )
+    .unwrap();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_ocibuild"))
+        .args(["build", "--no-cache", "--out"])
+        .arg(t.join("big-out"))
+        .current_dir(t)
+        .output()
+        .unwrap();
+    let kib: u64 = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    println!(
+        "\npeak RSS building a {gib} GiB layer: {:.0} MiB",
+        kib as f64 / 1024.0
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if let Some(gib) = std::env::var("OCIBUILD_BENCH_RSS_GIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        let t = tempfile::tempdir().unwrap();
+        peak_rss(t.path(), gib);
         return;
     }
     let mb: usize = std::env::var("OCIBUILD_BENCH_MB")
@@ -185,11 +232,13 @@ fn main() {
             });
             rows.push((label.to_string(), r.0, r.1));
         };
-        ours(
-            &format!("ocibuild, gzip 6, {cores} threads (default)"),
-            Codec::Gzip(6),
-            cores,
-        );
+        for level in [6, 7, 8] {
+            ours(
+                &format!("ocibuild, gzip {level}, {cores} threads"),
+                Codec::Gzip(level),
+                cores,
+            );
+        }
         ours("ocibuild, gzip 6, 1 thread", Codec::Gzip(6), 1);
         ours(
             &format!("ocibuild --fast (gzip 1), {cores} threads"),
@@ -237,6 +286,45 @@ fn main() {
             });
             rows.push((format!("tar | igzip -1 -T {cores}"), r.0, r.1));
         }
+        // The whole `ocibuild build` (CLI, layout written), cold (--no-cache) and warm (cache hit).
+        let project = t.path().join(format!("proj-{name}"));
+        fs::create_dir_all(&project).unwrap();
+        fs::write(
+            project.join("ocibuild.toml"),
+            format!(
+                "[build]\nplatforms = [\"linux/amd64\"]\n[services.app]\nrepository = \"app\"\n[[services.app.layers]]\nsource = \"{}\"\ntarget = \"/app\"\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let cache = t.path().join(format!("cache-{name}"));
+        let cli = |extra: &[&str]| {
+            let st = Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+                .args(["build", "--out"])
+                .arg(out.join(format!("cli-{name}")))
+                .args(["--cache-dir", cache.to_str().unwrap()])
+                .args(extra)
+                .current_dir(&project)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        };
+        let (cold, _) = time(|| {
+            cli(&["--no-cache"]);
+            0
+        });
+        cli(&[]); // fill the cache
+        let (warm, _) = time(|| {
+            cli(&[]);
+            0
+        });
+        println!(
+            "| {name} | `ocibuild build` cold (--no-cache) / warm (cache hit) | {:.2} s / {:.3} s | | warm = {:.1}% of cold | | |",
+            cold.as_secs_f64(),
+            warm.as_secs_f64(),
+            warm.as_secs_f64() / cold.as_secs_f64() * 100.0
+        );
         let pigz = rows
             .iter()
             .find(|r| r.0.contains("pigz"))
@@ -250,6 +338,7 @@ fn main() {
                 ),
                 None => ("-".into(), "-".into()),
             };
+            let label = label.replace('|', "\\|");
             println!(
                 "| {name} ({:.0} MB) | {label} | {:.2} s | {mbs:.0} | {x} | {:.1} MB | {sz} |",
                 bytes as f64 / 1e6,

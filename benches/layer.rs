@@ -2,12 +2,14 @@
 //! tar + sha256 + gzip + sha256 + write) on generated trees, side by side with the shell
 //! pipeline people would use instead (`tar | tee >(sha256sum) | pigz -6 -p2 | sha256sum`),
 //! measured in the same run. Trees are generated reproducibly here, never committed.
-//! Set OCIBUILD_BENCH_MB to change the size of the "mixed" tree (default 64).
+//! Set OCIBUILD_BENCH_MB to change the size of the "mixed" tree (default 64). The wider
+//! side-by-side comparison (umoci, igzip, sizes, the cache) is `benches/compare.rs`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use ocibuild::config::{LayerConfig, SourceTemplate};
+use ocibuild::layer::compress::{compress_chunk, Codec, CHUNK};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
@@ -80,15 +82,35 @@ fn primitives(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.bench_function("sha256", |b| b.iter(|| Sha256::digest(&data)));
+    // One core, 1 MiB chunks, as the layer pipeline compresses them.
     for level in [1u32, 6, 9] {
-        g.bench_with_input(BenchmarkId::new("gzip", level), &level, |b, &level| {
-            b.iter(|| {
-                let mut e = GzEncoder::new(std::io::sink(), Compression::new(level));
-                e.write_all(&data).unwrap();
-                e.finish().unwrap()
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("libdeflate-gzip", level),
+            &level,
+            |b, &level| {
+                b.iter(|| {
+                    data.chunks(CHUNK)
+                        .map(|c| compress_chunk(Codec::Gzip(level), c).unwrap().len())
+                        .sum::<usize>()
+                })
+            },
+        );
     }
+    g.bench_function("zstd/3", |b| {
+        b.iter(|| {
+            data.chunks(CHUNK)
+                .map(|c| compress_chunk(Codec::Zstd(3), c).unwrap().len())
+                .sum::<usize>()
+        })
+    });
+    // flate2's default backend, what the first version used.
+    g.bench_function("flate2-gzip/6", |b| {
+        b.iter(|| {
+            let mut e = GzEncoder::new(std::io::sink(), Compression::new(6));
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        })
+    });
     g.finish();
 }
 
