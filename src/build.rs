@@ -40,6 +40,83 @@ pub struct BuildOptions {
     pub cache: Option<layer::cache::LayerCache>,
 }
 
+/// Build every distinct layer of `services` at once: up to one layer per core, all sharing one
+/// pool of compression workers (so small layers fill the cores and big ones do not
+/// oversubscribe them), into the blob store `dir`. A layer that fails here is simply left out:
+/// the per-service pass builds it again and reports the failure with its service and
+/// platform.
+fn prebuild_layers(
+    config: &Config,
+    services: &[&Service],
+    platforms: &[Platform],
+    epoch: u64,
+    layer_opts: &layer::LayerOptions,
+    cache: Option<&layer::cache::LayerCache>,
+    dir: &Path,
+) -> BuiltLayers {
+    let Ok(store) = LayoutWriter::create(dir) else {
+        return HashMap::new();
+    };
+    let mut jobs: Vec<(PathBuf, LayerConfig)> = Vec::new();
+    for svc in services {
+        for p in platforms {
+            for lc in &svc.layers {
+                let job = (config.dir.join(lc.source.expand(p)), lc.clone());
+                if !jobs.contains(&job) {
+                    jobs.push(job);
+                }
+            }
+        }
+    }
+    let workers = layer::compress::Workers::new(layer_opts.threads);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(HashMap::new());
+    let producers = layer_opts.threads.min(jobs.len()).max(1);
+    std::thread::scope(|s| {
+        for _ in 0..producers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some((source, lc)) = jobs.get(i) else {
+                    return;
+                };
+                let Ok(entries) = layer::walk::entries(source, lc) else {
+                    continue;
+                };
+                let (hit, keys) = match cache {
+                    Some(c) => from_cache(c, &entries, lc, epoch, layer_opts),
+                    None => (None, vec![]),
+                };
+                let entry = match hit {
+                    Some((blob, file)) => (blob, file, true),
+                    None => {
+                        let built = layer::build_entries_on(
+                            &entries,
+                            epoch,
+                            &store.tmp_dir(),
+                            layer_opts.codec,
+                            &workers,
+                        );
+                        let Ok((blob, tmp)) = built else { continue };
+                        if store.commit_temp(tmp, &blob.digest).is_err() {
+                            continue;
+                        }
+                        let path = store.blob_path(&blob.digest);
+                        if let Some(c) = cache {
+                            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                            let _ = c.put(&keys, &blob, &path);
+                        }
+                        (blob, path, false)
+                    }
+                };
+                if let Ok(mut d) = done.lock() {
+                    d.insert((source.clone(), lc.clone()), entry);
+                }
+            });
+        }
+    });
+    done.into_inner().unwrap_or_default()
+}
+
 /// Look a layer up in the cache: by stat key, then by content key (recording the stat key on a
 /// content hit). On a miss, the keys to record once the layer is built.
 fn from_cache(
@@ -286,7 +363,15 @@ fn build_into(
         ..layer::LayerOptions::default()
     });
     let mut bases: HashMap<BaseRef, Option<Vec<PlatformBase>>> = HashMap::new();
-    let mut built: BuiltLayers = HashMap::new();
+    let mut built = prebuild_layers(
+        config,
+        services,
+        platforms,
+        opts.epoch,
+        &layer_opts,
+        opts.cache.as_ref(),
+        &staging.path().join(".layers"),
+    );
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for svc in services {

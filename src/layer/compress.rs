@@ -7,7 +7,8 @@
 //!
 //! The uncompressed stream is hashed (diff_id) by the producer while the workers compress; the
 //! compressed stream is hashed and counted by the writer. Memory is bounded by the chunks in
-//! flight (a few per worker).
+//! flight (a few per worker). Workers are a [`Workers`] pool that layers built at the same time
+//! share.
 
 use crate::digest::{DiffId, Digest, HashingWriter};
 use sha2::{Digest as _, Sha256};
@@ -90,7 +91,9 @@ pub struct Compressed<W> {
 pub struct ChunkWriter<'a> {
     buf: Vec<u8>,
     next: u64,
-    jobs: &'a SyncSender<(u64, Vec<u8>)>,
+    jobs: &'a SyncSender<Job>,
+    results: SyncSender<(u64, io::Result<Vec<u8>>)>,
+    codec: Codec,
     hasher: Sha256,
 }
 
@@ -99,8 +102,8 @@ impl ChunkWriter<'_> {
         let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
         self.hasher.update(&full);
         self.jobs
-            .send((self.next, full))
-            .map_err(|_| io::Error::other("a compression worker stopped"))?;
+            .send((self.codec, self.next, full, self.results.clone()))
+            .map_err(|_| io::Error::other("the compression workers stopped"))?;
         self.next += 1;
         Ok(())
     }
@@ -130,29 +133,79 @@ pub enum StreamError<E> {
     Io(io::Error),
 }
 
-/// Run `produce` (which writes the uncompressed stream into the given writer) with `threads`
-/// compression workers, writing the compressed stream to `sink`. The bytes written to `sink`
-/// are the same for any `threads`.
+/// A compression job: the codec, the chunk's index and bytes, where to send the result.
+type Job = (Codec, u64, Vec<u8>, SyncSender<(u64, io::Result<Vec<u8>>)>);
+
+/// A pool of compression workers, shared by every layer built at the same time so that the
+/// cores are used but never oversubscribed.
+pub struct Workers {
+    tx: Option<SyncSender<Job>>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+    threads: usize,
+}
+
+impl Workers {
+    /// Start `threads` workers.
+    pub fn new(threads: usize) -> Workers {
+        let threads = threads.max(1);
+        let (tx, rx) = sync_channel::<Job>(threads * 2);
+        let rx = std::sync::Arc::new(Mutex::new(rx));
+        let handles = (0..threads)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((codec, idx, data, results)) = job else {
+                        return;
+                    };
+                    // A layer that gave up no longer listens: nothing to do.
+                    let _ = results.send((idx, compress_chunk(codec, &data)));
+                })
+            })
+            .collect();
+        Workers {
+            tx: Some(tx),
+            handles,
+            threads,
+        }
+    }
+
+    /// How many workers run.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.tx.take();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Run `produce` (which writes the uncompressed stream into the given writer), compressing on
+/// `workers`, writing the compressed stream to `sink`. The bytes written to `sink` are the same
+/// whatever the number of workers or the other layers sharing them.
 pub fn compress_stream<W, E>(
     codec: Codec,
-    threads: usize,
+    workers: &Workers,
     sink: W,
     produce: impl FnOnce(&mut ChunkWriter<'_>) -> Result<(), E>,
 ) -> Result<Compressed<W>, StreamError<E>>
 where
     W: Write + Send,
 {
-    let threads = threads.max(1);
-    let (job_tx, job_rx) = sync_channel::<(u64, Vec<u8>)>(threads * 2);
-    let job_rx = Mutex::new(job_rx);
-    let (res_tx, res_rx) = sync_channel::<(u64, io::Result<Vec<u8>>)>(threads * 4);
+    let jobs = workers
+        .tx
+        .as_ref()
+        .ok_or_else(|| StreamError::Io(io::Error::other("the compression workers stopped")))?;
+    let (res_tx, res_rx) = sync_channel::<(u64, io::Result<Vec<u8>>)>(workers.threads * 4);
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            let res_tx = res_tx.clone();
-            let job_rx = &job_rx;
-            s.spawn(move || worker(codec, job_rx, res_tx));
-        }
-        drop(res_tx);
         let writer = s.spawn(move || {
             write_in_order(
                 res_rx,
@@ -161,11 +214,12 @@ where
                 },
             )
         });
-
         let mut chunks = ChunkWriter {
             buf: Vec::with_capacity(CHUNK),
             next: 0,
-            jobs: &job_tx,
+            jobs,
+            results: res_tx,
+            codec,
             hasher: Sha256::new(),
         };
         let produced = produce(&mut chunks);
@@ -174,9 +228,12 @@ where
         } else {
             Ok(())
         };
-        let ChunkWriter { hasher, .. } = chunks;
+        let ChunkWriter {
+            hasher, results, ..
+        } = chunks;
+        // The writer stops when every result sender is gone: ours, then the jobs' in flight.
+        drop(results);
         let diff_id = DiffId::of_hash(hasher.finalize().into());
-        drop(job_tx);
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the compressed-stream writer panicked")));
@@ -190,23 +247,6 @@ where
             diff_id,
         })
     })
-}
-
-fn worker(
-    codec: Codec,
-    jobs: &Mutex<Receiver<(u64, Vec<u8>)>>,
-    results: SyncSender<(u64, io::Result<Vec<u8>>)>,
-) {
-    loop {
-        let job = match jobs.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        let Ok((idx, data)) = job else { return };
-        if results.send((idx, compress_chunk(codec, &data))).is_err() {
-            return;
-        }
-    }
 }
 
 fn write_in_order<W: Write>(
@@ -266,7 +306,7 @@ mod tests {
     }
 
     fn run(codec: Codec, threads: usize, input: &[u8]) -> Compressed<Vec<u8>> {
-        compress_stream::<_, io::Error>(codec, threads, Vec::new(), |w| {
+        compress_stream::<_, io::Error>(codec, &Workers::new(threads), Vec::new(), |w| {
             // odd write sizes, to cross chunk boundaries
             for part in input.chunks(77_777) {
                 w.write_all(part)?;
@@ -327,10 +367,11 @@ mod tests {
 
     #[test]
     fn producer_errors_stop_everything() {
-        let r = compress_stream::<_, io::Error>(Codec::Gzip(6), 2, Vec::new(), |w| {
-            w.write_all(&data(2 * CHUNK))?;
-            Err(io::Error::other("source vanished"))
-        });
+        let r =
+            compress_stream::<_, io::Error>(Codec::Gzip(6), &Workers::new(2), Vec::new(), |w| {
+                w.write_all(&data(2 * CHUNK))?;
+                Err(io::Error::other("source vanished"))
+            });
         match r {
             Err(StreamError::Produce(e)) => assert_eq!(e.to_string(), "source vanished"),
             _ => panic!("the producer's error must come back"),

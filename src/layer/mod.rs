@@ -123,12 +123,29 @@ pub fn build(
     build_entries(&entries, epoch, tmp_dir, opts)
 }
 
-/// Build a layer from entries already walked (see [`walk::entries`]).
+/// Build a layer from entries already walked (see [`walk::entries`]), with workers of its own.
 pub fn build_entries(
     entries: &[walk::Entry],
     epoch: u64,
     tmp_dir: &Path,
     opts: &LayerOptions,
+) -> Result<(LayerBlob, NamedTempFile), LayerError> {
+    build_entries_on(
+        entries,
+        epoch,
+        tmp_dir,
+        opts.codec,
+        &compress::Workers::new(opts.threads),
+    )
+}
+
+/// Build a layer from entries already walked, compressing on shared `workers`.
+pub fn build_entries_on(
+    entries: &[walk::Entry],
+    epoch: u64,
+    tmp_dir: &Path,
+    codec: Codec,
+    workers: &compress::Workers,
 ) -> Result<(LayerBlob, NamedTempFile), LayerError> {
     let tmp = NamedTempFile::with_prefix_in(".layer-", tmp_dir)
         .map_err(|e| LayerError::io("creating a temp file in", tmp_dir, e))?;
@@ -139,8 +156,8 @@ pub fn build_entries(
     let write_err = |e: io::Error| LayerError::io("writing layer to", tmp.path(), e);
 
     let result = compress::compress_stream(
-        opts.codec,
-        opts.threads,
+        codec,
+        workers,
         BufWriter::with_capacity(1 << 20, file),
         |chunks| {
             let mut tar = tar::TarWriter::new(chunks);
@@ -191,7 +208,7 @@ pub fn build_entries(
             digest: done.digest,
             size: done.size,
             diff_id: done.diff_id,
-            media_type: opts.codec.media_type().to_string(),
+            media_type: codec.media_type().to_string(),
         },
         tmp,
     ))
