@@ -61,6 +61,41 @@ fn image(digest: &str) -> ImageIdentifier {
     ImageIdentifier::builder().image_digest(digest).build()
 }
 
+impl ScanResult {
+    fn new(repository: &str, digest: &str, status: String, description: Option<String>) -> Self {
+        ScanResult {
+            repository: repository.into(),
+            digest: digest.into(),
+            status,
+            description,
+            counts: BTreeMap::new(),
+            findings: vec![],
+        }
+    }
+}
+
+/// One page of `DescribeImageScanFindings`.
+async fn describe(
+    ecr: &Ecr,
+    repository: &str,
+    digest: &str,
+    token: Option<&str>,
+) -> Result<
+    aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsOutput,
+    EcrError,
+> {
+    ecr.sdk()
+        .describe_image_scan_findings()
+        .set_registry_id(ecr.registry_id.clone())
+        .repository_name(repository)
+        .image_id(image(digest))
+        .max_results(1000)
+        .set_next_token(token.map(str::to_string))
+        .send()
+        .await
+        .map_err(|e| EcrError::from_sdk("DescribeImageScanFindings", e))
+}
+
 /// Wait up to `wait` for the scan of `repository@digest`, then read its findings.
 pub async fn wait_and_read(
     ecr: &Ecr,
@@ -72,16 +107,7 @@ pub async fn wait_and_read(
     let mut delay = Duration::from_secs(1);
     let mut started = false;
     loop {
-        let first = ecr
-            .sdk()
-            .describe_image_scan_findings()
-            .set_registry_id(ecr.registry_id.clone())
-            .repository_name(repository)
-            .image_id(image(digest))
-            .max_results(1000)
-            .send()
-            .await
-            .map_err(|e| EcrError::from_sdk("DescribeImageScanFindings", e));
+        let first = describe(ecr, repository, digest, None).await;
         let out = match first {
             Ok(o) => o,
             Err(e) if e.code.as_deref() == Some("ScanNotFoundException") && !started => {
@@ -112,39 +138,21 @@ pub async fn wait_and_read(
             "COMPLETE" | "ACTIVE" => {}
             "IN_PROGRESS" | "PENDING" | "UNKNOWN" => {
                 if Instant::now() + delay > deadline {
-                    return Ok(ScanResult {
-                        repository: repository.into(),
-                        digest: digest.into(),
-                        status: "TIMED_OUT".into(),
-                        description: Some(format!("still {status} after {:?}", wait)),
-                        counts: BTreeMap::new(),
-                        findings: vec![],
-                    });
+                    return Ok(ScanResult::new(
+                        repository,
+                        digest,
+                        "TIMED_OUT".into(),
+                        Some(format!("still {status} after {wait:?}")),
+                    ));
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(15));
                 continue;
             }
-            _ => {
-                return Ok(ScanResult {
-                    repository: repository.into(),
-                    digest: digest.into(),
-                    status,
-                    description,
-                    counts: BTreeMap::new(),
-                    findings: vec![],
-                })
-            }
+            _ => return Ok(ScanResult::new(repository, digest, status, description)),
         }
         // Complete: gather every page.
-        let mut result = ScanResult {
-            repository: repository.into(),
-            digest: digest.into(),
-            status,
-            description,
-            counts: BTreeMap::new(),
-            findings: vec![],
-        };
+        let mut result = ScanResult::new(repository, digest, status, description);
         let mut page = Some(out);
         let mut seen_tokens: Vec<String> = Vec::new();
         while let Some(out) = page.take() {
@@ -221,18 +229,7 @@ pub async fn wait_and_read(
                 .filter(|t| !seen_tokens.iter().any(|s| s == t))
             {
                 seen_tokens.push(token.to_string());
-                page = Some(
-                    ecr.sdk()
-                        .describe_image_scan_findings()
-                        .set_registry_id(ecr.registry_id.clone())
-                        .repository_name(repository)
-                        .image_id(image(digest))
-                        .max_results(1000)
-                        .next_token(token)
-                        .send()
-                        .await
-                        .map_err(|e| EcrError::from_sdk("DescribeImageScanFindings", e))?,
-                );
+                page = Some(describe(ecr, repository, digest, Some(token)).await?);
             }
         }
         if result.counts.is_empty() {
