@@ -24,6 +24,7 @@ declare -A want=(
   [python3]=python3
   [git]=git
   [gzip]=gzip
+  [zstd]=zstd
   [igzip]=isal
 )
 missing=()

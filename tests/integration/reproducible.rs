@@ -253,3 +253,69 @@ mod cache {
         );
     }
 }
+
+#[test]
+fn zstd_layers_are_marked_and_readable() {
+    require("zstd");
+    require("skopeo");
+    let (tmp, p) = retail_store();
+    let cfg = fs::read_to_string(p.join("ocibuild.toml")).unwrap();
+    fs::write(
+        p.join("ocibuild.toml"),
+        cfg.replacen(
+            "[build]\n",
+            "[build]\ncompression = \"zstd\"\ncompression_level = 5\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let report: Value = serde_json::from_str(&ok(ocibuild(
+        &p,
+        &[
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--service",
+            "checkout",
+            "--format",
+            "json",
+        ],
+    )))
+    .unwrap();
+    let own: Vec<&Value> = report[0]["platforms"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["from_base"] == false)
+        .collect();
+    assert!(!own.is_empty());
+    for l in own {
+        assert_eq!(
+            l["media_type"],
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+        let blob = out
+            .join("checkout/blobs/sha256")
+            .join(&l["digest"].as_str().unwrap()[7..]);
+        let tar = Command::new("zstd")
+            .args(["-dc"])
+            .arg(&blob)
+            .output()
+            .unwrap();
+        assert!(tar.status.success());
+        use sha2::Digest as _;
+        assert_eq!(
+            format!("sha256:{:x}", sha2::Sha256::digest(&tar.stdout)),
+            l["diff_id"].as_str().unwrap()
+        );
+    }
+    // A full copy by skopeo (which reads the media types) keeps the index.
+    run(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--all",
+        &format!("oci:{}:latest", out.join("checkout").display()),
+        &format!("oci:{}:x", tmp.path().join("copy").display()),
+    ]));
+}
