@@ -177,7 +177,8 @@ struct Selection {
     /// Config file (default: ./ocibuild.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Only these services (repeat, or a comma list; default: all).
+    /// Only these services (repeat, or a comma list; default: all for build, what changed
+    /// for push, see `ocibuild plan`).
     #[arg(long = "service", value_name = "NAME", value_delimiter = ',')]
     services: Vec<String>,
     /// Only these platforms, e.g. linux/arm64 (repeat, or a comma list; default: the
