@@ -5,7 +5,6 @@ use crate::common::*;
 use ocibuild::config::{Config, LayerConfig};
 use ocibuild::platform::Platform;
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -188,10 +187,6 @@ fn describe(t: &Tree) -> String {
             format!("{} {m:o} {u}:{g} {kind}\n", String::from_utf8_lossy(p))
         })
         .collect()
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(b))
 }
 
 #[test]

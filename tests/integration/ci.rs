@@ -370,7 +370,7 @@ fn push_pushes_only_what_changed_with_the_right_tags_and_prs_push_nothing() {
         let raw = reg
             .raw("retail-store-cart", tag, None)
             .unwrap_or_else(|| panic!("tag {tag} missing"));
-        assert_eq!(crate::push_sha(&raw), index);
+        assert_eq!(sha256_hex(&raw), index);
     }
     for other in ["ui", "catalog", "checkout", "orders"] {
         assert!(

@@ -133,3 +133,9 @@ pub fn list_files(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// `sha256:<hex>` of some bytes (or text).
+pub fn sha256_hex(b: impl AsRef<[u8]>) -> String {
+    use sha2::Digest;
+    format!("sha256:{:x}", sha2::Sha256::digest(b.as_ref()))
+}

@@ -224,7 +224,7 @@ fn push_with_ecr_auth_create_repos_and_scan_findings() {
                 Some(&format!("AWS:{TOKEN_PASSWORD}")),
             )
             .unwrap();
-        assert_eq!(crate::push_sha(&raw), s["index_digest"].as_str().unwrap());
+        assert_eq!(sha256_hex(&raw), s["index_digest"].as_str().unwrap());
     }
 
     // Scans: moto only scans images it holds, so give it the pushed manifests, then ask.

@@ -14,9 +14,3 @@ mod push;
 mod registry;
 mod reproducible;
 mod token;
-
-/// `sha256:<hex>` of a text.
-pub fn push_sha(s: &str) -> String {
-    use sha2::Digest;
-    format!("sha256:{:x}", sha2::Sha256::digest(s.as_bytes()))
-}

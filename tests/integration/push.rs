@@ -4,7 +4,6 @@ use crate::common::*;
 use crate::registry::{docker_config, TestRegistry};
 use base64::Engine;
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -18,10 +17,6 @@ fn push(cwd: &Path, docker_cfg: &Path, args: &[&str]) -> Output {
         .env("DOCKER_CONFIG", docker_cfg)
         .output()
         .unwrap()
-}
-
-fn sha(s: &str) -> String {
-    format!("sha256:{:x}", Sha256::digest(s.as_bytes()))
 }
 
 fn report(path: &Path) -> Vec<Value> {
@@ -78,11 +73,11 @@ fn push_reads_back_with_skopeo_and_a_second_push_uploads_nothing() {
             let raw = reg
                 .raw(repo, tag, None)
                 .unwrap_or_else(|| panic!("{repo}:{tag} missing"));
-            assert_eq!(sha(&raw), index, "{repo}:{tag} points at the index");
+            assert_eq!(sha256_hex(&raw), index, "{repo}:{tag} points at the index");
         }
         for m in s["manifest_digests"].as_array().unwrap() {
             let raw = reg.raw(repo, m.as_str().unwrap(), None).unwrap();
-            assert_eq!(&sha(&raw), m.as_str().unwrap());
+            assert_eq!(&sha256_hex(&raw), m.as_str().unwrap());
         }
         // A full copy back to a layout keeps the digests.
         let back = tmp.path().join(format!("back-{repo}"));
@@ -99,7 +94,7 @@ fn push_reads_back_with_skopeo_and_a_second_push_uploads_nothing() {
             "--raw",
             &format!("oci:{}:v1", back.display()),
         ]));
-        assert_eq!(sha(&raw), index);
+        assert_eq!(sha256_hex(&raw), index);
     }
 
     // Again, from the layouts: nothing uploaded, everything skipped, tags rewritten.
@@ -131,7 +126,7 @@ fn push_reads_back_with_skopeo_and_a_second_push_uploads_nothing() {
         let raw = reg
             .raw(s["repository"].as_str().unwrap(), "v2", None)
             .unwrap();
-        assert_eq!(sha(&raw), s["index_digest"].as_str().unwrap());
+        assert_eq!(sha256_hex(&raw), s["index_digest"].as_str().unwrap());
     }
 }
 
@@ -309,7 +304,7 @@ fn bearer_token_flow_asks_for_push_and_mount_scopes() {
                 Some("ci-user:tok-pass"),
             )
             .unwrap();
-        assert_eq!(sha(&raw), s["index_digest"].as_str().unwrap());
+        assert_eq!(sha256_hex(&raw), s["index_digest"].as_str().unwrap());
     }
     // A repository the token service grants no push on: a clear failure, no secret shown.
     let o = push(
@@ -510,7 +505,7 @@ mod faults {
         for s in report(&rep) {
             let repo = s["repository"].as_str().unwrap();
             let raw = reg.raw(repo, "latest", None).unwrap();
-            assert_eq!(sha(&raw), s["index_digest"].as_str().unwrap());
+            assert_eq!(sha256_hex(&raw), s["index_digest"].as_str().unwrap());
             // every blob the manifests name is really there and intact: copy all back
             let back = tmp.path().join(format!("b-{repo}"));
             run(Command::new("skopeo").args([
