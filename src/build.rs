@@ -40,6 +40,59 @@ pub struct BuildOptions {
     pub cache: Option<layer::cache::LayerCache>,
 }
 
+/// How this run gets a layer: from the cache, else built on the shared compression workers.
+struct LayerMaker<'a> {
+    epoch: u64,
+    opts: &'a layer::LayerOptions,
+    cache: Option<&'a layer::cache::LayerCache>,
+    workers: &'a layer::compress::Workers,
+}
+
+/// Why a layer could not be made.
+enum MakeError {
+    Layer(LayerError),
+    Layout(LayoutError),
+}
+
+impl LayerMaker<'_> {
+    /// The layer of `source` with settings `lc`: its blob, the file holding it (in the cache or
+    /// in `store`), and whether it came from the cache. A built layer is stored in `store` and
+    /// recorded in the cache.
+    fn make(
+        &self,
+        source: &Path,
+        lc: &LayerConfig,
+        store: &LayoutWriter,
+    ) -> Result<(layer::LayerBlob, PathBuf, bool), MakeError> {
+        let entries = layer::walk::entries(source, lc).map_err(MakeError::Layer)?;
+        let (hit, keys) = match self.cache {
+            Some(c) => from_cache(c, &entries, lc, self.epoch, self.opts),
+            None => (None, vec![]),
+        };
+        if let Some((blob, file)) = hit {
+            return Ok((blob, file, true));
+        }
+        let (blob, tmp) = layer::build_entries(
+            &entries,
+            self.epoch,
+            &store.tmp_dir(),
+            self.opts.codec,
+            self.workers,
+        )
+        .map_err(MakeError::Layer)?;
+        store
+            .commit_temp(tmp, &blob.digest)
+            .map_err(MakeError::Layout)?;
+        let path = store.blob_path(&blob.digest);
+        if let Some(c) = self.cache {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            // A cache that cannot be written only costs speed next time.
+            let _ = c.put(&keys, &blob, &path);
+        }
+        Ok((blob, path, false))
+    }
+}
+
 /// Build every distinct layer of `services` at once: up to one layer per core, all sharing one
 /// pool of compression workers (so small layers fill the cores and big ones do not
 /// oversubscribe them), into the blob store `dir`. A layer that fails here is simply left out:
@@ -49,9 +102,7 @@ fn prebuild_layers(
     config: &Config,
     services: &[&Service],
     platforms: &[Platform],
-    epoch: u64,
-    layer_opts: &layer::LayerOptions,
-    cache: Option<&layer::cache::LayerCache>,
+    maker: &LayerMaker<'_>,
     dir: &Path,
 ) -> BuiltLayers {
     let Ok(store) = LayoutWriter::create(dir) else {
@@ -68,10 +119,9 @@ fn prebuild_layers(
             }
         }
     }
-    let workers = layer::compress::Workers::new(layer_opts.threads);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::Mutex::new(HashMap::new());
-    let producers = layer_opts.threads.min(jobs.len()).max(1);
+    let producers = maker.workers.threads().min(jobs.len()).max(1);
     std::thread::scope(|s| {
         for _ in 0..producers {
             s.spawn(|| loop {
@@ -79,37 +129,10 @@ fn prebuild_layers(
                 let Some((source, lc)) = jobs.get(i) else {
                     return;
                 };
-                let Ok(entries) = layer::walk::entries(source, lc) else {
-                    continue;
-                };
-                let (hit, keys) = match cache {
-                    Some(c) => from_cache(c, &entries, lc, epoch, layer_opts),
-                    None => (None, vec![]),
-                };
-                let entry = match hit {
-                    Some((blob, file)) => (blob, file, true),
-                    None => {
-                        let built = layer::build_entries_on(
-                            &entries,
-                            epoch,
-                            &store.tmp_dir(),
-                            layer_opts.codec,
-                            &workers,
-                        );
-                        let Ok((blob, tmp)) = built else { continue };
-                        if store.commit_temp(tmp, &blob.digest).is_err() {
-                            continue;
-                        }
-                        let path = store.blob_path(&blob.digest);
-                        if let Some(c) = cache {
-                            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                            let _ = c.put(&keys, &blob, &path);
-                        }
-                        (blob, path, false)
+                if let Ok(made) = maker.make(source, lc, &store) {
+                    if let Ok(mut d) = done.lock() {
+                        d.insert((source.clone(), lc.clone()), made);
                     }
-                };
-                if let Ok(mut d) = done.lock() {
-                    d.insert((source.clone(), lc.clone()), entry);
                 }
             });
         }
@@ -363,13 +386,18 @@ fn build_into(
         ..layer::LayerOptions::default()
     });
     let mut bases: HashMap<BaseRef, Option<Vec<PlatformBase>>> = HashMap::new();
+    let workers = layer::compress::Workers::new(layer_opts.threads);
+    let maker = LayerMaker {
+        epoch: opts.epoch,
+        opts: &layer_opts,
+        cache: opts.cache.as_ref(),
+        workers: &workers,
+    };
     let mut built = prebuild_layers(
         config,
         services,
         platforms,
-        opts.epoch,
-        &layer_opts,
-        opts.cache.as_ref(),
+        &maker,
         &staging.path().join(".layers"),
     );
     let mut reports = Vec::new();
@@ -401,10 +429,8 @@ fn build_into(
             base.as_deref(),
             &dir,
             tags,
-            opts.epoch,
             &mut built,
-            &layer_opts,
-            opts.cache.as_ref(),
+            &maker,
         ) {
             Ok(mut r) => {
                 r.layout = out.join(&svc.name);
@@ -467,11 +493,10 @@ fn build_service(
     base: Option<&[PlatformBase]>,
     dir: &Path,
     tags: &[String],
-    epoch: u64,
     built: &mut BuiltLayers,
-    layer_opts: &layer::LayerOptions,
-    cache: Option<&layer::cache::LayerCache>,
+    maker: &LayerMaker<'_>,
 ) -> Result<ServiceReport, BuildError> {
+    let epoch = maker.epoch;
     let layout_err = |source| BuildError::Layout {
         service: svc.name.clone(),
         source,
@@ -528,50 +553,20 @@ fn build_service(
                 target: lc.target.clone(),
                 source: Box::new(source),
             };
-            let mut cached = false;
-            let blob = match built.get(&key) {
-                Some((blob, file, from_cache)) => {
-                    layout
-                        .import_blob(file, &blob.digest, blob.size)
-                        .map_err(layout_err)?;
-                    cached = *from_cache;
-                    blob.clone()
-                }
+            let (blob, file, cached) = match built.get(&key) {
+                Some(made) => made.clone(),
                 None => {
-                    let entries = layer::walk::entries(&source, lc).map_err(layer_err)?;
-                    let (hit, keys) = match cache {
-                        Some(c) => from_cache(c, &entries, lc, epoch, layer_opts),
-                        None => (None, vec![]),
-                    };
-                    let blob = match hit {
-                        Some((blob, file)) => {
-                            cached = true;
-                            layout
-                                .import_blob(&file, &blob.digest, blob.size)
-                                .map_err(layout_err)?;
-                            blob
-                        }
-                        None => {
-                            let (blob, tmp) = layer::build_entries(
-                                &entries,
-                                epoch,
-                                &layout.tmp_dir(),
-                                layer_opts,
-                            )
-                            .map_err(layer_err)?;
-                            layout.commit_temp(tmp, &blob.digest).map_err(layout_err)?;
-                            if let Some(c) = cache {
-                                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                                // A cache that cannot be written only costs speed next time.
-                                let _ = c.put(&keys, &blob, &layout.blob_path(&blob.digest));
-                            }
-                            blob
-                        }
-                    };
-                    built.insert(key, (blob.clone(), layout.blob_path(&blob.digest), cached));
-                    blob
+                    let made = maker.make(&source, lc, &layout).map_err(|e| match e {
+                        MakeError::Layer(e) => layer_err(e),
+                        MakeError::Layout(e) => layout_err(e),
+                    })?;
+                    built.insert(key, made.clone());
+                    made
                 }
             };
+            layout
+                .import_blob(&file, &blob.digest, blob.size)
+                .map_err(layout_err)?;
             descriptors.push(image::descriptor(&blob.media_type, &blob.digest, blob.size));
             layer_reports.push(LayerReport {
                 digest: blob.digest.to_string(),

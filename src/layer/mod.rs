@@ -120,18 +120,8 @@ pub fn build(
     opts: &LayerOptions,
 ) -> Result<(LayerBlob, NamedTempFile), LayerError> {
     let entries = walk::entries(source, cfg)?;
-    build_entries(&entries, epoch, tmp_dir, opts)
-}
-
-/// Build a layer from entries already walked (see [`walk::entries`]), with workers of its own.
-pub fn build_entries(
-    entries: &[walk::Entry],
-    epoch: u64,
-    tmp_dir: &Path,
-    opts: &LayerOptions,
-) -> Result<(LayerBlob, NamedTempFile), LayerError> {
-    build_entries_on(
-        entries,
+    build_entries(
+        &entries,
         epoch,
         tmp_dir,
         opts.codec,
@@ -139,8 +129,9 @@ pub fn build_entries(
     )
 }
 
-/// Build a layer from entries already walked, compressing on shared `workers`.
-pub fn build_entries_on(
+/// Build a layer from entries already walked (see [`walk::entries`]), compressing on
+/// `workers` (which other layers may share).
+pub fn build_entries(
     entries: &[walk::Entry],
     epoch: u64,
     tmp_dir: &Path,
