@@ -8,6 +8,10 @@
 //! "node", 20,000 small text files. `OCIBUILD_BENCH_MB` changes the jvm tree's size.
 //! Run: `cargo bench --bench compare` (needs pigz, umoci, isal's igzip: scripts/test.sh).
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{have, Rng};
+
 use ocibuild::config::{LayerConfig, SourceTemplate};
 use ocibuild::layer::compress::Codec;
 use ocibuild::layer::LayerOptions;
@@ -17,16 +21,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 3;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// JDK-like bytes: fragments from a shared vocabulary (class names, byte code idioms) and
 /// fresh random runs, mixed so that gzip -6 keeps about 52% of them, as it does of a real
@@ -114,14 +108,6 @@ fn node_tree(dir: &Path, files: usize) -> u64 {
         total += s.len() as u64;
     }
     total
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool} >/dev/null")])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 fn sh(script: &str) {

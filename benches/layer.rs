@@ -5,6 +5,10 @@
 //! Set OCIBUILD_BENCH_MB to change the size of the "mixed" tree (default 64). The wider
 //! side-by-side comparison (umoci, igzip, sizes, the cache) is `benches/compare.rs`.
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{have, Rng};
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -18,12 +22,10 @@ use std::process::Command;
 
 /// Deterministic pseudo-random bytes (xorshift), half of them text-like so gzip has work.
 fn content(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = Rng::seeded(seed);
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = rng.next();
         if seed % 2 == 0 {
             out.extend_from_slice(&x.to_le_bytes());
         } else {
@@ -66,14 +68,6 @@ fn small_files_tree(dir: &Path, files: usize) -> u64 {
 
 fn layer_cfg() -> LayerConfig {
     LayerConfig::new(SourceTemplate::try_from("x".to_string()).unwrap(), "/app")
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool} >/dev/null")])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 fn primitives(c: &mut Criterion) {

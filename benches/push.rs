@@ -6,6 +6,10 @@
 //! proxy. Prints the median of 3 runs of each and the ratios (BENCHMARKS.md keeps them).
 //! Run with `cargo bench --bench push` (needs docker-registry and skopeo: scripts/test.sh).
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{have, random_bytes};
+
 #[path = "../tests/integration/proxy.rs"]
 #[allow(dead_code)]
 mod proxy;
@@ -19,36 +23,15 @@ use std::time::{Duration, Instant};
 const SERVICES: usize = 5;
 const RUNS: usize = 3;
 
-fn content(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 fn write_files(dir: &Path, seed: u64, total: usize, files: usize) {
     fs::create_dir_all(dir).unwrap();
     for i in 0..files {
         fs::write(
             dir.join(format!("part{i:03}.bin")),
-            content(seed * 1000 + i as u64, total / files),
+            random_bytes(seed * 1000 + i as u64, total / files),
         )
         .unwrap();
     }
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool} >/dev/null")])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 fn ok(cmd: &mut Command) {
