@@ -55,13 +55,10 @@ pub struct PlatformBase {
 }
 
 fn digest_of(d: &Descriptor, base: &str) -> Result<Digest, BaseError> {
-    d.digest()
-        .to_string()
-        .parse()
-        .map_err(|e| BaseError::Invalid {
-            base: base.to_string(),
-            message: format!("unsupported digest: {e}"),
-        })
+    Digest::from_oci(d.digest()).map_err(|e| BaseError::Invalid {
+        base: base.to_string(),
+        message: format!("unsupported digest: {e}"),
+    })
 }
 
 fn parse<T: serde::de::DeserializeOwned>(

@@ -521,7 +521,7 @@ fn build_service(
                 .zip(&b.layer_files)
                 .zip(b.config.rootfs().diff_ids())
             {
-                let digest: Digest = d.digest().to_string().parse().map_err(|e| {
+                let digest = Digest::from_oci(d.digest()).map_err(|e| {
                     layout_err(LayoutError::Invalid {
                         path: file.clone(),
                         message: format!("{e}"),

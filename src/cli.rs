@@ -48,9 +48,8 @@ enum ReposCommand {
 struct EnsureArgs {
     #[command(flatten)]
     select: Selection,
-    /// Registry HOST[/PREFIX] (default: [registry] url in the config).
-    #[arg(long, value_name = "HOST[/PREFIX]")]
-    registry: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArg,
     /// Only print the plan.
     #[arg(long)]
     dry_run: bool,
@@ -71,9 +70,8 @@ struct EnsureArgs {
 struct ScanArgs {
     #[command(flatten)]
     select: Selection,
-    /// Registry HOST[/PREFIX] (default: [registry] url in the config).
-    #[arg(long, value_name = "HOST[/PREFIX]")]
-    registry: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArg,
     /// The image to look at, by tag (default: latest).
     #[arg(long, conflicts_with = "digest")]
     tag: Option<String>,
@@ -102,9 +100,8 @@ struct ScanWait {
 struct IamArgs {
     #[command(flatten)]
     select: Selection,
-    /// Registry HOST[/PREFIX] (default: [registry] url in the config).
-    #[arg(long, value_name = "HOST[/PREFIX]")]
-    registry: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArg,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -171,6 +168,14 @@ impl CompressArgs {
     }
 }
 
+/// The registry named on the command line.
+#[derive(Debug, Clone, clap::Args)]
+struct RegistryArg {
+    /// Registry HOST[:PORT][/PREFIX] (default: [registry] url in the config).
+    #[arg(long = "registry", value_name = "HOST[/PREFIX]")]
+    host: Option<String>,
+}
+
 /// Which config, services and platforms a command works on.
 #[derive(Debug, clap::Args)]
 struct Selection {
@@ -201,9 +206,8 @@ struct PushArgs {
     /// list; default: the layout's ref names, latest).
     #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
     tags: Vec<String>,
-    /// Registry HOST[:PORT][/PREFIX] (default: [registry] url in the config).
-    #[arg(long, value_name = "HOST[/PREFIX]")]
-    registry: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArg,
     /// Use plain HTTP (always allowed for loopback hosts).
     #[arg(long)]
     insecure: bool,
@@ -364,8 +368,7 @@ fn print_plan_summary(plan: &crate::plan::Plan) {
 }
 
 fn run_plan(args: PlanArgs) -> anyhow::Result<()> {
-    let file = Config::locate(args.config.as_deref())?;
-    let config = Config::load(&file)?;
+    let config = Config::find_and_load(args.config.as_deref())?;
     let ctx = ci_context()?;
     let git = crate::plan::git::Git::open(&config.dir).ok();
     let plan = crate::plan::plan(
@@ -698,9 +701,8 @@ fn ensure_repositories(
 }
 
 fn run_repos_ensure(args: EnsureArgs) -> anyhow::Result<()> {
-    let file = Config::locate(args.select.config.as_deref())?;
-    let config = Config::load(&file)?;
-    let registry = resolve_registry(&config, args.registry.as_deref(), false)?;
+    let config = Config::find_and_load(args.select.config.as_deref())?;
+    let registry = resolve_registry(&config, args.registry.host.as_deref(), false)?;
     let repositories: Vec<String> = config
         .select(&args.select.services)?
         .iter()
@@ -802,9 +804,8 @@ fn scan_fails(
 }
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
-    let file = Config::locate(args.select.config.as_deref())?;
-    let config = Config::load(&file)?;
-    let registry = resolve_registry(&config, args.registry.as_deref(), false)?;
+    let config = Config::find_and_load(args.select.config.as_deref())?;
+    let registry = resolve_registry(&config, args.registry.host.as_deref(), false)?;
     let runtime = new_runtime()?;
     let ecr = connect_ecr(&runtime, &registry)?;
     let reference = args
@@ -841,9 +842,8 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<()> {
 
 fn run_iam_policy(args: IamArgs) -> anyhow::Result<()> {
     use crate::ecr::iam;
-    let file = Config::locate(args.select.config.as_deref())?;
-    let config = Config::load(&file)?;
-    let registry = resolve_registry(&config, args.registry.as_deref(), false)?;
+    let config = Config::find_and_load(args.select.config.as_deref())?;
+    let registry = resolve_registry(&config, args.registry.host.as_deref(), false)?;
     let region = registry
         .ecr_region()
         .or_else(|| std::env::var("AWS_REGION").ok())
@@ -873,8 +873,7 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
     use crate::registry::auth::{self, CredentialSource};
     use crate::registry::client::{RegistryClient, RetryPolicy};
 
-    let file = Config::locate(args.select.config.as_deref())?;
-    let config = Config::load(&file)?;
+    let config = Config::find_and_load(args.select.config.as_deref())?;
     crate::plan::validate_tags(&args.tags)?;
     if args.layout.is_some() && !args.select.platforms.is_empty() {
         bail!("--platform chooses what to build; with --layout the layouts are pushed as they are (rebuild them with `ocibuild build --platform ...`)");
@@ -960,7 +959,7 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
         println!("pull request: nothing pushed");
         return Ok(());
     }
-    let registry = resolve_registry(&config, args.registry.as_deref(), args.insecure)?;
+    let registry = resolve_registry(&config, args.registry.host.as_deref(), args.insecure)?;
     let images: Vec<PushImage> = services
         .iter()
         .map(|s| PushImage {
@@ -1273,8 +1272,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(args) => run_plan(args),
         Command::Build(args) => {
             let epoch = source_date_epoch()?;
-            let file = Config::locate(args.select.config.as_deref())?;
-            let config = Config::load(&file)?;
+            let config = Config::find_and_load(args.select.config.as_deref())?;
             let platforms = parse_platforms(&args.select.platforms)?;
             let opts = BuildOptions {
                 services: args.select.services,

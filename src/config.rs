@@ -903,6 +903,11 @@ impl Config {
         }
     }
 
+    /// Find (see [`Config::locate`]) and load the config.
+    pub fn find_and_load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load(&Self::locate(explicit)?)
+    }
+
     /// Read and validate the config file at `file`.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
         let src = std::fs::read_to_string(file)

@@ -81,6 +81,11 @@ digest_type!(Digest);
 digest_type!(DiffId);
 
 impl Digest {
+    /// Our form of an oci-spec digest (refused unless it is sha256).
+    pub fn from_oci(d: &oci_spec::image::Digest) -> Result<Self, InvalidDigest> {
+        d.to_string().parse()
+    }
+
     /// The same digest as the oci-spec type used in descriptors.
     pub fn to_oci(&self) -> oci_spec::image::Digest {
         // Cannot fail: the string was validated on construction.

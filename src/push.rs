@@ -148,11 +148,7 @@ struct Loaded {
 fn load(img: &PushImage) -> Result<Loaded, String> {
     let layout = Layout::open(&img.layout).map_err(|e| e.to_string())?;
     let top = layout.find(None).map_err(|e| e.to_string())?.clone();
-    let digest: Digest = top
-        .digest()
-        .to_string()
-        .parse()
-        .map_err(|e| format!("{e}"))?;
+    let digest = Digest::from_oci(top.digest()).map_err(|e| e.to_string())?;
     let media = top.media_type().to_string();
     let bytes = layout.read_blob(&digest).map_err(|e| e.to_string())?;
     let tags = if img.tags.is_empty() {
@@ -172,7 +168,7 @@ fn load(img: &PushImage) -> Result<Loaded, String> {
         let index: ImageIndex = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{}: invalid image index: {e}", img.layout.display()))?;
         for m in index.manifests() {
-            let d: Digest = m.digest().to_string().parse().map_err(|e| format!("{e}"))?;
+            let d = Digest::from_oci(m.digest()).map_err(|e| e.to_string())?;
             let b = layout.read_blob(&d).map_err(|e| e.to_string())?;
             manifest_bytes.push(b.clone());
             manifests.push((d, b, m.media_type().to_string()));
@@ -185,7 +181,7 @@ fn load(img: &PushImage) -> Result<Loaded, String> {
         let m: ImageManifest = serde_json::from_slice(b)
             .map_err(|e| format!("{}: invalid manifest: {e}", img.layout.display()))?;
         for d in std::iter::once(m.config()).chain(m.layers()) {
-            let digest: Digest = d.digest().to_string().parse().map_err(|e| format!("{e}"))?;
+            let digest = Digest::from_oci(d.digest()).map_err(|e| e.to_string())?;
             let path = layout.blob_path(&digest);
             let len = std::fs::metadata(&path).map(|m| m.len()).ok();
             if len != Some(d.size()) {
