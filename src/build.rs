@@ -7,14 +7,17 @@
 //! settings are the same for several platforms (or services) is built once.
 //! Imports `base`, `config`, `digest`, `image`, `layer`, `layout`, `platform`, `spec`.
 
-use crate::base::{self, BaseError, PlatformBase};
-use crate::config::{BaseRef, Config, ConfigError, LayerConfig, Service};
+use crate::base::{self, remote::RemoteOptions, BaseError, ResolvedBase};
+use crate::config::{Config, ConfigError, LayerConfig, Service};
 use crate::digest::Digest;
 use crate::image::{self, AddedLayer};
 use crate::layer::{self, LayerError};
 use crate::layout::{LayoutError, LayoutWriter};
 use crate::platform::Platform;
-use crate::spec::{canonical_json, is_valid_tag, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
+use crate::spec::{
+    canonical_json, is_valid_tag, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME,
+    ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX,
+};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -36,8 +39,12 @@ pub struct BuildOptions {
     pub epoch: u64,
     /// Compression settings; `None`: the config's.
     pub layer: Option<layer::LayerOptions>,
-    /// The layer cache, if one is used.
+    /// The layer cache, if one is used (registry base documents are cached beside it).
     pub cache: Option<layer::cache::LayerCache>,
+    /// How to reach registry bases; `None`: a registry base is an error.
+    pub remote: Option<RemoteOptions>,
+    /// Copy registry base layers into the layouts (self-contained, offline layouts).
+    pub materialize: bool,
 }
 
 /// How this run gets a layer: from the cache, else built on the shared compression workers.
@@ -205,7 +212,7 @@ pub enum BuildError {
         base: String,
         /// Cause.
         #[source]
-        source: Box<BaseError>,
+        source: std::sync::Arc<BaseError>,
     },
     /// Writing the output failed.
     #[error("service {service}: writing its layout")]
@@ -271,6 +278,20 @@ pub struct LayerReport {
     pub from_base: bool,
     /// Whether it came from the layer cache (nothing was compressed).
     pub cached: bool,
+    /// Whether the blob is in the layout (`false`: a registry base's layer, left in its
+    /// registry; the push mounts or copies it).
+    pub in_layout: bool,
+}
+
+/// The registry base a service was built on.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseReport {
+    /// The reference as configured.
+    pub name: String,
+    /// What it resolved to (the index or manifest digest).
+    pub digest: String,
+    /// Whether the tag's digest came from the cache rather than the registry (`--pull` asks).
+    pub from_cache: bool,
 }
 
 /// One platform's image in the report.
@@ -301,6 +322,8 @@ pub struct ServiceReport {
     pub tags: Vec<String>,
     /// Per platform.
     pub platforms: Vec<PlatformReport>,
+    /// The registry base, if the service has one.
+    pub base: Option<BaseReport>,
 }
 
 impl fmt::Display for ServiceReport {
@@ -314,6 +337,14 @@ impl fmt::Display for ServiceReport {
             self.tags.join(", ")
         )?;
         writeln!(f, "  index {}", self.index_digest)?;
+        if let Some(b) = &self.base {
+            let how = if b.from_cache {
+                " (tag resolved earlier, from the cache; --pull asks the registry)"
+            } else {
+                ""
+            };
+            writeln!(f, "  base {} -> {}{how}", b.name, b.digest)?;
+        }
         for p in &self.platforms {
             let total: u64 = p.layers.iter().map(|l| l.size).sum();
             writeln!(
@@ -385,7 +416,23 @@ fn build_into(
         codec: config.codec,
         ..layer::LayerOptions::default()
     });
-    let mut bases: HashMap<BaseRef, Option<Vec<PlatformBase>>> = HashMap::new();
+    let wanted: Vec<_> = services.iter().map(|s| &s.base).collect();
+    let cache_root = opts.cache.as_ref().map(|c| c.dir().to_path_buf());
+    let remote = opts.remote.clone().map(|mut r| {
+        if opts.materialize {
+            r.materialize_into = Some(match &cache_root {
+                Some(c) => base::remote::cache_blob_dir(c),
+                None => staging.path().join(".base"),
+            });
+        }
+        r
+    });
+    let bases = base::resolve_all(&wanted, platforms, remote.as_ref(), cache_root.as_deref());
+    let ok: Vec<&Service> = services
+        .iter()
+        .copied()
+        .filter(|s| bases.get(&s.base).is_some_and(|b| b.is_ok()))
+        .collect();
     let workers = layer::compress::Workers::new(layer_opts.threads);
     let maker = LayerMaker {
         epoch: opts.epoch,
@@ -395,7 +442,7 @@ fn build_into(
     };
     let mut built = prebuild_layers(
         config,
-        services,
+        &ok,
         platforms,
         &maker,
         &staging.path().join(".layers"),
@@ -404,34 +451,19 @@ fn build_into(
     let mut errors = Vec::new();
     for svc in services {
         let base = match bases.get(&svc.base) {
-            Some(b) => Ok(b.clone()),
-            None => base::resolve(&svc.base, platforms).map_err(|source| BuildError::Base {
-                service: svc.name.clone(),
-                base: svc.base.to_string(),
-                source: Box::new(source),
-            }),
-        };
-        let base = match base {
-            Ok(b) => {
-                bases.insert(svc.base.clone(), b.clone());
-                b
-            }
-            Err(e) => {
-                errors.push(e);
+            Some(Ok(b)) => b.as_ref(),
+            Some(Err(e)) => {
+                errors.push(BuildError::Base {
+                    service: svc.name.clone(),
+                    base: svc.base.to_string(),
+                    source: e.clone(),
+                });
                 continue;
             }
+            None => None,
         };
         let dir = staging.path().join(&svc.name);
-        match build_service(
-            config,
-            svc,
-            platforms,
-            base.as_deref(),
-            &dir,
-            tags,
-            &mut built,
-            &maker,
-        ) {
+        match build_service(config, svc, platforms, base, &dir, tags, &mut built, &maker) {
             Ok(mut r) => {
                 r.layout = out.join(&svc.name);
                 reports.push(r);
@@ -490,13 +522,14 @@ fn build_service(
     config: &Config,
     svc: &Service,
     platforms: &[Platform],
-    base: Option<&[PlatformBase]>,
+    base: Option<&ResolvedBase>,
     dir: &Path,
     tags: &[String],
     built: &mut BuiltLayers,
     maker: &LayerMaker<'_>,
 ) -> Result<ServiceReport, BuildError> {
     let epoch = maker.epoch;
+    let remote = base.and_then(|b| b.remote.as_ref());
     let layout_err = |source| BuildError::Layout {
         service: svc.name.clone(),
         source,
@@ -511,7 +544,7 @@ fn build_service(
     let mut manifests = Vec::new();
     let mut platform_reports = Vec::new();
     for (i, platform) in platforms.iter().enumerate() {
-        let pbase = base.map(|b| &b[i]);
+        let pbase = base.map(|b| &b.platforms[i]);
         let mut descriptors = Vec::new();
         let mut layer_reports = Vec::new();
         if let Some(b) = pbase {
@@ -523,13 +556,16 @@ fn build_service(
             {
                 let digest = Digest::from_oci(d.digest()).map_err(|e| {
                     layout_err(LayoutError::Invalid {
-                        path: file.clone(),
-                        message: format!("{e}"),
+                        path: dir.to_path_buf(),
+                        message: format!("base layer: {e}"),
                     })
                 })?;
-                layout
-                    .import_blob(file, &digest, d.size())
-                    .map_err(layout_err)?;
+                // A registry base's layer stays in its registry unless materialized.
+                if let Some(file) = file {
+                    layout
+                        .import_blob(file, &digest, d.size())
+                        .map_err(layout_err)?;
+                }
                 descriptors.push(d.clone());
                 layer_reports.push(LayerReport {
                     digest: digest.to_string(),
@@ -538,6 +574,7 @@ fn build_service(
                     media_type: d.media_type().to_string(),
                     from_base: true,
                     cached: false,
+                    in_layout: file.is_some(),
                 });
             }
         }
@@ -575,6 +612,7 @@ fn build_service(
                 media_type: blob.media_type.clone(),
                 from_base: false,
                 cached,
+                in_layout: true,
             });
             added.push(AddedLayer {
                 diff_id: blob.diff_id.to_string(),
@@ -584,10 +622,13 @@ fn build_service(
         let cfg = image::config(pbase.map(|b| &b.config), svc, platform, &added, epoch);
         let cfg_bytes = canonical_json(&cfg).map_err(json_err)?;
         let cfg_digest = layout.write_blob(&cfg_bytes).map_err(layout_err)?;
-        let manifest = image::manifest(
+        let mut manifest = image::manifest(
             image::config_descriptor(&cfg_digest, cfg_bytes.len() as u64),
             descriptors,
         );
+        if let (Some(r), Some(b)) = (remote, pbase) {
+            manifest.set_annotations(Some(base_annotations(r, &b.manifest_digest)));
+        }
         let m_bytes = canonical_json(&manifest).map_err(json_err)?;
         let m_digest = layout.write_blob(&m_bytes).map_err(layout_err)?;
         manifests.push((platform.clone(), m_digest.clone(), m_bytes.len() as u64));
@@ -598,7 +639,10 @@ fn build_service(
             layers: layer_reports,
         });
     }
-    let index = image::index(&manifests);
+    let mut index = image::index(&manifests);
+    if let Some(r) = remote {
+        index.set_annotations(Some(base_annotations(r, &r.digest)));
+    }
     let i_bytes = canonical_json(&index).map_err(json_err)?;
     let i_digest = layout.write_blob(&i_bytes).map_err(layout_err)?;
     let refs = tags
@@ -617,5 +661,23 @@ fn build_service(
         index_digest: i_digest.to_string(),
         tags: tags.to_vec(),
         platforms: platform_reports,
+        base: remote.map(|r| BaseReport {
+            name: r.image.spelled.clone(),
+            digest: r.digest.to_string(),
+            from_cache: r.from_cache,
+        }),
     })
+}
+
+/// The annotations naming a registry base: where it is (so a push can read its layers) and
+/// the digest of what was built on.
+fn base_annotations(
+    r: &base::remote::RemoteBase,
+    digest: &Digest,
+) -> std::collections::HashMap<String, String> {
+    [
+        (ANNOTATION_BASE_NAME.to_string(), r.image.canonical()),
+        (ANNOTATION_BASE_DIGEST.to_string(), digest.to_string()),
+    ]
+    .into()
 }

@@ -129,9 +129,14 @@ struct CompressArgs {
     /// ~/.cache/ocibuild); persist it between CI runs to skip unchanged layers.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
-    /// Build every layer, using no cache (wins over --cache-dir).
+    /// Build every layer, using no cache (wins over --cache-dir). Registry bases are then
+    /// resolved afresh too.
     #[arg(long)]
     no_cache: bool,
+    /// Ask the registry what the tags of registry bases point at now, instead of reusing what
+    /// an earlier build resolved them to (kept in the cache directory).
+    #[arg(long)]
+    pull: bool,
 }
 
 impl CompressArgs {
@@ -539,6 +544,10 @@ struct BuildArgs {
     /// Output format of the summary on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Copy the layers of registry bases into the layouts too (self-contained layouts for
+    /// offline use or other tools; a push needs no access to the base's registry then).
+    #[arg(long)]
+    materialize: bool,
 }
 
 /// Run the command line; returns the process exit code.
@@ -867,11 +876,96 @@ fn run_iam_policy(args: IamArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Credentials for `host` from Docker's config.json (anonymous when there is none).
+fn docker_credentials(host: &str) -> anyhow::Result<crate::registry::auth::CredentialSource> {
+    use crate::registry::auth;
+    Ok(match auth::docker_config_path() {
+        Some(p) => auth::from_docker_config(host, &p)?,
+        None => auth::CredentialSource::anonymous("anonymous (no HOME or DOCKER_CONFIG)"),
+    })
+}
+
+/// A client for registry `host` with the credentials `mode` names (`ecr`: connected already,
+/// required for `AuthMode::Ecr`).
+async fn registry_client(
+    host: &str,
+    mode: crate::config::AuthMode,
+    insecure: bool,
+    ecr: Option<&crate::ecr::Ecr>,
+) -> anyhow::Result<crate::registry::client::RegistryClient> {
+    use crate::config::AuthMode;
+    use crate::registry::auth::CredentialSource;
+    use crate::registry::client::{RegistryClient, RetryPolicy};
+    let retry = RetryPolicy::default();
+    Ok(match (mode, ecr) {
+        (AuthMode::Ecr, Some(ecr)) => {
+            let (cred, expires) = ecr.registry_credentials().await?;
+            RegistryClient::new(host, insecure, cred, retry)?.with_refresh(ecr.refresher(), expires)
+        }
+        (AuthMode::Ecr, None) => bail!("{host}: an ECR registry needs an ECR connection"),
+        (AuthMode::Anonymous, _) => RegistryClient::new(
+            host,
+            insecure,
+            CredentialSource::anonymous("anonymous (auth = \"anonymous\")"),
+            retry,
+        )?,
+        (AuthMode::Docker, _) => {
+            RegistryClient::new(host, insecure, docker_credentials(host)?, retry)?
+        }
+    })
+}
+
+/// How base image registries are reached: the config's `[registry]` settings for its own host,
+/// the AWS SDK for ECR hosts, Docker's config.json for the rest (anonymous for public ones).
+fn base_registries(config: &Config) -> std::sync::Arc<crate::registry::clients::Clients> {
+    use crate::config::{parse_ecr_host, AuthMode};
+    let own = config.registry.clone();
+    let connect: crate::registry::clients::Connect = std::sync::Arc::new(move |host: String| {
+        let own = own.clone().filter(|r| r.host == host);
+        Box::pin(async move {
+            let (mode, insecure, region, id) = match (&own, parse_ecr_host(&host)) {
+                (Some(r), _) => (
+                    r.auth_mode(),
+                    r.insecure,
+                    r.ecr_region(),
+                    r.ecr_registry_id(),
+                ),
+                (None, Some(h)) => (AuthMode::Ecr, false, Some(h.region), Some(h.account)),
+                (None, None) => (AuthMode::Docker, false, None, None),
+            };
+            let ecr = match mode {
+                AuthMode::Ecr => Some(
+                    crate::ecr::Ecr::connect(region.as_deref(), id.as_deref())
+                        .await
+                        .map_err(|e| format!("{host}: {e:#}"))?,
+                ),
+                _ => None,
+            };
+            registry_client(&host, mode, insecure, ecr.as_ref())
+                .await
+                .map_err(|e| format!("{host}: {e:#}"))
+        })
+    });
+    std::sync::Arc::new(crate::registry::clients::Clients::new(connect))
+}
+
+/// Registry access for the bases of a build, on `runtime`.
+fn remote_options(
+    config: &Config,
+    runtime: &tokio::runtime::Runtime,
+    compress: &CompressArgs,
+) -> crate::base::remote::RemoteOptions {
+    crate::base::remote::RemoteOptions {
+        runtime: runtime.handle().clone(),
+        clients: base_registries(config),
+        pull: compress.pull,
+        materialize_into: None,
+    }
+}
+
 fn run_push(args: PushArgs) -> anyhow::Result<()> {
     use crate::config::AuthMode;
     use crate::push::{self, PushImage, PushOptions};
-    use crate::registry::auth::{self, CredentialSource};
-    use crate::registry::client::{RegistryClient, RetryPolicy};
 
     let config = Config::find_and_load(args.select.config.as_deref())?;
     crate::plan::validate_tags(&args.tags)?;
@@ -914,6 +1008,8 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
         tags
     };
     let pull_request = ctx.is_pull_request() || args.no_push;
+    let runtime = new_runtime()?;
+    let remote = remote_options(&config, &runtime, &args.compress);
 
     // The layouts: given, or built now.
     let layouts_dir = match &args.layout {
@@ -931,11 +1027,16 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
                 epoch: source_date_epoch()?,
                 layer: args.compress.layer_options(&config),
                 cache: args.compress.cache(),
+                remote: Some(remote.clone()),
+                materialize: false,
             };
             let built = build::build(&config, &opts)?;
             if !args.quiet {
                 for r in &built {
                     eprintln!("built {} {}", r.name, r.index_digest);
+                    if let Some(b) = &r.base {
+                        eprintln!("  on base {} -> {}", b.name, b.digest);
+                    }
                 }
             }
             if pull_request {
@@ -980,16 +1081,6 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
         }
     }
 
-    let cred = match registry.auth_mode() {
-        AuthMode::Anonymous => CredentialSource::anonymous("anonymous (auth = \"anonymous\")"),
-        AuthMode::Docker => match auth::docker_config_path() {
-            Some(p) => auth::from_docker_config(&registry.host, &p)?,
-            None => CredentialSource::anonymous("anonymous (no HOME or DOCKER_CONFIG)"),
-        },
-        // Fetched from ECR once the runtime is up.
-        AuthMode::Ecr => CredentialSource::anonymous("ECR"),
-    };
-    let runtime = new_runtime()?;
     let ecr = if registry.auth_mode() == AuthMode::Ecr {
         Some(connect_ecr(&runtime, &registry)?)
     } else if args.create_repos || args.scan {
@@ -1016,23 +1107,12 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
             !args.quiet,
         )?;
     }
-    let mut client = if let Some(ecr) = &ecr {
-        let (cred, expires) = runtime.block_on(ecr.registry_credentials())?;
-        RegistryClient::new(
-            &registry.host,
-            registry.insecure,
-            cred,
-            RetryPolicy::default(),
-        )?
-        .with_refresh(ecr.refresher(), expires)
-    } else {
-        RegistryClient::new(
-            &registry.host,
-            registry.insecure,
-            cred,
-            RetryPolicy::default(),
-        )?
-    };
+    let mut client = runtime.block_on(registry_client(
+        &registry.host,
+        registry.auth_mode(),
+        registry.insecure,
+        ecr.as_ref(),
+    ))?;
     if let Some(rate) = registry.manifest_rate() {
         client = client.with_manifest_rate(rate);
     }
@@ -1042,7 +1122,13 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
         jobs: usize::from(args.jobs),
         dry_run: args.dry_run,
     };
-    let mut reports = runtime.block_on(push::push(&client, &images, &opts, &progress));
+    let mut reports = runtime.block_on(push::push(
+        &client,
+        &remote.clients,
+        &images,
+        &opts,
+        &progress,
+    ));
     display.finish();
     let mut scan_failure = None;
     if let (true, Some(ecr), false) = (args.scan, &ecr, args.dry_run) {
@@ -1191,6 +1277,8 @@ impl ProgressDisplay {
                         BlobOutcome::Skipped => "exists",
                         BlobOutcome::WouldUpload => "would upload",
                         BlobOutcome::WouldMount => "would mount",
+                        BlobOutcome::Copied => "copied from the base's registry",
+                        BlobOutcome::WouldCopy => "would copy from the base's registry",
                     };
                     eprintln!(
                         "{repository}: {what} {} ({})",
@@ -1237,7 +1325,13 @@ impl ProgressDisplay {
             } => {
                 if let Some((bar, uploaded)) = bars.get_mut(&repository) {
                     bar.inc(1);
-                    if matches!(outcome, BlobOutcome::Uploaded | BlobOutcome::WouldUpload) {
+                    if matches!(
+                        outcome,
+                        BlobOutcome::Uploaded
+                            | BlobOutcome::WouldUpload
+                            | BlobOutcome::Copied
+                            | BlobOutcome::WouldCopy
+                    ) {
                         *uploaded += size;
                         bar.set_message(format!("{} uploaded", human_bytes(*uploaded)));
                     }
@@ -1274,6 +1368,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let epoch = source_date_epoch()?;
             let config = Config::find_and_load(args.select.config.as_deref())?;
             let platforms = parse_platforms(&args.select.platforms)?;
+            let runtime = new_runtime()?;
             let opts = BuildOptions {
                 services: args.select.services,
                 platforms,
@@ -1282,6 +1377,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 epoch,
                 layer: args.compress.layer_options(&config),
                 cache: args.compress.cache(),
+                remote: Some(remote_options(&config, &runtime, &args.compress)),
+                materialize: args.materialize,
             };
             let reports = build::build(&config, &opts)?;
             match args.format {

@@ -6,6 +6,7 @@
 //! Imports `platform` and `spec`; nothing here touches the file system beyond reading the file.
 
 use crate::platform::Platform;
+use crate::reference::ImageRef;
 use crate::spec::is_valid_tag;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -456,6 +457,8 @@ pub enum BaseRef {
         /// Tag to select; `None`: the only image, or `latest`.
         reference: Option<String>,
     },
+    /// An image in a registry, by tag or digest (resolved once per run).
+    Registry(ImageRef),
 }
 
 impl fmt::Display for BaseRef {
@@ -463,6 +466,7 @@ impl fmt::Display for BaseRef {
         match self {
             BaseRef::Scratch => f.write_str("scratch"),
             BaseRef::Layout { spelled, .. } => f.write_str(spelled),
+            BaseRef::Registry(r) => f.write_str(&r.spelled),
         }
     }
 }
@@ -474,9 +478,9 @@ impl TryFrom<String> for BaseRef {
             return Ok(BaseRef::Scratch);
         }
         let Some(rest) = s.strip_prefix("oci:") else {
-            return Err(format!(
-                "unsupported base {s:?}: use \"scratch\" or \"oci:<layout-dir>[:<tag>]\""
-            ));
+            return ImageRef::parse(&s).map(BaseRef::Registry).map_err(|e| {
+                format!("unsupported base {s:?}: use \"scratch\", \"oci:<layout-dir>[:<tag>]\" or a registry image ({e})")
+            });
         };
         let (dir, reference) = match rest.rsplit_once(':') {
             Some((d, r)) if !r.contains('/') => (d, Some(r.to_string())),
@@ -1209,7 +1213,7 @@ fn resolve_base(base: BaseRef, dir: &Path) -> BaseRef {
             dir: dir.join(d),
             reference,
         },
-        BaseRef::Scratch => BaseRef::Scratch,
+        other => other,
     }
 }
 
@@ -1342,8 +1346,8 @@ modes = { "bin/*" = "0750" }
             ),
             (
                 "[services.catalog]",
-                "[build]\nbase = \"docker.io/library/alpine\"\n[services.catalog]",
-                "unsupported base",
+                "[build]\nbase = \"alpine:3\"\n[services.catalog]",
+                "names no registry host",
             ),
             (
                 "target = \"/app\"",

@@ -18,5 +18,6 @@ pub mod layout;
 pub mod plan;
 pub mod platform;
 pub mod push;
+pub mod reference;
 pub mod registry;
 pub mod spec;

@@ -5,17 +5,26 @@
 //! Then, per service whose blobs all arrived: platform manifests by digest, the index by
 //! digest, then each tag, so a tag never points at anything incomplete.
 //!
+//! Layers of a registry base (left out of the layout by `build`; found through the manifests'
+//! `org.opencontainers.image.base.name` annotation) are never downloaded: in the same registry
+//! they are mounted from the base's repository; otherwise, or if the mount is refused, they
+//! are streamed from the base's registry straight into the upload.
+//!
 //! A registry that already has a service's index by digest has everything under it (the
 //! registry checks references on manifest PUT): such a service only gets its tags.
-//! Imports `digest`, `layout`, `registry`, `spec`.
+//! Imports `digest`, `layout`, `reference`, `registry`, `spec`.
 
 #![allow(clippy::result_large_err)] // RegistryError travels in results; see registry::client.
 
 use crate::digest::Digest;
 use crate::layout::Layout;
-use crate::registry::client::{Mount, RegistryClient};
+use crate::reference::ImageRef;
+use crate::registry::client::{BlobSource, Mount, RegistryClient};
+use crate::registry::clients::Clients;
 use crate::registry::error::RegistryError;
-use crate::spec::{MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX};
+use crate::spec::{
+    ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX,
+};
 use futures_util::stream::{self, StreamExt};
 use oci_spec::image::{ImageIndex, ImageManifest};
 use serde::Serialize;
@@ -51,14 +60,18 @@ pub struct PushOptions {
 pub enum BlobOutcome {
     /// Uploaded.
     Uploaded,
-    /// Mounted from another repository of this run.
+    /// Mounted from another repository of this run, or from the base image's repository.
     Mounted,
+    /// Streamed from the base image's registry into this one (never stored locally).
+    Copied,
     /// Already there.
     Skipped,
     /// (dry run) would be uploaded.
     WouldUpload,
     /// (dry run) would be mounted.
     WouldMount,
+    /// (dry run) would be copied from the base image's registry.
+    WouldCopy,
 }
 
 /// Progress events, rendered by the CLI.
@@ -116,6 +129,10 @@ pub struct PushReport {
     pub blobs_uploaded: usize,
     /// Blobs mounted from another repository.
     pub blobs_mounted: usize,
+    /// Base layers streamed from the base image's registry.
+    pub blobs_copied: usize,
+    /// Bytes streamed from the base image's registry.
+    pub bytes_copied: u64,
     /// Blobs already present.
     pub blobs_skipped: usize,
     /// Bytes uploaded.
@@ -126,6 +143,12 @@ pub struct PushReport {
     pub dry_run: bool,
     /// Why the service failed; `None` on success.
     pub error: Option<String>,
+    /// The registry base the image was built on (`org.opencontainers.image.base.name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_name: Option<String>,
+    /// The digest of that base (`org.opencontainers.image.base.digest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_digest: Option<String>,
     /// Scan results, when asked for (`push --scan`; filled in by the caller).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan: Option<serde_json::Value>,
@@ -138,11 +161,48 @@ type DigestResult = (
     Vec<(String, Result<BlobOutcome, RegistryError>)>,
 );
 
+/// Where a registry base lives: its registry's API host and its repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BaseRepo {
+    host: String,
+    repository: String,
+}
+
+/// One blob to push: its file in the layout, and/or the base repository holding it.
+#[derive(Debug, Clone)]
+struct Blob {
+    digest: Digest,
+    size: u64,
+    file: Option<PathBuf>,
+    base: Option<BaseRepo>,
+}
+
 struct Loaded {
     index: (Digest, Vec<u8>, String),
     manifests: Vec<(Digest, Vec<u8>, String)>,
-    blobs: Vec<(Digest, u64, PathBuf)>,
+    blobs: Vec<Blob>,
     tags: Vec<String>,
+    base: Option<(String, String)>,
+}
+
+/// The base named in `annotations`, if any.
+fn base_of(
+    annotations: Option<&HashMap<String, String>>,
+    layout: &std::path::Path,
+) -> Result<Option<BaseRepo>, String> {
+    let Some(name) = annotations.and_then(|a| a.get(ANNOTATION_BASE_NAME)) else {
+        return Ok(None);
+    };
+    let r = ImageRef::parse(name).map_err(|e| {
+        format!(
+            "{}: annotation {ANNOTATION_BASE_NAME}: {e}; rebuild the layout",
+            layout.display()
+        )
+    })?;
+    Ok(Some(BaseRepo {
+        host: r.api_host().to_string(),
+        repository: r.repository.clone(),
+    }))
 }
 
 fn load(img: &PushImage) -> Result<Loaded, String> {
@@ -176,36 +236,63 @@ fn load(img: &PushImage) -> Result<Loaded, String> {
     } else {
         manifest_bytes.push(bytes.clone());
     }
-    let mut blobs: Vec<(Digest, u64, PathBuf)> = Vec::new();
+    let mut blobs: Vec<Blob> = Vec::new();
     for b in &manifest_bytes {
         let m: ImageManifest = serde_json::from_slice(b)
             .map_err(|e| format!("{}: invalid manifest: {e}", img.layout.display()))?;
-        for d in std::iter::once(m.config()).chain(m.layers()) {
+        let base = base_of(m.annotations().as_ref(), &img.layout)?;
+        for (i, d) in std::iter::once(m.config()).chain(m.layers()).enumerate() {
             let digest = Digest::from_oci(d.digest()).map_err(|e| e.to_string())?;
             let path = layout.blob_path(&digest);
             let len = std::fs::metadata(&path).map(|m| m.len()).ok();
-            if len != Some(d.size()) {
+            let file = (len == Some(d.size())).then_some(path);
+            // Only layers may be left in the base's registry (the config is always ours).
+            let base = base.clone().filter(|_| i > 0);
+            if file.is_none() && base.is_none() {
                 return Err(format!(
                     "{}: blob {digest} is missing or has the wrong size; rebuild the layout",
                     img.layout.display()
                 ));
             }
-            if !blobs.iter().any(|(x, _, _)| *x == digest) {
-                blobs.push((digest, d.size(), path));
+            if !blobs.iter().any(|x| x.digest == digest) {
+                blobs.push(Blob {
+                    digest,
+                    size: d.size(),
+                    file,
+                    base,
+                });
             }
         }
     }
+    let top_annotations = if media == MEDIA_TYPE_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
+        serde_json::from_slice::<ImageIndex>(&bytes)
+            .ok()
+            .and_then(|i| i.annotations().clone())
+    } else {
+        serde_json::from_slice::<ImageManifest>(&bytes)
+            .ok()
+            .and_then(|m| m.annotations().clone())
+    };
+    let base = top_annotations.and_then(|a| {
+        Some((
+            a.get(ANNOTATION_BASE_NAME)?.clone(),
+            a.get(ANNOTATION_BASE_DIGEST).cloned().unwrap_or_default(),
+        ))
+    });
     Ok(Loaded {
         index: (digest, bytes, media),
         manifests,
         blobs,
         tags,
+        base,
     })
 }
 
-/// Push `images` through `client`. Returns one report per image (failed ones carry `error`).
+/// Push `images` through `client`; base layers held by other registries are read through
+/// `sources`. Returns one report per image (failed ones carry `error`).
 pub async fn push(
     client: &RegistryClient,
+    sources: &Clients,
     images: &[PushImage],
     opts: &PushOptions,
     progress: &(dyn Fn(Event) + Send + Sync),
@@ -231,11 +318,15 @@ pub async fn push(
             tags: vec![],
             blobs_uploaded: 0,
             blobs_mounted: 0,
+            blobs_copied: 0,
+            bytes_copied: 0,
             blobs_skipped: 0,
             bytes_uploaded: 0,
             duration_ms: 0,
             dry_run: opts.dry_run,
             error: None,
+            base_name: None,
+            base_digest: None,
             scan: None,
         };
         match load(img) {
@@ -244,6 +335,10 @@ pub async fn push(
                 r.reference = format!("{host}/{}@{}", img.repository, l.index.0);
                 r.manifest_digests = l.manifests.iter().map(|m| m.0.to_string()).collect();
                 r.tags = l.tags.clone();
+                if let Some((name, digest)) = &l.base {
+                    r.base_name = Some(name.clone());
+                    r.base_digest = Some(digest.clone());
+                }
                 loaded.push(Some(l));
             }
             Err(e) => {
@@ -280,7 +375,7 @@ pub async fn push(
     }
 
     // One task per digest, serving every repository that needs it, in service order.
-    let mut by_digest: BTreeMap<Digest, (u64, PathBuf, Vec<String>)> = BTreeMap::new();
+    let mut by_digest: BTreeMap<Digest, (Blob, Vec<String>)> = BTreeMap::new();
     for (i, l) in loaded.iter().enumerate() {
         let Some(l) = l else { continue };
         if reports[i].error.is_some() {
@@ -289,7 +384,7 @@ pub async fn push(
         let (n, bytes) = if complete[i] {
             (0, 0)
         } else {
-            (l.blobs.len(), l.blobs.iter().map(|b| b.1).sum())
+            (l.blobs.len(), l.blobs.iter().map(|b| b.size).sum())
         };
         progress(Event::Planned {
             service: images[i].service.clone(),
@@ -301,28 +396,39 @@ pub async fn push(
             reports[i].blobs_skipped = l.blobs.len();
             continue;
         }
-        for (d, size, path) in &l.blobs {
+        for b in &l.blobs {
             let e = by_digest
-                .entry(d.clone())
-                .or_insert_with(|| (*size, path.clone(), Vec::new()));
-            if !e.2.contains(&images[i].repository) {
-                e.2.push(images[i].repository.clone());
+                .entry(b.digest.clone())
+                .or_insert_with(|| (b.clone(), Vec::new()));
+            // A layout holding the file wins over one that left it in the base's registry.
+            if e.0.file.is_none() {
+                e.0.file = b.file.clone();
+            }
+            if e.0.base.is_none() {
+                e.0.base = b.base.clone();
+            }
+            if !e.1.contains(&images[i].repository) {
+                e.1.push(images[i].repository.clone());
             }
         }
     }
+    let host = &host;
     let results: Vec<DigestResult> = stream::iter(by_digest.into_iter().map(
-        |(digest, (size, path, repos))| async move {
+        |(digest, (blob, repos))| async move {
+            let size = blob.size;
             let mut have_from: Option<String> = None;
             let mut out = Vec::new();
             for repo in repos {
                 let r = push_blob(
-                    client,
+                    Target {
+                        client,
+                        host,
+                        sources,
+                        dry_run: opts.dry_run,
+                    },
                     &repo,
-                    &digest,
-                    size,
-                    &path,
+                    &blob,
                     have_from.as_deref(),
-                    opts.dry_run,
                 )
                 .await;
                 if let Ok(outcome) = &r {
@@ -360,7 +466,7 @@ pub async fn push(
         async move {
             if let (Some(l), None) = (l, &report.error) {
                 if !is_complete {
-                    for (d, _, _) in &l.blobs {
+                    for Blob { digest: d, .. } in &l.blobs {
                         match outcome.get(&(img.repository.clone(), d.clone())) {
                             Some((Ok(o), size)) => match o {
                                 BlobOutcome::Uploaded | BlobOutcome::WouldUpload => {
@@ -369,6 +475,10 @@ pub async fn push(
                                 }
                                 BlobOutcome::Mounted | BlobOutcome::WouldMount => {
                                     report.blobs_mounted += 1
+                                }
+                                BlobOutcome::Copied | BlobOutcome::WouldCopy => {
+                                    report.blobs_copied += 1;
+                                    report.bytes_copied += size;
                                 }
                                 BlobOutcome::Skipped => report.blobs_skipped += 1,
                             },
@@ -400,40 +510,102 @@ pub async fn push(
     futures_util::future::join_all(finish).await
 }
 
-async fn push_blob(
-    client: &RegistryClient,
-    repo: &str,
-    digest: &Digest,
-    size: u64,
-    path: &std::path::Path,
-    from: Option<&str>,
+/// Where blobs go: the destination client (and its `host[:port]`), the clients of base
+/// registries, and whether to write at all.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    client: &'a RegistryClient,
+    host: &'a str,
+    sources: &'a Clients,
     dry_run: bool,
+}
+
+/// Put one blob into `repo`: skip it if there, else mount it (from `from`, a repository of
+/// this run that has it, or from the base's repository in the same registry), else upload it
+/// from its file, else stream it from the base's registry.
+async fn push_blob(
+    to: Target<'_>,
+    repo: &str,
+    blob: &Blob,
+    from: Option<&str>,
 ) -> Result<BlobOutcome, RegistryError> {
+    let Target {
+        client,
+        host,
+        sources,
+        ..
+    } = to;
+    let digest = &blob.digest;
     if client.blob_exists(repo, digest).await? {
         return Ok(BlobOutcome::Skipped);
     }
-    if dry_run {
-        return Ok(if from.is_some() {
-            BlobOutcome::WouldMount
-        } else {
-            BlobOutcome::WouldUpload
+    let same_registry_base = blob
+        .base
+        .as_ref()
+        .filter(|b| b.host == host)
+        .map(|b| b.repository.as_str());
+    let mount_from = from.or(same_registry_base);
+    if to.dry_run {
+        return Ok(match (mount_from, &blob.file) {
+            (Some(_), _) => BlobOutcome::WouldMount,
+            (None, Some(_)) => BlobOutcome::WouldUpload,
+            (None, None) => BlobOutcome::WouldCopy,
         });
     }
-    if let Some(from) = from {
+    let mut session = None;
+    if let Some(from) = mount_from {
         // A mount that fails or answers 202 falls back to an upload.
         match client.mount_blob(repo, digest, from).await {
             Ok(Mount::Mounted) => return Ok(BlobOutcome::Mounted),
-            Ok(Mount::Upload(session)) => {
-                client
-                    .upload_blob(repo, digest, path, size, Some(session))
-                    .await?;
-                return Ok(BlobOutcome::Uploaded);
-            }
+            Ok(Mount::Upload(s)) => session = Some(s),
             Err(_) => {}
         }
     }
-    client.upload_blob(repo, digest, path, size, None).await?;
-    Ok(BlobOutcome::Uploaded)
+    if let Some(path) = &blob.file {
+        client
+            .upload_blob(repo, digest, BlobSource::File(path), blob.size, session)
+            .await?;
+        return Ok(BlobOutcome::Uploaded);
+    }
+    let Some(base) = &blob.base else {
+        unreachable!("push::load keeps only blobs with a file or a base repository")
+    };
+    let gone = |mut e: RegistryError| {
+        if e.status == Some(404) {
+            e.hint = Some(format!(
+                "base layer {digest} is no longer in {}/{}: rebuild with `--pull` against the base as it is now",
+                base.host, base.repository
+            ));
+        }
+        e
+    };
+    let other;
+    let source: &RegistryClient = if base.host == host {
+        client
+    } else {
+        other = sources
+            .get(&base.host)
+            .await
+            .map_err(|message| RegistryError {
+                method: "GET".into(),
+                url: base.host.clone(),
+                status: None,
+                code: None,
+                message,
+                retry_after: None,
+                hint: None,
+            })?;
+        &other
+    };
+    let source = BlobSource::Registry {
+        client: source,
+        repository: &base.repository,
+    };
+    client
+        .upload_blob(repo, digest, source, blob.size, session)
+        .await
+        .map_err(gone)?;
+    Ok(BlobOutcome::Copied)
 }
 
 async fn write_manifests(

@@ -26,6 +26,10 @@ pub const MEDIA_TYPE_DOCKER_LIST: &str =
 pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// The annotation naming a tag in a layout's `index.json`.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Annotation: the reference of the image this one is built on.
+pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// Annotation: the digest of the image this one is built on.
+pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
 /// Serialize `value` to canonical JSON bytes (sorted keys, compact).
 pub fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {

@@ -158,6 +158,11 @@ impl LayerCache {
         Ok(LayerCache { root })
     }
 
+    /// The cache directory as given to [`LayerCache::open`] (other caches live beside ours).
+    pub fn dir(&self) -> &Path {
+        self.root.parent().unwrap_or(&self.root)
+    }
+
     fn blob_path(&self, d: &Digest) -> PathBuf {
         self.root.join("blobs").join("sha256").join(d.hex())
     }

@@ -59,6 +59,35 @@ pub enum Mount {
     Upload(Url),
 }
 
+/// Where the bytes of a blob to upload come from.
+#[derive(Clone, Copy)]
+pub enum BlobSource<'a> {
+    /// A file (a layout's or the cache's blob).
+    File(&'a Path),
+    /// Another repository, possibly in another registry: read by digest and streamed straight
+    /// into the upload, never stored.
+    Registry {
+        /// The registry holding it.
+        client: &'a RegistryClient,
+        /// The repository there.
+        repository: &'a str,
+    },
+}
+
+/// A manifest (or index) read from a registry.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// Its bytes, exactly as served.
+    pub bytes: Vec<u8>,
+    /// Its media type (the `Content-Type`, else the document's `mediaType`).
+    pub media_type: String,
+    /// The digest of its bytes (checked against the reference when that is a digest).
+    pub digest: Digest,
+}
+
+/// Largest manifest or config read from a registry.
+pub const MAX_DOCUMENT: usize = 4 << 20;
+
 /// Fetches fresh credentials (for registries whose passwords expire, such as ECR's), with the
 /// time they stop working if known.
 pub type Refresh = Arc<
@@ -529,14 +558,14 @@ impl RegistryClient {
         .await
     }
 
-    /// Upload the blob at `path` (`size` bytes, digest `digest`) to `repo` in one streamed
-    /// request; `session` is an upload already opened (by a mount that answered 202).
-    /// Each retry opens a fresh session.
+    /// Upload blob `digest` (`size` bytes) to `repo` from `source` in one streamed request;
+    /// `session` is an upload already opened (by a mount that answered 202). Each retry opens
+    /// a fresh session (and, for a registry source, a fresh read).
     pub async fn upload_blob(
         &self,
         repo: &str,
         digest: &Digest,
-        path: &Path,
+        source: BlobSource<'_>,
         size: u64,
         session: Option<Url>,
     ) -> Result<(), RegistryError> {
@@ -544,6 +573,15 @@ impl RegistryClient {
         let scope = push_scope(repo);
         let session = Mutex::new(session);
         self.retry(|| async {
+            // A registry source is opened before the session, so a missing source blob costs
+            // no upload session.
+            let remote = match source {
+                BlobSource::Registry { client, repository } => {
+                    Some(client.open_blob(repository, digest).await?)
+                }
+                BlobSource::File(_) => None,
+            };
+            let remote = Mutex::new(remote);
             let given = session.lock().ok().and_then(|mut s| s.take());
             let loc = match given {
                 Some(l) => l,
@@ -563,25 +601,47 @@ impl RegistryClient {
             let put = completion_url(&loc, digest);
             let resp = self
                 .send(&Method::PUT, &put, &scope, &|| {
-                    let file = std::fs::File::open(path).map_err(|e| RegistryError {
-                        method: "PUT".into(),
-                        url: strip_query(&put),
-                        status: None,
-                        code: None,
-                        message: format!("reading {}: {e}", path.display()),
-                        retry_after: None,
-                        hint: None,
-                    })?;
-                    let stream = tokio_util::io::ReaderStream::with_capacity(
-                        tokio::fs::File::from_std(file),
-                        256 * 1024,
-                    );
+                    let body = match source {
+                        BlobSource::File(path) => {
+                            let file = std::fs::File::open(path).map_err(|e| RegistryError {
+                                method: "PUT".into(),
+                                url: strip_query(&put),
+                                status: None,
+                                code: None,
+                                message: format!("reading {}: {e}", path.display()),
+                                retry_after: None,
+                                hint: None,
+                            })?;
+                            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                                tokio::fs::File::from_std(file),
+                                256 * 1024,
+                            ))
+                        }
+                        BlobSource::Registry { .. } => {
+                            // A stream can be sent once: a second call (after an auth
+                            // challenge) fails retryably, and the retry reads it again.
+                            let resp = remote.lock().ok().and_then(|mut r| r.take()).ok_or_else(
+                                || RegistryError {
+                                    method: "PUT".into(),
+                                    url: strip_query(&put),
+                                    status: None,
+                                    code: None,
+                                    message:
+                                        "the upload was challenged after its source stream was sent"
+                                            .into(),
+                                    retry_after: None,
+                                    hint: None,
+                                },
+                            )?;
+                            reqwest::Body::wrap_stream(resp.bytes_stream())
+                        }
+                    };
                     Ok(self
                         .http
                         .put(put.clone())
                         .header(CONTENT_TYPE, "application/octet-stream")
                         .header(CONTENT_LENGTH, size)
-                        .body(reqwest::Body::wrap_stream(stream)))
+                        .body(body))
                 })
                 .await?;
             if resp.status().is_success() {
@@ -591,6 +651,93 @@ impl RegistryClient {
             }
         })
         .await
+    }
+
+    /// `GET /v2/<repo>/manifests/<reference>` (pull access only): `None` if the registry has
+    /// no such manifest. The bytes are checked against `reference` when it is a digest.
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<FetchedManifest>, RegistryError> {
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
+        let scope = pull_scope(repo);
+        self.retry(|| async {
+            let resp = self
+                .send(&Method::GET, &url, &scope, &|| {
+                    Ok(self.http.get(url.clone()).header(ACCEPT, MANIFEST_ACCEPT))
+                })
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !resp.status().is_success() {
+                return Err(error_from(&Method::GET, &url, resp).await);
+            }
+            let header_type = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            let bytes = read_limited(&url, resp, MAX_DOCUMENT).await?;
+            let digest = Digest::of(&bytes);
+            if reference.starts_with("sha256:") && digest.as_str() != reference {
+                return Err(invalid(
+                    &url,
+                    format!("the registry served a manifest whose digest is {digest}"),
+                ));
+            }
+            let media_type = header_type
+                .filter(|t| t.starts_with("application/vnd."))
+                .or_else(|| {
+                    serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .ok()?
+                        .get("mediaType")?
+                        .as_str()
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            Ok(Some(FetchedManifest {
+                bytes,
+                media_type,
+                digest,
+            }))
+        })
+        .await
+    }
+
+    /// `GET /v2/<repo>/blobs/<digest>` of a small blob (a config), checked against its digest.
+    pub async fn get_blob(&self, repo: &str, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
+        let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
+        self.retry(|| async {
+            let resp = self.open_blob(repo, digest).await?;
+            let bytes = read_limited(&url, resp, MAX_DOCUMENT).await?;
+            if Digest::of(&bytes) != *digest {
+                return Err(invalid(
+                    &url,
+                    "the registry served a blob with another digest".into(),
+                ));
+            }
+            Ok(bytes)
+        })
+        .await
+    }
+
+    /// Start reading blob `digest` of `repo` (pull access only; redirects to storage followed).
+    /// A missing blob is a `BLOB_UNKNOWN` error.
+    pub async fn open_blob(&self, repo: &str, digest: &Digest) -> Result<Response, RegistryError> {
+        let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
+        let scope = pull_scope(repo);
+        let resp = self
+            .send(&Method::GET, &url, &scope, &|| {
+                Ok(self.http.get(url.clone()))
+            })
+            .await?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(error_from(&Method::GET, &url, resp).await)
+        }
     }
 
     /// `PUT /v2/<repo>/manifests/<reference>` with `bytes` of `media_type`.
@@ -627,6 +774,40 @@ impl RegistryClient {
         })
         .await
     }
+}
+
+fn pull_scope(repo: &str) -> String {
+    format!("repository:{repo}:pull")
+}
+
+/// An error about what a registry served.
+fn invalid(url: &Url, message: String) -> RegistryError {
+    RegistryError {
+        method: "GET".into(),
+        url: strip_query(url),
+        status: None,
+        code: None,
+        message,
+        retry_after: None,
+        hint: None,
+    }
+}
+
+/// The body of `resp`, refused past `max` bytes.
+async fn read_limited(url: &Url, resp: Response, max: usize) -> Result<Vec<u8>, RegistryError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(invalid(url, format!("document larger than {max} bytes")));
+    }
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|e| RegistryError::transport("GET", url, &e))?;
+        if out.len() + chunk.len() > max {
+            return Err(invalid(url, format!("document larger than {max} bytes")));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 fn push_scope(repo: &str) -> String {

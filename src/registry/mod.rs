@@ -1,7 +1,9 @@
-//! The registry side: an OCI Distribution client (`client`), its one error type (`error`) and
-//! where credentials come from (`auth`). Knows nothing of layouts, builds or AWS; the push
-//! module drives it and a future ECR module supplies credentials through [`auth`] types.
+//! The registry side: an OCI Distribution client (`client`), its one error type (`error`),
+//! where credentials come from (`auth`) and one client per host made on demand (`clients`).
+//! Knows nothing of layouts, builds or AWS; `push` and `base` drive it and the `ecr` module
+//! supplies credentials through [`auth`] types.
 
 pub mod auth;
 pub mod client;
+pub mod clients;
 pub mod error;

@@ -1,9 +1,14 @@
 //! Base images: resolve a service's `base` to, for each requested platform, the base's config
 //! and layer descriptors, and where its layer blobs can be read.
 //!
-//! Bases come from a local OCI image layout (`oci:<dir>[:<tag>]`) holding an image index, a
-//! Docker manifest list, or a single manifest; or from `scratch`. Base layers are reused as
-//! they are (never recompressed). Imports `config`, `digest`, `layout`, `platform`, `spec`.
+//! Bases come from a local OCI image layout (`oci:<dir>[:<tag>]`, here) or a registry
+//! (`<registry>/<repo>:<tag>` or `@sha256:...`, in `remote`), holding an image index, a Docker
+//! manifest list, or a single manifest; or from `scratch`. Base layers are reused as they are
+//! (never recompressed, media types kept). A registry base's layers stay in the registry: the
+//! push copies or mounts them. Imports `config`, `digest`, `layout`, `platform`, `reference`,
+//! `registry`, `spec`.
+
+pub mod remote;
 
 use crate::config::BaseRef;
 use crate::digest::Digest;
@@ -13,7 +18,10 @@ use crate::spec::{
     MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
 };
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
-use std::path::PathBuf;
+use remote::{RemoteBase, RemoteOptions};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why a base could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +39,26 @@ pub enum BaseError {
         /// What it has.
         available: String,
     },
+    /// The registry has no such image.
+    #[error("{message}")]
+    NotFound {
+        /// The base as written.
+        base: String,
+        /// What is missing and what to do.
+        message: String,
+    },
+    /// Reading the base from its registry failed.
+    #[error("reading it from {host}")]
+    Registry {
+        /// The registry.
+        host: String,
+        /// Cause.
+        #[source]
+        source: Box<crate::registry::error::RegistryError>,
+    },
+    /// A registry base where no registry access was given (a library caller's omission).
+    #[error("registry bases need registry access, which this caller did not set up")]
+    NoAccess,
     /// The base's content is not usable.
     #[error("{message}")]
     Invalid {
@@ -48,8 +76,9 @@ pub struct PlatformBase {
     pub config: ImageConfiguration,
     /// The base's layers, descriptors as they are in its manifest.
     pub layers: Vec<Descriptor>,
-    /// Where each layer blob is: the base layout's `blobs/sha256/<hex>`.
-    pub layer_files: Vec<PathBuf>,
+    /// Where each layer blob is: the base layout's `blobs/sha256/<hex>`; `None` for a layer
+    /// left in the base's registry.
+    pub layer_files: Vec<Option<PathBuf>>,
     /// The base manifest's digest.
     pub manifest_digest: Digest,
 }
@@ -72,6 +101,76 @@ fn parse<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// A resolved base: per requested platform, in order; and where it came from if a registry.
+#[derive(Debug, Clone)]
+pub struct ResolvedBase {
+    /// One per requested platform.
+    pub platforms: Vec<PlatformBase>,
+    /// For a registry base: the reference and the digest it resolved to.
+    pub remote: Option<RemoteBase>,
+}
+
+/// What each base resolved to (`None` for scratch), or why it failed.
+pub type Resolved = HashMap<BaseRef, Result<Option<ResolvedBase>, Arc<BaseError>>>;
+
+/// Resolve every distinct base of `bases` for `platforms`, registry ones all at once on
+/// `remote`'s runtime. `cache_root` holds cached registry documents (none: always ask).
+pub fn resolve_all(
+    bases: &[&BaseRef],
+    platforms: &[Platform],
+    remote: Option<&RemoteOptions>,
+    cache_root: Option<&Path>,
+) -> Resolved {
+    let mut out: Resolved = HashMap::new();
+    let mut registry = Vec::new();
+    for b in bases {
+        if out.contains_key(*b) || registry.contains(b) {
+            continue;
+        }
+        match b {
+            BaseRef::Registry(_) if remote.is_some() => registry.push(b),
+            BaseRef::Registry(_) => {
+                out.insert((*b).clone(), Err(Arc::new(BaseError::NoAccess)));
+            }
+            _ => {
+                out.insert(
+                    (*b).clone(),
+                    resolve(b, platforms)
+                        .map(|p| {
+                            p.map(|platforms| ResolvedBase {
+                                platforms,
+                                remote: None,
+                            })
+                        })
+                        .map_err(Arc::new),
+                );
+            }
+        }
+    }
+    if let (Some(opts), false) = (remote, registry.is_empty()) {
+        let all = registry.iter().map(|b| async move {
+            let BaseRef::Registry(image) = b else {
+                unreachable!("only registry bases are listed")
+            };
+            remote::resolve(image, platforms, opts, cache_root).await
+        });
+        let results = opts.runtime.block_on(futures_util::future::join_all(all));
+        for (b, r) in registry.into_iter().zip(results) {
+            out.insert(
+                (*b).clone(),
+                r.map(|(platforms, remote)| {
+                    Some(ResolvedBase {
+                        platforms,
+                        remote: Some(remote),
+                    })
+                })
+                .map_err(Arc::new),
+            );
+        }
+    }
+    out
+}
+
 fn platform_string(os: &str, arch: &str, variant: Option<&str>) -> String {
     match variant {
         Some(v) => format!("{os}/{arch}/{v}"),
@@ -79,13 +178,14 @@ fn platform_string(os: &str, arch: &str, variant: Option<&str>) -> String {
     }
 }
 
-/// Resolve `base` for each of `platforms` (in order). `None` for scratch.
+/// Resolve a layout `base` for each of `platforms` (in order). `None` for scratch.
 pub fn resolve(
     base: &BaseRef,
     platforms: &[Platform],
 ) -> Result<Option<Vec<PlatformBase>>, BaseError> {
     let (spelled, dir, reference) = match base {
         BaseRef::Scratch => return Ok(None),
+        BaseRef::Registry(_) => return Err(BaseError::NoAccess),
         BaseRef::Layout {
             spelled,
             dir,
@@ -185,7 +285,7 @@ fn load_manifest(
                 ),
             });
         }
-        layer_files.push(path);
+        layer_files.push(Some(path));
     }
     // The platform the index declares, else the config's own.
     let declared = match d.platform() {
