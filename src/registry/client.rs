@@ -620,8 +620,13 @@ impl RegistryClient {
                         BlobSource::Registry { .. } => {
                             // A stream can be sent once: a second call (after an auth
                             // challenge) fails retryably, and the retry reads it again.
-                            let resp = remote.lock().ok().and_then(|mut r| r.take()).ok_or_else(
-                                || RegistryError {
+                            let resp =
+                                remote
+                                    .lock()
+                                    .ok()
+                                    .and_then(|mut r| r.take())
+                                    .ok_or_else(|| {
+                                        RegistryError {
                                     method: "PUT".into(),
                                     url: strip_query(&put),
                                     status: None,
@@ -631,8 +636,8 @@ impl RegistryClient {
                                             .into(),
                                     retry_after: None,
                                     hint: None,
-                                },
-                            )?;
+                                }
+                                    })?;
                             reqwest::Body::wrap_stream(resp.bytes_stream())
                         }
                     };

@@ -12,5 +12,6 @@ mod moto;
 mod proxy;
 mod push;
 mod registry;
+mod remote_base;
 mod reproducible;
 mod token;
