@@ -862,15 +862,25 @@ fn run_iam_policy(args: IamArgs) -> anyhow::Result<()> {
         eprintln!("note: region or account unknown (use an ECR host, or region / registry_id in [registry]): written as *");
     }
     let region = region.unwrap_or_else(|| "*".into());
+    let services = config.select(&args.select.services)?;
+    // Base images in ECR are read: to build (manifests, configs) and to mount or copy layers.
+    let base_repositories = services
+        .iter()
+        .filter_map(|s| match &s.base {
+            crate::config::BaseRef::Registry(r) => crate::config::parse_ecr_host(&r.host)
+                .map(|h| iam::repository_arn(&h.region, &h.account, &r.repository)),
+            _ => None,
+        })
+        .collect();
     let scope = iam::PolicyScope {
         partition: iam::partition(&region).to_string(),
         account: account.unwrap_or_else(|| "*".into()),
         region,
-        repositories: config
-            .select(&args.select.services)?
+        repositories: services
             .iter()
             .map(|s| registry.repository_path(&s.repository))
             .collect(),
+        base_repositories,
     };
     println!("{}", serde_json::to_string_pretty(&iam::policy(&scope))?);
     Ok(())

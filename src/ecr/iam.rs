@@ -1,6 +1,7 @@
 //! The minimal IAM policy ocibuild needs for a config: push (and mount, only when several
 //! repositories share blobs), repository management and scan reading, scoped to the
-//! configured repositories' ARNs. Pure: nothing is called.
+//! configured repositories' ARNs, plus reading the base images kept in ECR (manifests and
+//! configs to build, layers to mount or copy). Pure: nothing is called.
 
 use serde_json::{json, Value};
 
@@ -15,6 +16,8 @@ pub struct PolicyScope {
     pub account: String,
     /// Full repository names.
     pub repositories: Vec<String>,
+    /// ARNs of ECR repositories holding base images (read only).
+    pub base_repositories: Vec<String>,
 }
 
 /// The partition of a region.
@@ -53,7 +56,7 @@ pub fn policy(scope: &PolicyScope) -> Value {
         push.push("ecr:GetDownloadUrlForLayer");
         push.sort_unstable();
     }
-    json!({
+    let mut doc = json!({
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -94,7 +97,33 @@ pub fn policy(scope: &PolicyScope) -> Value {
                 "Resource": arns
             }
         ]
-    })
+    });
+    if !scope.base_repositories.is_empty() {
+        let mut bases = scope.base_repositories.clone();
+        bases.sort();
+        bases.dedup();
+        if let Some(st) = doc["Statement"].as_array_mut() {
+            st.push(json!({
+                "Sid": "OcibuildBaseImages",
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer"
+                ],
+                "Resource": bases
+            }));
+        }
+    }
+    doc
+}
+
+/// The ARN of repository `repository` in `region` of `account`.
+pub fn repository_arn(region: &str, account: &str, repository: &str) -> String {
+    format!(
+        "arn:{}:ecr:{region}:{account}:repository/{repository}",
+        partition(region)
+    )
 }
 
 #[cfg(test)]
@@ -108,6 +137,7 @@ mod tests {
             region: "us-east-1".into(),
             account: "123456789012".into(),
             repositories: vec!["retail-store-cart".into(), "retail-store-ui".into()],
+            base_repositories: vec![],
         };
         let p = policy(&scope);
         let st = p["Statement"].as_array().unwrap();
@@ -131,6 +161,22 @@ mod tests {
             ..scope
         };
         assert!(!policy(&one)["Statement"][1]["Action"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ecr:GetDownloadUrlForLayer")));
+        assert_eq!(st.len(), 4, "no base statement without ECR bases");
+        let with_base = PolicyScope {
+            base_repositories: vec![repository_arn("eu-west-1", "210987654321", "base/jre")],
+            ..one
+        };
+        let p = policy(&with_base);
+        let st = p["Statement"].as_array().unwrap();
+        assert_eq!(st[4]["Sid"], "OcibuildBaseImages");
+        assert_eq!(
+            st[4]["Resource"],
+            json!(["arn:aws:ecr:eu-west-1:210987654321:repository/base/jre"])
+        );
+        assert!(st[4]["Action"]
             .as_array()
             .unwrap()
             .contains(&json!("ecr:GetDownloadUrlForLayer")));

@@ -111,10 +111,7 @@ fn raw_digest(image: &str) -> String {
 /// Take `image` for one platform out of a registry, unpack it with umoci, check the base's
 /// marker file and run the catalog entrypoint (arm64 under qemu).
 fn unpack_and_run(tmp: &Path, image: &str, arch: &str) {
-    let one = tmp.join(format!(
-        "one-{arch}-{}",
-        sha256_hex(image)[7..15].to_string()
-    ));
+    let one = tmp.join(format!("one-{arch}-{}", &sha256_hex(image)[7..15]));
     run(Command::new("skopeo").args([
         "--insecure-policy",
         "--override-arch",
