@@ -18,10 +18,14 @@ pub enum Fault {
     Code(u16, &'static str),
     ResetMidBody,
     Slow(Duration),
+    /// Forward a mount request as a plain upload request: the registry opens a session and
+    /// answers 202 instead of mounting (as ECR does without its blob-mounting setting).
+    NoMount,
 }
 
 /// Decides the fault for (method, path, how many earlier requests had the same method+path).
-/// A blob PUT's path is `/v2/<repo>/blobs/uploads/<digest>`, whatever its session id.
+/// A blob PUT's path is `/v2/<repo>/blobs/uploads/<digest>`, whatever its session id; a mount
+/// request's is `/v2/<repo>/blobs/uploads/?mount`.
 pub type Rule = Arc<dyn Fn(&str, &str, usize) -> Fault + Send + Sync>;
 
 pub struct FaultProxy {
@@ -132,6 +136,9 @@ fn serve(
                 d.split('&').next().unwrap_or("")
             );
         }
+        if method == "POST" && target.contains("mount=") {
+            path.push_str("?mount");
+        }
         let len: usize = head
             .iter()
             .find_map(|h| {
@@ -191,6 +198,10 @@ fn serve(
             }
             Fault::Slow(d) => std::thread::sleep(d),
             Fault::Forward => {}
+            Fault::NoMount => {
+                let plain = target.split('?').next().unwrap_or("");
+                head[0] = head[0].replacen(&target, plain, 1);
+            }
         }
         // Forward on a fresh upstream connection, closed after the answer.
         let mut up = TcpStream::connect(("127.0.0.1", upstream))?;

@@ -348,6 +348,69 @@ fn services_build_on_a_registry_base_by_tag_and_digest_and_push_without_moving_i
 }
 
 #[test]
+fn a_refused_mount_falls_back_to_a_streamed_copy_within_the_registry() {
+    require("skopeo");
+    require("umoci");
+    let reg = TestRegistry::start(None);
+    // The registry opens an upload session instead of mounting, as ECR does without its
+    // blob-mounting setting.
+    let proxy = FaultProxy::start(
+        reg.port,
+        Arc::new(|m: &str, path: &str, _| {
+            if m == "POST" && path.ends_with("?mount") {
+                Fault::NoMount
+            } else {
+                Fault::Forward
+            }
+        }),
+        false,
+    );
+    push_base(&format!("{}/base/static:v1", reg.host()), &["--all"]);
+    let layers = base_layers();
+    let (tmp, project) = retail_store();
+    compile_catalog(&project);
+    let base = format!("{}/base/static:v1", proxy.host());
+    set_bases(&project, &base, &base);
+    let cfg = docker_config(tmp.path(), "{}");
+    let rep = tmp.path().join("push.json");
+    ok(ocibuild_cfg(
+        &project,
+        &cfg,
+        &[
+            "push",
+            "--service",
+            "catalog",
+            "--registry",
+            &proxy.host(),
+            "--tag",
+            "v1",
+            "--no-cache",
+            "--report",
+            rep.to_str().unwrap(),
+        ],
+    ));
+    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
+    assert_eq!(r[0]["blobs_mounted"], 0, "{r}");
+    assert_eq!(r[0]["blobs_copied"], layers.len() as u64, "{r}");
+    let seen = requests(&proxy);
+    for l in &layers {
+        for want in [
+            "POST /v2/retail-store-catalog/blobs/uploads/?mount".to_string(),
+            format!("GET /v2/base/static/blobs/{l}"),
+            format!(
+                "PUT /v2/retail-store-catalog/blobs/uploads/{}",
+                l.replace(':', "%3A")
+            ),
+        ] {
+            assert!(seen.contains(&want), "{want} missing: {seen:?}");
+        }
+    }
+    let image = format!("docker://{}/retail-store-catalog:v1", reg.host());
+    assert_eq!(raw_digest(&image), r[0]["index_digest"].as_str().unwrap());
+    unpack_and_run(tmp.path(), &image, "amd64");
+}
+
+#[test]
 fn a_resolved_tag_is_cached_pull_asks_again_and_the_pinned_digest_wins() {
     require("skopeo");
     require("umoci");
