@@ -1189,8 +1189,17 @@ fn run_push(args: PushArgs) -> anyhow::Result<()> {
                     (None, true) => "dry run",
                     (None, false) => "pushed",
                 };
+                let copied = if r.blobs_copied > 0 {
+                    format!(
+                        ", copied {} ({}) from the base's registry",
+                        r.blobs_copied,
+                        human_bytes(r.bytes_copied)
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "{} {state}: {}/{}@{} tags [{}]: uploaded {} ({}), mounted {}, skipped {} in {:.1} s",
+                    "{} {state}: {}/{}@{} tags [{}]: uploaded {} ({}){copied}, mounted {}, skipped {} in {:.1} s",
                     r.service,
                     r.registry,
                     r.repository,

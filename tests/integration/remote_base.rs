@@ -373,7 +373,7 @@ fn a_refused_mount_falls_back_to_a_streamed_copy_within_the_registry() {
     set_bases(&project, &base, &base);
     let cfg = docker_config(tmp.path(), "{}");
     let rep = tmp.path().join("push.json");
-    ok(ocibuild_cfg(
+    let text = ok(ocibuild_cfg(
         &project,
         &cfg,
         &[
@@ -392,6 +392,10 @@ fn a_refused_mount_falls_back_to_a_streamed_copy_within_the_registry() {
     let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
     assert_eq!(r[0]["blobs_mounted"], 0, "{r}");
     assert_eq!(r[0]["blobs_copied"], layers.len() as u64, "{r}");
+    assert!(
+        text.contains(&format!(", copied {} (", layers.len())),
+        "{text}"
+    );
     let seen = requests(&proxy);
     for l in &layers {
         for want in [
