@@ -4,6 +4,10 @@
 //! away), cold (nothing there) and warm (everything there): `ocibuild push --layout` against a
 //! CI script running `skopeo copy --all` for each service, one after another, through the same
 //! proxy. Prints the median of 3 runs of each and the ratios (BENCHMARKS.md keeps them).
+//! Then the same services on a base image kept in that registry (the 40 MiB runtime moves into
+//! the base): `ocibuild build` on the registry base against pulling the base first (`skopeo copy
+//! --all` to a layout) and building on the layout, and the push of the result (base layers
+//! mounted) against the skopeo script pushing the layouts built on the pulled base.
 //! Run with `cargo bench --bench push` (needs docker-registry and skopeo: scripts/test.sh).
 
 #[path = "support/mod.rs"]
@@ -165,8 +169,6 @@ fn main() {
         eprintln!("{tool}: cold {cold:?} warm {warm:?}");
         rows.push((tool, median(cold), median(warm)));
     }
-    let _ = registry.kill();
-    let _ = registry.wait();
     let (o, s) = (&rows[0], &rows[1]);
     println!("push of 5 services x 2 platforms (40 MiB runtime shared, 40 MiB app each), 30 ms added per request; median of {RUNS}");
     println!("| scenario | ocibuild push | skopeo copy --all, one service after another | skopeo / ocibuild |");
@@ -182,5 +184,135 @@ fn main() {
         o.2.as_secs_f64(),
         s.2.as_secs_f64(),
         s.2.as_secs_f64() / o.2.as_secs_f64()
+    );
+
+    registry_base(t.path(), &root, &host, port);
+    let _ = registry.kill();
+    let _ = registry.wait();
+}
+
+/// The registry-base scenarios: the runtime layer moves into a base image in the registry.
+fn registry_base(t: &Path, root: &Path, host: &str, port: u16) {
+    let bin = env!("CARGO_BIN_EXE_ocibuild");
+    // The base: the runtime layer, both platforms, put in the registry directly.
+    fs::write(
+        root.join("base.toml"),
+        "[build]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\
+         [services.base]\nrepository = \"base/runtime\"\n\
+         [[services.base.layers]]\nsource = \"runtime\"\ntarget = \"/opt/runtime\"\n",
+    )
+    .unwrap();
+    let base_layout = t.join("base-layout");
+    ok(Command::new(bin)
+        .current_dir(root)
+        .args(["build", "--no-cache", "--config", "base.toml", "--out"])
+        .arg(&base_layout));
+    ok(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--all",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:latest", base_layout.join("base").display()),
+        &format!("docker://127.0.0.1:{port}/base/runtime:v1"),
+    ]));
+    let services = |base: &str| {
+        let mut cfg = String::from("[build]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n");
+        cfg.push_str(&format!("base = \"{base}\"\n"));
+        for s in 0..SERVICES {
+            cfg.push_str(&format!(
+                "[services.svc{s}]\nrepository = \"svc{s}\"\n\
+                 [[services.svc{s}.layers]]\nsource = \"svc{s}/app\"\ntarget = \"/app\"\n\
+                 [[services.svc{s}.layers]]\nsource = \"svc{s}/bin/{{os}}-{{arch}}\"\ntarget = \"/usr/local/bin\"\n"
+            ));
+        }
+        cfg
+    };
+    let pulled = t.join("pulled");
+    fs::write(
+        root.join("remote.toml"),
+        services(&format!("{host}/base/runtime:v1")),
+    )
+    .unwrap();
+    fs::write(
+        root.join("local.toml"),
+        services(&format!("oci:{}:v1", pulled.display())),
+    )
+    .unwrap();
+    let build = |config: &str, out: &Path| {
+        let _ = fs::remove_dir_all(out);
+        ok(Command::new(bin)
+            .current_dir(root)
+            .args(["build", "--no-cache", "--config", config, "--out"])
+            .arg(out)
+            .env("DOCKER_CONFIG", t));
+    };
+    let remote_out = t.join("on-registry-base");
+    let local_out = t.join("on-pulled-base");
+    let (mut ours, mut pull_then_build) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let s = Instant::now();
+        build("remote.toml", &remote_out);
+        ours.push(s.elapsed());
+        let _ = fs::remove_dir_all(&pulled);
+        let s = Instant::now();
+        ok(Command::new("skopeo").args([
+            "--insecure-policy",
+            "copy",
+            "--all",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{host}/base/runtime:v1"),
+            &format!("oci:{}:v1", pulled.display()),
+        ]));
+        build("local.toml", &local_out);
+        pull_then_build.push(s.elapsed());
+    }
+    eprintln!("build on registry base {ours:?}; pull then build {pull_then_build:?}");
+    let (ours, theirs) = (median(ours), median(pull_then_build));
+
+    let (mut push_ours, mut push_skopeo) = (Vec::new(), Vec::new());
+    for r in 0..RUNS {
+        let s = Instant::now();
+        ok(Command::new(bin)
+            .current_dir(root)
+            .args(["push", "-q", "--config", "remote.toml", "--all", "--layout"])
+            .arg(&remote_out)
+            .args(["--registry", &format!("{host}/rb-{r}"), "--jobs", "8"])
+            .env("DOCKER_CONFIG", t));
+        push_ours.push(s.elapsed());
+        let s = Instant::now();
+        for i in 0..SERVICES {
+            ok(Command::new("skopeo").args([
+                "--insecure-policy",
+                "copy",
+                "--all",
+                "-q",
+                "--dest-tls-verify=false",
+                &format!("oci:{}:latest", local_out.join(format!("svc{i}")).display()),
+                &format!("docker://{host}/sk-{r}/svc{i}:latest"),
+            ]));
+        }
+        push_skopeo.push(s.elapsed());
+    }
+    eprintln!("push on registry base {push_ours:?}; skopeo {push_skopeo:?}");
+    let (po, ps) = (median(push_ours), median(push_skopeo));
+    println!();
+    println!(
+        "the same services on a 40 MiB two-platform base image in the registry; median of {RUNS}"
+    );
+    println!("| step | ocibuild | baseline | baseline / ocibuild |");
+    println!("|---|---|---|---|");
+    println!(
+        "| build | {:.2} s (`build` on the registry base) | {:.2} s (`skopeo copy --all` the base to a layout, `build` on it) | {:.1}x |",
+        ours.as_secs_f64(),
+        theirs.as_secs_f64(),
+        theirs.as_secs_f64() / ours.as_secs_f64()
+    );
+    println!(
+        "| push, cold | {:.2} s (`push --layout`, base layers mounted) | {:.2} s (`skopeo copy --all` x5 of the layouts) | {:.1}x |",
+        po.as_secs_f64(),
+        ps.as_secs_f64(),
+        ps.as_secs_f64() / po.as_secs_f64()
     );
 }

@@ -3,7 +3,8 @@
 //! Parsing is strict: unknown keys, missing required keys and bad values are errors that name
 //! the file, line and column (value types validate themselves while deserializing, so serde and
 //! toml attach the span). Relative paths in the file are relative to the file's directory.
-//! Imports `platform` and `spec`; nothing here touches the file system beyond reading the file.
+//! Imports `platform`, `reference` and `spec`; nothing here touches the file system beyond
+//! reading the file.
 
 use crate::platform::Platform;
 use crate::reference::ImageRef;
