@@ -1304,6 +1304,28 @@ modes = { "bin/*" = "0750" }
     }
 
     #[test]
+    fn registry_bases_by_tag_and_digest() {
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let src = format!(
+            "[build]\nbase = \"public.ecr.aws/distroless/java17:nonroot\"\n{}\n[services.cart]\nrepository = \"c\"\nbase = \"127.0.0.1:5000/base/jre@{d}\"\n[[services.cart.layers]]\nsource = \"x\"\ntarget = \"/x\"\n",
+            MINIMAL
+        );
+        let c = parse(&src).unwrap();
+        let BaseRef::Registry(r) = &c.services["catalog"].base else {
+            panic!("{:?}", c.services["catalog"].base)
+        };
+        assert_eq!(
+            (r.host.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("public.ecr.aws", "distroless/java17", Some("nonroot"))
+        );
+        let BaseRef::Registry(r) = &c.services["cart"].base else {
+            panic!("{:?}", c.services["cart"].base)
+        };
+        assert_eq!(r.digest.as_ref().map(|d| d.to_string()), Some(d.clone()));
+        assert_eq!(r.to_string(), format!("127.0.0.1:5000/base/jre@{d}"));
+    }
+
+    #[test]
     fn unknown_key_has_position() {
         let e = err(&MINIMAL.replace("target = \"/app\"", "target = \"/app\"\ntargte = \"x\""));
         assert!(e.starts_with("ocibuild.toml:7:1:"), "{e}");

@@ -14,6 +14,7 @@ use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::registry::client::RegistryClient;
 use crate::registry::clients::Clients;
+use crate::registry::error::RegistryError;
 use crate::spec::{
     MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
 };
@@ -124,7 +125,7 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn err(&self, e: crate::registry::error::RegistryError) -> BaseError {
+    fn err(&self, e: RegistryError) -> BaseError {
         BaseError::Registry {
             host: self.image.host.clone(),
             source: Box::new(e),
@@ -187,51 +188,49 @@ impl Reader<'_> {
             message: format!("writing layer {d} into {}: {e}", dir.display()),
         };
         std::fs::create_dir_all(dir).map_err(io)?;
+        // Local failures end the retries (Ok(Err(..))); transfer failures are retried.
         let tmp = self
             .client
             .retry(|| async {
                 let resp = self.client.open_blob(&self.image.repository, d).await?;
-                let mut tmp = tempfile::NamedTempFile::with_prefix_in(".download-", dir)
-                    .map_err(|e| local(d, e))?;
+                let url = self.client.base().clone();
+                let mut tmp = match tempfile::NamedTempFile::with_prefix_in(".download-", dir) {
+                    Ok(t) => t,
+                    Err(e) => return Ok(Err(e)),
+                };
                 let mut hasher = Sha256::new();
                 let mut n = 0u64;
                 let mut stream = resp.bytes_stream();
                 while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| {
-                        let url = self.client.base().clone();
-                        crate::registry::error::RegistryError::transport("GET", &url, &e)
-                    })?;
+                    let chunk = chunk.map_err(|e| RegistryError::transport("GET", &url, &e))?;
                     hasher.update(&chunk);
                     n += chunk.len() as u64;
-                    tmp.write_all(&chunk).map_err(|e| local(d, e))?;
+                    if let Err(e) = tmp.write_all(&chunk) {
+                        return Ok(Err(e));
+                    }
                 }
                 let got = Digest::of_hash(hasher.finalize().into());
                 if got != *d || n != size {
-                    return Err(local(
-                        d,
-                        std::io::Error::other(format!(
-                            "the registry served {got} ({n} bytes) for it ({size} bytes expected)"
-                        )),
-                    ));
+                    // A damaged transfer: worth another try.
+                    return Err(RegistryError {
+                        method: "GET".into(),
+                        url: format!("{}v2/{}/blobs/{d}", url, self.image.repository),
+                        status: None,
+                        code: None,
+                        message: format!(
+                            "the registry served {got} ({n} bytes), not {d} ({size} bytes)"
+                        ),
+                        retry_after: None,
+                        hint: None,
+                    });
                 }
-                Ok(tmp)
+                Ok(Ok(tmp))
             })
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.err(e))?
+            .map_err(io)?;
         tmp.persist(&dest).map_err(|e| io(e.error))?;
         Ok(dest)
-    }
-}
-
-fn local(d: &Digest, e: std::io::Error) -> crate::registry::error::RegistryError {
-    crate::registry::error::RegistryError {
-        method: "GET".into(),
-        url: format!("layer {d}"),
-        status: Some(0),
-        code: None,
-        message: e.to_string(),
-        retry_after: None,
-        hint: None,
     }
 }
 
