@@ -139,3 +139,57 @@ pub fn sha256_hex(b: impl AsRef<[u8]>) -> String {
     use sha2::Digest;
     format!("sha256:{:x}", sha2::Sha256::digest(b.as_ref()))
 }
+
+/// The fixture base image's layout, relative to the repository.
+pub const BASE_LAYOUT: &str = "fixtures/retail-store/base-images/static";
+
+/// Copy the fixture base image (both platforms) into `dest` (`host/repo:tag`) with skopeo.
+pub fn push_base(dest: &str, extra: &[&str]) {
+    run(Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
+        .args(extra)
+        .arg(format!("oci:{}:v1", repo().join(BASE_LAYOUT).display()))
+        .arg(format!("docker://{dest}")));
+}
+
+/// The layer digests of the fixture base (every platform).
+pub fn base_layers() -> Vec<String> {
+    let dir = repo().join(BASE_LAYOUT);
+    let blob = |d: &str| -> serde_json::Value {
+        let hex = d.trim_start_matches("sha256:");
+        serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let top: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let index = blob(top["manifests"][0]["digest"].as_str().unwrap());
+    let mut out = Vec::new();
+    for m in index["manifests"].as_array().unwrap() {
+        for l in blob(m["digest"].as_str().unwrap())["layers"]
+            .as_array()
+            .unwrap()
+        {
+            out.push(l["digest"].as_str().unwrap().to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    assert!(!out.is_empty());
+    out
+}
+
+/// Point the project's default base (and the catalog's) at `default` / `catalog`.
+pub fn set_bases(project: &Path, default: &str, catalog: &str) {
+    let path = project.join("ocibuild.toml");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "base = \"oci:base-images/static\"\n",
+            &format!("base = \"{default}\"\n"),
+        )
+        .replace(
+            "base = \"oci:base-images/static:v1\"\n",
+            &format!("base = \"{catalog}\"\n"),
+        );
+    assert!(text.contains(default), "default base replaced");
+    fs::write(path, text).unwrap();
+}

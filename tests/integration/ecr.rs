@@ -287,6 +287,49 @@ fn push_with_ecr_auth_create_repos_and_scan_findings() {
 }
 
 #[test]
+fn a_base_image_in_ecr_is_read_with_the_sdk_credentials_and_mounted() {
+    require("skopeo");
+    let moto = Moto::start();
+    let reg = TestRegistry::start(Some(("AWS", TOKEN_PASSWORD)));
+    push_base(
+        &format!("{}/base/static:v1", reg.host()),
+        &["--all", "--dest-creds", &format!("AWS:{TOKEN_PASSWORD}")],
+    );
+    let (t, p) = ecr_project(&reg.host(), "");
+    let base = format!("{}/base/static:v1", reg.host());
+    set_bases(&p, &base, &base);
+    // No Docker credentials anywhere: only the SDK's token opens the registry.
+    let rep = t.path().join("r.json");
+    let o = oci(
+        &p,
+        &moto.endpoint(),
+        &[
+            "push",
+            "--create-repos",
+            "--service",
+            "cart",
+            "--no-cache",
+            "--report",
+            rep.to_str().unwrap(),
+        ],
+    );
+    let text = both(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(!text.contains(TOKEN_PASSWORD), "{text}");
+    assert!(
+        text.contains(&format!("on base {base} -> sha256:")),
+        "{text}"
+    );
+    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
+    assert_eq!(
+        r[0]["blobs_mounted"],
+        base_layers().len() as u64,
+        "base layers mounted from base/static: {r}"
+    );
+    assert_eq!(r[0]["blobs_copied"], 0);
+}
+
+#[test]
 fn seeded_enhanced_findings_are_read() {
     let moto = Moto::start();
     let (t, p) = ecr_project("127.0.0.1:1", "");
@@ -527,6 +570,30 @@ fn iam_policy_is_scoped_to_the_configured_repositories() {
         .as_array()
         .unwrap()
         .contains(&json!("ecr:DescribeImageScanFindings")));
+    assert_eq!(
+        st.len(),
+        4,
+        "no base statement: the bases are local layouts"
+    );
+
+    // A base image in ECR (another account and region) is read: manifests, configs, layers.
+    let base = "210987654321.dkr.ecr.us-west-2.amazonaws.com/base/jre:17";
+    set_bases(&p, base, base);
+    let v: Value = serde_json::from_str(&ok(ocibuild(&p, &["iam-policy"]))).unwrap();
+    let st = v["Statement"].as_array().unwrap();
+    assert_eq!(st[4]["Sid"], "OcibuildBaseImages");
+    assert_eq!(
+        st[4]["Resource"],
+        json!(["arn:aws:ecr:us-west-2:210987654321:repository/base/jre"])
+    );
+    assert_eq!(
+        st[4]["Action"],
+        json!([
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer"
+        ])
+    );
 }
 
 #[test]
