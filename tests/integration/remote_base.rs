@@ -363,6 +363,81 @@ fn a_refused_mount_falls_back_to_a_streamed_copy_within_the_registry() {
 }
 
 #[test]
+fn a_public_base_is_read_anonymously_with_pull_only_tokens() {
+    require("skopeo");
+    let tmp = tempfile::tempdir().unwrap();
+    // Token auth where anyone may pull and ci-user may push anywhere (as on a public registry).
+    let ts = crate::token::TokenServer::start_with(
+        tmp.path(),
+        "test-registry",
+        "ci-user",
+        "tok-pass",
+        "",
+        true,
+    );
+    let reg = TestRegistry::start_with_auth(
+        tempfile::tempdir().unwrap(),
+        Some(ts.registry_auth_yaml("test-registry")),
+    );
+    push_base(
+        &format!("{}/base/static:v1", reg.host()),
+        &["--all", "--dest-creds", "ci-user:tok-pass"],
+    );
+    let (ptmp, p) = retail_store();
+    let base = format!("{}/base/static:v1", reg.host());
+    set_bases(&p, &base, &base);
+    let anon = docker_config(&ptmp.path().join("anon"), "{}");
+    ts.scopes.lock().unwrap().clear();
+    let out = ptmp.path().join("out");
+    ok(ocibuild_cfg(
+        &p,
+        &anon,
+        &["build", "--out", out.to_str().unwrap(), "--service", "ui"],
+    ));
+    let scopes = ts.scopes.lock().unwrap().clone();
+    assert!(
+        scopes.iter().all(|s| s == "repository:base/static:pull"),
+        "reading a base asks pull only: {scopes:?}"
+    );
+    assert!(!scopes.is_empty());
+
+    // Pushing with credentials into the same registry mounts the base layers (pull on the
+    // base's repository, push on ours).
+    let auth = base64_of("ci-user:tok-pass");
+    let cfg = docker_config(
+        &ptmp.path().join("user"),
+        &format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()),
+    );
+    let rep = ptmp.path().join("r.json");
+    ok(ocibuild_cfg(
+        &p,
+        &cfg,
+        &[
+            "push",
+            "--layout",
+            out.to_str().unwrap(),
+            "--service",
+            "ui",
+            "--registry",
+            &format!("{}/team", reg.host()),
+            "--report",
+            rep.to_str().unwrap(),
+        ],
+    ));
+    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
+    assert_eq!(r[0]["blobs_mounted"], base_layers().len() as u64, "{r}");
+    let scopes = ts.scopes.lock().unwrap().clone();
+    assert!(
+        scopes.contains(&"repository:team/retail-store-ui:pull,push".to_string()),
+        "{scopes:?}"
+    );
+    assert!(
+        !scopes.contains(&"repository:base/static:pull,push".to_string()),
+        "never push scope on the base: {scopes:?}"
+    );
+}
+
+#[test]
 fn a_resolved_tag_is_cached_pull_asks_again_and_the_pinned_digest_wins() {
     require("skopeo");
     require("umoci");

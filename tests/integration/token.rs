@@ -31,6 +31,19 @@ impl TokenServer {
         password: &str,
         allowed_prefix: &str,
     ) -> TokenServer {
+        Self::start_with(dir, service, user, password, allowed_prefix, false)
+    }
+
+    /// As [`TokenServer::start`]; with `anonymous_pull`, anyone else gets pull-only tokens
+    /// (what public registries such as ECR Public or Docker Hub do).
+    pub fn start_with(
+        dir: &Path,
+        service: &str,
+        user: &str,
+        password: &str,
+        allowed_prefix: &str,
+        anonymous_pull: bool,
+    ) -> TokenServer {
         require("openssl");
         let key = dir.join("token.key");
         let cert = dir.join("token.crt");
@@ -106,7 +119,8 @@ impl TokenServer {
                     .map(|(_, v)| v.into_owned())
                     .collect();
                 scopes2.lock().unwrap().extend(requested.iter().cloned());
-                if auth.as_deref() != Some(expected_auth.as_str()) {
+                let known = auth.as_deref() == Some(expected_auth.as_str());
+                if !known && !anonymous_pull {
                     let body =
                         r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#;
                     let _ = write!(conn, "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
@@ -119,7 +133,7 @@ impl TokenServer {
                         let (typ, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
                         let granted: Vec<&str> = actions
                             .split(',')
-                            .filter(|a| *a == "pull" || name.starts_with(&prefix))
+                            .filter(|a| *a == "pull" || (known && name.starts_with(&prefix)))
                             .collect();
                         Some(serde_json::json!({"type": typ, "name": name, "actions": granted}))
                     })
@@ -129,7 +143,7 @@ impl TokenServer {
                     .unwrap()
                     .as_secs();
                 let claims = serde_json::json!({
-                    "iss": "ocibuild-test-issuer", "sub": user, "aud": service,
+                    "iss": "ocibuild-test-issuer", "sub": if known { user.as_str() } else { "anonymous" }, "aud": service,
                     "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{port}-{}", requested.len()),
                     "access": access,
                 });
