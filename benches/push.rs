@@ -48,6 +48,31 @@ fn ok(cmd: &mut Command) {
     );
 }
 
+/// The CI script people write today: `skopeo copy --all` of each service's layout under
+/// `layouts` to `dest/svcN:latest`, one after another.
+fn skopeo_script(layouts: &Path, dest: &str) {
+    for i in 0..SERVICES {
+        skopeo_copy(
+            &format!("oci:{}:latest", layouts.join(format!("svc{i}")).display()),
+            &format!("docker://{dest}/svc{i}:latest"),
+        );
+    }
+}
+
+/// `skopeo copy --all` from `src` to `dest`, registries over plain HTTP.
+fn skopeo_copy(src: &str, dest: &str) {
+    ok(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--all",
+        "-q",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        src,
+        dest,
+    ]));
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -139,26 +164,16 @@ fn main() {
             .env("DOCKER_CONFIG", t.path()));
         s.elapsed()
     };
-    let skopeo_script = |prefix: &str| {
+    let skopeo_run = |prefix: &str| {
         let s = Instant::now();
-        for i in 0..SERVICES {
-            ok(Command::new("skopeo").args([
-                "--insecure-policy",
-                "copy",
-                "--all",
-                "-q",
-                "--dest-tls-verify=false",
-                &format!("oci:{}:latest", layouts.join(format!("svc{i}")).display()),
-                &format!("docker://{host}/{prefix}/svc{i}:latest"),
-            ]));
-        }
+        skopeo_script(&layouts, &format!("{host}/{prefix}"));
         s.elapsed()
     };
 
     let mut rows = Vec::new();
     for (tool, run) in [
         ("ocibuild push", &ocibuild_push as &dyn Fn(&str) -> Duration),
-        ("skopeo copy --all x5", &skopeo_script),
+        ("skopeo copy --all x5", &skopeo_run),
     ] {
         let (mut cold, mut warm) = (Vec::new(), Vec::new());
         for r in 0..RUNS {
@@ -207,15 +222,10 @@ fn registry_base(t: &Path, root: &Path, host: &str, port: u16) {
         .current_dir(root)
         .args(["build", "--no-cache", "--config", "base.toml", "--out"])
         .arg(&base_layout));
-    ok(Command::new("skopeo").args([
-        "--insecure-policy",
-        "copy",
-        "--all",
-        "-q",
-        "--dest-tls-verify=false",
+    skopeo_copy(
         &format!("oci:{}:latest", base_layout.join("base").display()),
         &format!("docker://127.0.0.1:{port}/base/runtime:v1"),
-    ]));
+    );
     let services = |base: &str| {
         let mut cfg = String::from("[build]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n");
         cfg.push_str(&format!("base = \"{base}\"\n"));
@@ -263,15 +273,10 @@ fn registry_base(t: &Path, root: &Path, host: &str, port: u16) {
         ours.push(s.elapsed());
         let _ = fs::remove_dir_all(&pulled);
         let s = Instant::now();
-        ok(Command::new("skopeo").args([
-            "--insecure-policy",
-            "copy",
-            "--all",
-            "-q",
-            "--src-tls-verify=false",
+        skopeo_copy(
             &format!("docker://{host}/base/runtime:v1"),
             &format!("oci:{}:v1", pulled.display()),
-        ]));
+        );
         build("local.toml", &local_out);
         pull_then_build.push(s.elapsed());
     }
@@ -289,17 +294,7 @@ fn registry_base(t: &Path, root: &Path, host: &str, port: u16) {
             .env("DOCKER_CONFIG", t));
         push_ours.push(s.elapsed());
         let s = Instant::now();
-        for i in 0..SERVICES {
-            ok(Command::new("skopeo").args([
-                "--insecure-policy",
-                "copy",
-                "--all",
-                "-q",
-                "--dest-tls-verify=false",
-                &format!("oci:{}:latest", local_out.join(format!("svc{i}")).display()),
-                &format!("docker://{host}/sk-{r}/svc{i}:latest"),
-            ]));
-        }
+        skopeo_script(&local_out, &format!("{host}/sk-{r}"));
         push_skopeo.push(s.elapsed());
     }
     eprintln!("push on registry base {push_ours:?}; skopeo {push_skopeo:?}");

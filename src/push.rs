@@ -586,15 +586,7 @@ async fn push_blob(
         other = sources
             .get(&base.host)
             .await
-            .map_err(|message| RegistryError {
-                method: "GET".into(),
-                url: base.host.clone(),
-                status: None,
-                code: None,
-                message,
-                retry_after: None,
-                hint: None,
-            })?;
+            .map_err(|message| RegistryError::new("GET", base.host.clone(), message))?;
         &other
     };
     let source = BlobSource::Registry {

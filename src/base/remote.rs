@@ -212,17 +212,11 @@ impl Reader<'_> {
                 let got = Digest::of_hash(hasher.finalize().into());
                 if got != *d || n != size {
                     // A damaged transfer: worth another try.
-                    return Err(RegistryError {
-                        method: "GET".into(),
-                        url: format!("{}v2/{}/blobs/{d}", url, self.image.repository),
-                        status: None,
-                        code: None,
-                        message: format!(
-                            "the registry served {got} ({n} bytes), not {d} ({size} bytes)"
-                        ),
-                        retry_after: None,
-                        hint: None,
-                    });
+                    return Err(RegistryError::new(
+                        "GET",
+                        format!("{}v2/{}/blobs/{d}", url, self.image.repository),
+                        format!("the registry served {got} ({n} bytes), not {d} ({size} bytes)"),
+                    ));
                 }
                 Ok(Ok(tmp))
             })

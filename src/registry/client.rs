@@ -163,14 +163,8 @@ impl RegistryClient {
         } else {
             "https"
         };
-        let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| RegistryError {
-            method: "-".into(),
-            url: host.to_string(),
-            status: None,
-            code: None,
-            message: format!("invalid registry host: {e}"),
-            retry_after: None,
-            hint: None,
+        let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
+            RegistryError::new("-", host.to_string(), format!("invalid registry host: {e}"))
         })?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
@@ -359,14 +353,12 @@ impl RegistryClient {
         service: Option<&str>,
         scope: &str,
     ) -> Result<(String, Duration), RegistryError> {
-        let mut url = Url::parse(realm).map_err(|e| RegistryError {
-            method: "GET".into(),
-            url: realm.to_string(),
-            status: None,
-            code: None,
-            message: format!("invalid token realm: {e}"),
-            retry_after: None,
-            hint: None,
+        let mut url = Url::parse(realm).map_err(|e| {
+            RegistryError::new(
+                "GET",
+                realm.to_string(),
+                format!("invalid token realm: {e}"),
+            )
         })?;
         let cred = self.cred();
         let req = match &cred.credential {
@@ -423,14 +415,8 @@ impl RegistryClient {
             .get("token")
             .or_else(|| v.get("access_token"))
             .and_then(|t| t.as_str())
-            .ok_or_else(|| RegistryError {
-                method: "GET".into(),
-                url: strip_query(&url),
-                status: None,
-                code: None,
-                message: "token response has no token".into(),
-                retry_after: None,
-                hint: None,
+            .ok_or_else(|| {
+                RegistryError::new("GET", strip_query(&url), "token response has no token")
             })?
             .to_string();
         let secs = v
@@ -603,15 +589,7 @@ impl RegistryClient {
                 .send(&Method::PUT, &put, &scope, &|| {
                     let body = match source {
                         BlobSource::File(path) => {
-                            let file = std::fs::File::open(path).map_err(|e| RegistryError {
-                                method: "PUT".into(),
-                                url: strip_query(&put),
-                                status: None,
-                                code: None,
-                                message: format!("reading {}: {e}", path.display()),
-                                retry_after: None,
-                                hint: None,
-                            })?;
+                            let file = std::fs::File::open(path).map_err(|e| RegistryError::new("PUT", strip_query(&put), format!("reading {}: {e}", path.display())))?;
                             reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
                                 tokio::fs::File::from_std(file),
                                 256 * 1024,
@@ -626,17 +604,11 @@ impl RegistryClient {
                                     .ok()
                                     .and_then(|mut r| r.take())
                                     .ok_or_else(|| {
-                                        RegistryError {
-                                    method: "PUT".into(),
-                                    url: strip_query(&put),
-                                    status: None,
-                                    code: None,
-                                    message:
-                                        "the upload was challenged after its source stream was sent"
-                                            .into(),
-                                    retry_after: None,
-                                    hint: None,
-                                }
+                                        RegistryError::new(
+                                            "PUT",
+                                            strip_query(&put),
+                                            "the upload was challenged after its source stream was sent",
+                                        )
                                     })?;
                             reqwest::Body::wrap_stream(resp.bytes_stream())
                         }
@@ -787,15 +759,7 @@ fn pull_scope(repo: &str) -> String {
 
 /// An error about what a registry served.
 fn invalid(url: &Url, message: String) -> RegistryError {
-    RegistryError {
-        method: "GET".into(),
-        url: strip_query(url),
-        status: None,
-        code: None,
-        message,
-        retry_after: None,
-        hint: None,
-    }
+    RegistryError::new("GET", strip_query(url), message)
 }
 
 /// The body of `resp`, refused past `max` bytes.

@@ -25,6 +25,20 @@ pub struct RegistryError {
 }
 
 impl RegistryError {
+    /// An error without an HTTP answer: `method` on `url` (already free of secrets) failed
+    /// because of `message`. Retryable, as a transport failure is.
+    pub fn new(method: &str, url: impl Into<String>, message: impl Into<String>) -> Self {
+        RegistryError {
+            method: method.to_string(),
+            url: url.into(),
+            status: None,
+            code: None,
+            message: message.into(),
+            retry_after: None,
+            hint: None,
+        }
+    }
+
     /// Whether a retry may succeed: connection errors, 408, 429 and 5xx.
     pub fn is_retryable(&self) -> bool {
         match self.status {

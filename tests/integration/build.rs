@@ -338,15 +338,7 @@ fn fixtures_build_into_layouts_that_skopeo_and_umoci_read_and_that_run() {
                 assert_eq!(runtime["process"]["cwd"], "/app");
                 assert_eq!(runtime["process"]["user"]["uid"], 1000);
                 assert_eq!(runtime["process"]["user"]["gid"], 1000);
-                let bin = rootfs.join("app/catalog");
-                let mut cmd = if arch == "amd64" {
-                    Command::new(&bin)
-                } else {
-                    let mut c = Command::new("qemu-aarch64-static");
-                    c.arg(&bin);
-                    c
-                };
-                let said = run(cmd.arg("--from-image"));
+                let said = run_catalog(&rootfs.join("app/catalog"), arch, "--from-image");
                 assert_eq!(
                     said.trim(),
                     format!("catalog running on {arch} --from-image")

@@ -116,6 +116,20 @@ pub fn compile_catalog(project: &Path) {
     }
 }
 
+/// Run the catalog program `bin` (built for `arch`: amd64 natively, arm64 under qemu) with
+/// `arg`; returns what it printed.
+pub fn run_catalog(bin: &Path, arch: &str, arg: &str) -> String {
+    let mut cmd = if arch == "amd64" {
+        Command::new(bin)
+    } else {
+        require("qemu-aarch64-static");
+        let mut c = Command::new("qemu-aarch64-static");
+        c.arg(bin);
+        c
+    };
+    run(cmd.arg(arg))
+}
+
 /// Every file name under `dir` (relative), sorted.
 pub fn list_files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -24,6 +24,18 @@ fn ocibuild_cfg(cwd: &Path, cfg: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A copy of the fixtures with every service on `base` (the catalog compiled when `catalog`),
+/// and an empty Docker config: (guard, project, DOCKER_CONFIG directory).
+fn project_on(base: &str, catalog: bool) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let (tmp, project) = retail_store();
+    if catalog {
+        compile_catalog(&project);
+    }
+    set_bases(&project, base, base);
+    let cfg = docker_config(tmp.path(), "{}");
+    (tmp, project, cfg)
+}
+
 fn json(out: Output) -> Value {
     serde_json::from_str(&ok(out)).unwrap()
 }
@@ -86,16 +98,8 @@ fn unpack_and_run(tmp: &Path, image: &str, arch: &str) {
         arch,
         "the base's layer for {arch} is in the image"
     );
-    let bin = rootfs.join("app/catalog");
-    let mut cmd = if arch == "amd64" {
-        Command::new(&bin)
-    } else {
-        let mut c = Command::new("qemu-aarch64-static");
-        c.arg(&bin);
-        c
-    };
     assert_eq!(
-        run(cmd.arg("ok")).trim(),
+        run_catalog(&rootfs.join("app/catalog"), arch, "ok").trim(),
         format!("catalog running on {arch} ok")
     );
 }
@@ -315,11 +319,7 @@ fn a_refused_mount_falls_back_to_a_streamed_copy_within_the_registry() {
     );
     push_base(&format!("{}/base/static:v1", reg.host()), &["--all"]);
     let layers = base_layers();
-    let (tmp, project) = retail_store();
-    compile_catalog(&project);
-    let base = format!("{}/base/static:v1", proxy.host());
-    set_bases(&project, &base, &base);
-    let cfg = docker_config(tmp.path(), "{}");
+    let (tmp, project, cfg) = project_on(&format!("{}/base/static:v1", proxy.host()), true);
     let rep = tmp.path().join("push.json");
     let text = ok(ocibuild_cfg(
         &project,
@@ -444,11 +444,8 @@ fn a_resolved_tag_is_cached_pull_asks_again_and_the_pinned_digest_wins() {
     let reg = TestRegistry::start(None);
     push_base(&format!("{}/base/static:stable", reg.host()), &["--all"]);
     let first = raw_digest(&format!("docker://{}/base/static:stable", reg.host()));
-    let (tmp, project) = retail_store();
-    compile_catalog(&project);
     let base = format!("{}/base/static:stable", reg.host());
-    set_bases(&project, &base, &base);
-    let cfg = docker_config(tmp.path(), "{}");
+    let (tmp, project, cfg) = project_on(&base, true);
     let cache = tmp.path().join("cache");
     let build = |out: &Path, extra: &[&str]| {
         let mut args = vec![
@@ -537,10 +534,7 @@ fn materialize_copies_a_docker_format_base_into_a_self_contained_layout() {
         list["mediaType"],
         "application/vnd.docker.distribution.manifest.list.v2+json"
     );
-    let (tmp, project) = retail_store();
-    let base = format!("{}/base/docker:v1", reg.host());
-    set_bases(&project, &base, &base);
-    let cfg = docker_config(tmp.path(), "{}");
+    let (tmp, project, cfg) = project_on(&format!("{}/base/docker:v1", reg.host()), false);
     let out = tmp.path().join("out");
     let report = json(ocibuild_cfg(
         &project,
