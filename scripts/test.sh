@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, runnable on a fresh Debian machine with a Rust toolchain:
-# installs what the tests need (skopeo, umoci, qemu-user-static, an arm64 cross compiler,
+# installs what the tests need (skopeo, umoci, podman, qemu-user-static, an arm64 cross compiler,
 # the CNCF registry docker-registry and htpasswd, and moto[server] from PyPI),
 # then checks formatting and lints and runs every test.
 set -euo pipefail
@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 declare -A want=(
   [skopeo]=skopeo
   [umoci]=umoci
+  [podman]=podman
   [qemu-aarch64-static]=qemu-user-static
   [aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
   [/usr/aarch64-linux-gnu/lib/libc.a]=libc6-dev-arm64-cross

@@ -9,7 +9,7 @@
 //! `registry`, `spec`.
 
 use super::{platform_string, BaseError, PlatformBase};
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingWriter};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::registry::client::RegistryClient;
@@ -20,7 +20,6 @@ use crate::spec::{
 };
 use futures_util::StreamExt;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
-use sha2::{Digest as _, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -177,10 +176,11 @@ impl Reader<'_> {
         Ok(bytes)
     }
 
-    /// Download layer `d` (`size` bytes) into `dir/<hex>` unless it is there, checking it.
+    /// Download layer `d` (`size` bytes) into `dir/<hex>` unless a file with its digest is
+    /// there, checking what arrives against the digest.
     async fn download(&self, d: &Digest, size: u64, dir: &Path) -> Result<PathBuf, BaseError> {
         let dest = dir.join(d.hex());
-        if std::fs::metadata(&dest).is_ok_and(|m| m.len() == size) {
+        if file_digest(&dest).is_ok_and(|(got, n)| got == *d && n == size) {
             return Ok(dest);
         }
         let io = |e: std::io::Error| BaseError::Invalid {
@@ -194,22 +194,18 @@ impl Reader<'_> {
             .retry(|| async {
                 let resp = self.client.open_blob(&self.image.repository, d).await?;
                 let url = self.client.base().clone();
-                let mut tmp = match tempfile::NamedTempFile::with_prefix_in(".download-", dir) {
-                    Ok(t) => t,
+                let mut out = match tempfile::NamedTempFile::with_prefix_in(".download-", dir) {
+                    Ok(t) => HashingWriter::new(t),
                     Err(e) => return Ok(Err(e)),
                 };
-                let mut hasher = Sha256::new();
-                let mut n = 0u64;
                 let mut stream = resp.bytes_stream();
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|e| RegistryError::transport("GET", &url, &e))?;
-                    hasher.update(&chunk);
-                    n += chunk.len() as u64;
-                    if let Err(e) = tmp.write_all(&chunk) {
+                    if let Err(e) = out.write_all(&chunk) {
                         return Ok(Err(e));
                     }
                 }
-                let got = Digest::of_hash(hasher.finalize().into());
+                let (tmp, got, n) = out.finish_digest();
                 if got != *d || n != size {
                     // A damaged transfer: worth another try.
                     return Err(RegistryError::new(
@@ -226,6 +222,14 @@ impl Reader<'_> {
         tmp.persist(&dest).map_err(|e| io(e.error))?;
         Ok(dest)
     }
+}
+
+/// The digest and size of the file at `path`.
+fn file_digest(path: &Path) -> std::io::Result<(Digest, u64)> {
+    let mut w = HashingWriter::new(std::io::sink());
+    std::io::copy(&mut std::fs::File::open(path)?, &mut w)?;
+    let (_, d, n) = w.finish_digest();
+    Ok((d, n))
 }
 
 /// What a document is, by its `mediaType` (or its shape when it has none).
