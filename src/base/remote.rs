@@ -305,62 +305,11 @@ pub async fn resolve(
 
     let media = kind(&top).unwrap_or_default();
     // Which manifest serves each platform.
-    let mut chosen: Vec<Digest> = Vec::new();
-    if media == MEDIA_TYPE_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
+    let chosen: Vec<Digest> = if media == MEDIA_TYPE_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
         let index: ImageIndex = parse(&top, "image index", image)?;
-        let images: Vec<_> = index
-            .manifests()
-            .iter()
-            .filter(|d| {
-                let t = d.media_type().to_string();
-                t == MEDIA_TYPE_MANIFEST || t == MEDIA_TYPE_DOCKER_MANIFEST
-            })
-            .collect();
-        for p in platforms {
-            let found = images.iter().find(|d| {
-                d.platform().as_ref().is_some_and(|dp| {
-                    p.matches(
-                        &dp.os().to_string(),
-                        &dp.architecture().to_string(),
-                        dp.variant().as_deref(),
-                    )
-                })
-            });
-            match found {
-                Some(d) => {
-                    chosen.push(
-                        Digest::from_oci(d.digest()).map_err(|e| BaseError::Invalid {
-                            base: image.spelled.clone(),
-                            message: format!("unsupported digest: {e}"),
-                        })?,
-                    )
-                }
-                None => {
-                    let available: Vec<String> = images
-                        .iter()
-                        .filter_map(|d| d.platform().as_ref())
-                        .map(|dp| {
-                            platform_string(
-                                &dp.os().to_string(),
-                                &dp.architecture().to_string(),
-                                dp.variant().as_deref(),
-                            )
-                        })
-                        .collect();
-                    return Err(BaseError::MissingPlatform {
-                        base: image.spelled.clone(),
-                        platform: p.clone(),
-                        available: if available.is_empty() {
-                            "no images with a platform".into()
-                        } else {
-                            available.join(", ")
-                        },
-                    });
-                }
-            }
-        }
+        choose(&index, platforms, &image.spelled)?
     } else if media == MEDIA_TYPE_MANIFEST || media == MEDIA_TYPE_DOCKER_MANIFEST {
-        chosen = vec![digest.clone(); platforms.len()];
+        vec![digest.clone(); platforms.len()]
     } else {
         return Err(BaseError::Invalid {
             base: image.spelled.clone(),
@@ -368,7 +317,7 @@ pub async fn resolve(
                 "unsupported media type {media:?}: expected an image index or manifest (OCI or Docker schema 2)"
             ),
         });
-    }
+    };
 
     // Each chosen manifest and its config, once, all at once.
     let mut distinct: Vec<Digest> = chosen.clone();
@@ -445,6 +394,56 @@ pub async fn resolve(
     ))
 }
 
+/// The manifest of `index` that serves each of `platforms`: the first image manifest whose
+/// declared platform matches (arm64 takes variant v8 or none). Entries that are not images
+/// (attestations, declared `unknown/unknown`; nested indexes) are never chosen or offered.
+fn choose(
+    index: &ImageIndex,
+    platforms: &[Platform],
+    base: &str,
+) -> Result<Vec<Digest>, BaseError> {
+    let images: Vec<(&oci_spec::image::Descriptor, String, String, Option<String>)> = index
+        .manifests()
+        .iter()
+        .filter(|d| {
+            let t = d.media_type().to_string();
+            t == MEDIA_TYPE_MANIFEST || t == MEDIA_TYPE_DOCKER_MANIFEST
+        })
+        .filter_map(|d| {
+            let p = d.platform().as_ref()?;
+            let (os, arch) = (p.os().to_string(), p.architecture().to_string());
+            (os != "unknown" && arch != "unknown").then(|| (d, os, arch, p.variant().clone()))
+        })
+        .collect();
+    platforms
+        .iter()
+        .map(|p| {
+            let Some((d, ..)) = images
+                .iter()
+                .find(|(_, os, arch, v)| p.matches(os, arch, v.as_deref()))
+            else {
+                let available: Vec<String> = images
+                    .iter()
+                    .map(|(_, os, arch, v)| platform_string(os, arch, v.as_deref()))
+                    .collect();
+                return Err(BaseError::MissingPlatform {
+                    base: base.to_string(),
+                    platform: p.clone(),
+                    available: if available.is_empty() {
+                        "no images with a platform".into()
+                    } else {
+                        available.join(", ")
+                    },
+                });
+            };
+            Digest::from_oci(d.digest()).map_err(|e| BaseError::Invalid {
+                base: base.to_string(),
+                message: format!("unsupported digest: {e}"),
+            })
+        })
+        .collect()
+}
+
 /// One platform manifest and its config (layers stay in the registry).
 async fn load(reader: &Reader<'_>, d: &Digest) -> Result<PlatformBase, BaseError> {
     let image = reader.image;
@@ -502,6 +501,41 @@ mod tests {
             Some(MEDIA_TYPE_MANIFEST)
         );
         assert_eq!(kind(b"not json"), None);
+    }
+
+    #[test]
+    fn platforms_are_chosen_from_the_index_and_attestations_skipped() {
+        let d = |n: u8| format!("sha256:{}", format!("{n:02x}").repeat(32));
+        let index: ImageIndex = serde_json::from_value(serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MEDIA_TYPE_DOCKER_LIST,
+            "manifests": [
+                {"mediaType": MEDIA_TYPE_DOCKER_MANIFEST, "digest": d(1), "size": 1,
+                 "platform": {"os": "linux", "architecture": "amd64"}},
+                {"mediaType": MEDIA_TYPE_MANIFEST, "digest": d(2), "size": 1,
+                 "platform": {"os": "unknown", "architecture": "unknown"}},
+                {"mediaType": MEDIA_TYPE_DOCKER_MANIFEST, "digest": d(3), "size": 1,
+                 "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+                {"mediaType": MEDIA_TYPE_DOCKER_MANIFEST, "digest": d(4), "size": 1,
+                 "platform": {"os": "linux", "architecture": "arm64"}}
+            ]
+        }))
+        .unwrap();
+        let p = |s: &str| s.parse::<Platform>().unwrap();
+        let got = choose(&index, &[p("linux/arm64"), p("linux/amd64")], "b").unwrap();
+        assert_eq!(
+            got.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            [d(4), d(1)],
+            "arm64/v8 takes an arm64 entry without variant"
+        );
+        let e = choose(&index, &[p("linux/s390x")], "b")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no image for linux/s390x"), "{e}");
+        assert!(
+            e.contains("(it has: linux/amd64, linux/arm/v7, linux/arm64)"),
+            "attestations are not offered: {e}"
+        );
     }
 
     #[test]
