@@ -456,8 +456,13 @@ fn write_github_outputs(
     append_to_env_file("GITHUB_OUTPUT", &out)
 }
 
+/// A registry base in a step summary cell: its name and what it resolved to.
+fn summary_base(name: &str, digest: &str) -> String {
+    format!("`{name}` → `{digest}`")
+}
+
 fn write_github_summary_pushed(reports: &[crate::push::PushReport]) -> anyhow::Result<()> {
-    let mut md = String::from("### ocibuild push\n\n| service | platforms | digest | tags | uploaded | time | scan |\n|---|---|---|---|---|---|---|\n");
+    let mut md = String::from("### ocibuild push\n\n| service | platforms | digest | tags | uploaded | time | scan | base |\n|---|---|---|---|---|---|---|---|\n");
     for r in reports {
         let scan = r
             .scan
@@ -487,8 +492,12 @@ fn write_github_summary_pushed(reports: &[crate::push::PushReport]) -> anyhow::R
             Some(e) => format!("FAILED: {}", e.replace('|', "/")),
             None => format!("`{}`", r.reference),
         };
+        let base = match (&r.base_name, &r.base_digest) {
+            (Some(name), Some(digest)) => summary_base(name, digest),
+            _ => String::new(),
+        };
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.1} s | {} |\n",
+            "| {} | {} | {} | {} | {} | {:.1} s | {} | {base} |\n",
             r.service,
             r.manifest_digests.len(),
             digest,
@@ -505,10 +514,15 @@ fn write_github_summary_built(
     built: &[build::ServiceReport],
     tags: &[String],
 ) -> anyhow::Result<()> {
-    let mut md = String::from("### ocibuild (pull request: built, not pushed)\n\n| service | platforms | digest | tags |\n|---|---|---|---|\n");
+    let mut md = String::from("### ocibuild (pull request: built, not pushed)\n\n| service | platforms | digest | tags | base |\n|---|---|---|---|---|\n");
     for r in built {
+        let base = r
+            .base
+            .as_ref()
+            .map(|b| summary_base(&b.name, &b.digest))
+            .unwrap_or_default();
         md.push_str(&format!(
-            "| {} | {} | `{}` | {} |\n",
+            "| {} | {} | `{}` | {} | {base} |\n",
             r.name,
             r.platforms
                 .iter()

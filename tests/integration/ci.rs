@@ -396,7 +396,7 @@ fn push_pushes_only_what_changed_with_the_right_tags_and_prs_push_nothing() {
     assert!(outputs.contains("services=[\"cart\"]\n"), "{outputs}");
     let md = fs::read_to_string(&summary).unwrap();
     assert!(
-        md.contains("| service | platforms | digest | tags | uploaded | time | scan |")
+        md.contains("| service | platforms | digest | tags | uploaded | time | scan | base |")
             && md.contains(&format!(
                 "| cart | 2 | `{immutable}` | {sha7}, {stamp}, latest |"
             )),

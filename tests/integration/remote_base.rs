@@ -15,11 +15,17 @@ use std::sync::Arc;
 
 /// ocibuild with `DOCKER_CONFIG` set to `cfg`.
 fn ocibuild_cfg(cwd: &Path, cfg: &Path, args: &[&str]) -> Output {
+    ocibuild_env(cwd, cfg, &[], args)
+}
+
+/// ocibuild with `DOCKER_CONFIG` set to `cfg` and the variables `env`.
+fn ocibuild_env(cwd: &Path, cfg: &Path, env: &[(&str, &Path)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ocibuild"))
         .args(args)
         .current_dir(cwd)
         .env("SOURCE_DATE_EPOCH", "0")
         .env("DOCKER_CONFIG", cfg)
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -319,11 +325,14 @@ fn a_refused_mount_falls_back_to_a_streamed_copy_within_the_registry() {
     );
     push_base(&format!("{}/base/static:v1", reg.host()), &["--all"]);
     let layers = base_layers();
-    let (tmp, project, cfg) = project_on(&format!("{}/base/static:v1", proxy.host()), true);
+    let base = format!("{}/base/static:v1", proxy.host());
+    let (tmp, project, cfg) = project_on(&base, true);
     let rep = tmp.path().join("push.json");
-    let text = ok(ocibuild_cfg(
+    let summary = tmp.path().join("summary.md");
+    let text = ok(ocibuild_env(
         &project,
         &cfg,
+        &[("GITHUB_STEP_SUMMARY", &summary)],
         &[
             "push",
             "--service",
@@ -360,6 +369,13 @@ fn a_refused_mount_falls_back_to_a_streamed_copy_within_the_registry() {
     let image = format!("docker://{}/retail-store-catalog:v1", reg.host());
     assert_eq!(raw_digest(&image), r[0]["index_digest"].as_str().unwrap());
     unpack_and_run(tmp.path(), &image, "amd64");
+    // The step summary says what each image was built on.
+    let md = fs::read_to_string(&summary).unwrap();
+    let base_digest = r[0]["base_digest"].as_str().unwrap();
+    assert!(
+        md.contains(&format!("| `{base}` → `{base_digest}` |")),
+        "{md}"
+    );
 }
 
 #[test]
