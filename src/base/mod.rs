@@ -171,6 +171,19 @@ pub fn resolve_all(
     out
 }
 
+/// `base` has no image for `platform`; it has images for `available` (as `os/arch[/variant]`).
+fn missing_platform(base: &str, platform: &Platform, available: &[String]) -> BaseError {
+    BaseError::MissingPlatform {
+        base: base.to_string(),
+        platform: platform.clone(),
+        available: if available.is_empty() {
+            "no images with a platform".into()
+        } else {
+            available.join(", ")
+        },
+    }
+}
+
 fn platform_string(os: &str, arch: &str, variant: Option<&str>) -> String {
     match variant {
         Some(v) => format!("{os}/{arch}/{v}"),
@@ -234,15 +247,7 @@ pub fn resolve(
                     .iter()
                     .map(|(_, (o, a, v))| platform_string(o, a, v.as_deref()))
                     .collect::<Vec<_>>();
-                return Err(BaseError::MissingPlatform {
-                    base: spelled.to_string(),
-                    platform: p.clone(),
-                    available: if available.is_empty() {
-                        "no images".into()
-                    } else {
-                        available.join(", ")
-                    },
-                });
+                return Err(missing_platform(spelled, p, &available));
             }
         }
     }

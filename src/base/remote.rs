@@ -8,7 +8,7 @@
 //! Files are written to a temp file and renamed. Imports `digest`, `platform`, `reference`,
 //! `registry`, `spec`.
 
-use super::{platform_string, BaseError, PlatformBase};
+use super::{digest_of, missing_platform, parse, platform_string, BaseError, PlatformBase};
 use crate::digest::{Digest, HashingWriter};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
@@ -245,17 +245,6 @@ fn kind(bytes: &[u8]) -> Option<String> {
     })
 }
 
-fn parse<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-    what: &str,
-    image: &ImageRef,
-) -> Result<T, BaseError> {
-    serde_json::from_slice(bytes).map_err(|e| BaseError::Invalid {
-        base: image.spelled.clone(),
-        message: format!("invalid {what}: {e}"),
-    })
-}
-
 /// Resolve registry base `image` for each of `platforms` (in order).
 pub async fn resolve(
     image: &ImageRef,
@@ -306,7 +295,7 @@ pub async fn resolve(
     let media = kind(&top).unwrap_or_default();
     // Which manifest serves each platform.
     let chosen: Vec<Digest> = if media == MEDIA_TYPE_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
-        let index: ImageIndex = parse(&top, "image index", image)?;
+        let index: ImageIndex = parse(&top, "image index", &image.spelled)?;
         choose(&index, platforms, &image.spelled)?
     } else if media == MEDIA_TYPE_MANIFEST || media == MEDIA_TYPE_DOCKER_MANIFEST {
         vec![digest.clone(); platforms.len()]
@@ -339,11 +328,11 @@ pub async fn resolve(
                 pb.config.architecture().to_string(),
             );
             if !p.matches(&os, &arch, pb.config.variant().as_deref()) {
-                return Err(BaseError::MissingPlatform {
-                    base: image.spelled.clone(),
-                    platform: p.clone(),
-                    available: platform_string(&os, &arch, pb.config.variant().as_deref()),
-                });
+                return Err(missing_platform(
+                    &image.spelled,
+                    p,
+                    &[platform_string(&os, &arch, pb.config.variant().as_deref())],
+                ));
             }
         }
         out.push(pb);
@@ -353,10 +342,7 @@ pub async fn resolve(
         let mut layers: Vec<(Digest, u64)> = Vec::new();
         for pb in &out {
             for l in &pb.layers {
-                let d = Digest::from_oci(l.digest()).map_err(|e| BaseError::Invalid {
-                    base: image.spelled.clone(),
-                    message: format!("unsupported digest: {e}"),
-                })?;
+                let d = digest_of(l, &image.spelled)?;
                 if !layers.iter().any(|(x, _)| *x == d) {
                     layers.push((d, l.size()));
                 }
@@ -426,20 +412,9 @@ fn choose(
                     .iter()
                     .map(|(_, os, arch, v)| platform_string(os, arch, v.as_deref()))
                     .collect();
-                return Err(BaseError::MissingPlatform {
-                    base: base.to_string(),
-                    platform: p.clone(),
-                    available: if available.is_empty() {
-                        "no images with a platform".into()
-                    } else {
-                        available.join(", ")
-                    },
-                });
+                return Err(missing_platform(base, p, &available));
             };
-            Digest::from_oci(d.digest()).map_err(|e| BaseError::Invalid {
-                base: base.to_string(),
-                message: format!("unsupported digest: {e}"),
-            })
+            digest_of(d, base)
         })
         .collect()
 }
@@ -455,14 +430,13 @@ async fn load(reader: &Reader<'_>, d: &Digest) -> Result<PlatformBase, BaseError
             message: format!("{d} is a {media:?}, not an image manifest"),
         });
     }
-    let manifest: ImageManifest = parse(&bytes, "image manifest", image)?;
-    let config_digest =
-        Digest::from_oci(manifest.config().digest()).map_err(|e| BaseError::Invalid {
-            base: image.spelled.clone(),
-            message: format!("unsupported digest: {e}"),
-        })?;
-    let config: ImageConfiguration =
-        parse(&reader.blob(&config_digest).await?, "image config", image)?;
+    let manifest: ImageManifest = parse(&bytes, "image manifest", &image.spelled)?;
+    let config_digest = digest_of(manifest.config(), &image.spelled)?;
+    let config: ImageConfiguration = parse(
+        &reader.blob(&config_digest).await?,
+        "image config",
+        &image.spelled,
+    )?;
     if config.rootfs().diff_ids().len() != manifest.layers().len() {
         return Err(BaseError::Invalid {
             base: image.spelled.clone(),
