@@ -224,9 +224,13 @@ fn load(img: &PushImage) -> Result<Loaded, String> {
     };
     let mut manifests = Vec::new();
     let mut manifest_bytes = Vec::new();
-    if media == MEDIA_TYPE_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
+    let is_index = media == MEDIA_TYPE_INDEX || media == MEDIA_TYPE_DOCKER_LIST;
+    // The top document's annotations name the registry base, if any.
+    let mut top_annotations = None;
+    if is_index {
         let index: ImageIndex = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{}: invalid image index: {e}", img.layout.display()))?;
+        top_annotations = index.annotations().clone();
         for m in index.manifests() {
             let d = Digest::from_oci(m.digest()).map_err(|e| e.to_string())?;
             let b = layout.read_blob(&d).map_err(|e| e.to_string())?;
@@ -240,6 +244,9 @@ fn load(img: &PushImage) -> Result<Loaded, String> {
     for b in &manifest_bytes {
         let m: ImageManifest = serde_json::from_slice(b)
             .map_err(|e| format!("{}: invalid manifest: {e}", img.layout.display()))?;
+        if !is_index {
+            top_annotations = m.annotations().clone();
+        }
         let base = base_of(m.annotations().as_ref(), &img.layout)?;
         for (i, d) in std::iter::once(m.config()).chain(m.layers()).enumerate() {
             let digest = Digest::from_oci(d.digest()).map_err(|e| e.to_string())?;
@@ -264,15 +271,6 @@ fn load(img: &PushImage) -> Result<Loaded, String> {
             }
         }
     }
-    let top_annotations = if media == MEDIA_TYPE_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
-        serde_json::from_slice::<ImageIndex>(&bytes)
-            .ok()
-            .and_then(|i| i.annotations().clone())
-    } else {
-        serde_json::from_slice::<ImageManifest>(&bytes)
-            .ok()
-            .and_then(|m| m.annotations().clone())
-    };
     let base = top_annotations.and_then(|a| {
         Some((
             a.get(ANNOTATION_BASE_NAME)?.clone(),
