@@ -319,3 +319,83 @@ fn zstd_layers_are_marked_and_readable() {
         &format!("oci:{}:x", tmp.path().join("copy").display()),
     ]));
 }
+
+/// Index digests of the fixtures' images, recorded before the push/app redesign (issue 11):
+/// a refactor must leave every byte of every image as it was. Change these only with a change
+/// that means to change the images' bytes (and say so in its commit).
+#[test]
+fn fixture_images_keep_their_recorded_digests() {
+    let recorded = |args: &[&str], want: &[(&str, &str)]| {
+        let (tmp, project) = retail_store();
+        let out = tmp.path().join("out");
+        let mut all = vec!["build", "--no-cache", "--format", "json", "--out"];
+        all.push(out.to_str().unwrap());
+        all.extend_from_slice(args);
+        let got: Vec<(String, String)> = digests(&ok(ocibuild(&project, &all)))
+            .into_iter()
+            .map(|(name, index, _)| (name, index))
+            .collect();
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(n, d)| (n.to_string(), format!("sha256:{d}")))
+            .collect();
+        assert_eq!(got, want, "build {args:?}");
+    };
+    recorded(
+        &[],
+        &[
+            (
+                "cart",
+                "4c9ad230d48fc36d7335995b31bb260bb8133a602f862e9dc7b289ca472dbdad",
+            ),
+            (
+                "catalog",
+                "0337a6928849da7bdc6f293c4bf725423767d9bee8cefa1f9e4084fa20259189",
+            ),
+            (
+                "checkout",
+                "6b288e7276c1cd63f2c308c09ffaa4e2bcc639f3467aa8d12c623b38191991f2",
+            ),
+            (
+                "orders",
+                "3fa4728ba4816f2adc74272f52b20d6ce114b6f6a18c37588c8e9b85b83c9448",
+            ),
+            (
+                "ui",
+                "40cdb4e18ee3d46d46a0585a6681510e1e748a5f465d179cabc46bc692433c36",
+            ),
+        ],
+    );
+    recorded(
+        &["--fast"],
+        &[
+            (
+                "cart",
+                "a44347fb99c1a9142f002be5db7a916ceeacca0753568bb019f54dcff6f87d3d",
+            ),
+            (
+                "catalog",
+                "ed8ed261f64c47c11a9754980f4c4173cf79c1ca17dae4fcf18cf635604d3ffe",
+            ),
+            (
+                "checkout",
+                "4cc4dd50023b5ef911b4d1c73a6d53ed65b892d08cca802f472b1b052bee4d31",
+            ),
+            (
+                "orders",
+                "26f0554aaf06eb6f52177ca271893deb25869a86273e42ea284e7e8cfe7361f5",
+            ),
+            (
+                "ui",
+                "f3fad7cd0301e695cc25254dbbbd12e3d2ecbcab9663faa25380330ae361b325",
+            ),
+        ],
+    );
+    recorded(
+        &["--service", "catalog", "--platform", "linux/arm64"],
+        &[(
+            "catalog",
+            "68e6c8171d0e65cfc69eb3ef6b646af90e6c4cd3f14e84df3b97d058f980bc4f",
+        )],
+    );
+}
