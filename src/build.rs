@@ -544,16 +544,11 @@ fn build_service(
     let mut manifests = Vec::new();
     let mut platform_reports = Vec::new();
     for (i, platform) in platforms.iter().enumerate() {
-        let pbase = base.map(|b| &b.platforms[i]);
+        let pbase = base.map(|b| (&b.graph, &b.graph.images[i]));
         let mut descriptors = Vec::new();
         let mut layer_reports = Vec::new();
-        if let Some(b) = pbase {
-            for ((d, file), diff_id) in b
-                .layers
-                .iter()
-                .zip(&b.layer_files)
-                .zip(b.config.rootfs().diff_ids())
-            {
+        if let Some((graph, b)) = pbase {
+            for (d, diff_id) in b.manifest.layers().iter().zip(b.config.rootfs().diff_ids()) {
                 let digest = Digest::from_oci(d.digest()).map_err(|e| {
                     layout_err(LayoutError::Invalid {
                         path: dir.to_path_buf(),
@@ -561,6 +556,7 @@ fn build_service(
                     })
                 })?;
                 // A registry base's layer stays in its registry unless materialized.
+                let file = graph.blob(&digest).and_then(|b| b.file());
                 if let Some(file) = file {
                     layout
                         .import_blob(file, &digest, d.size())
@@ -619,15 +615,15 @@ fn build_service(
                 created_by: format!("ocibuild layer {rel} -> {}", lc.target),
             });
         }
-        let cfg = image::config(pbase.map(|b| &b.config), svc, platform, &added, epoch);
+        let cfg = image::config(pbase.map(|(_, b)| &b.config), svc, platform, &added, epoch);
         let cfg_bytes = canonical_json(&cfg).map_err(json_err)?;
         let cfg_digest = layout.write_blob(&cfg_bytes).map_err(layout_err)?;
         let mut manifest = image::manifest(
             image::config_descriptor(&cfg_digest, cfg_bytes.len() as u64),
             descriptors,
         );
-        if let (Some(r), Some(b)) = (remote, pbase) {
-            manifest.set_annotations(Some(base_annotations(r, &b.manifest_digest)));
+        if let (Some(r), Some((_, b))) = (remote, pbase) {
+            manifest.set_annotations(Some(base_annotations(r, &b.doc.digest)));
         }
         let m_bytes = canonical_json(&manifest).map_err(json_err)?;
         let m_digest = layout.write_blob(&m_bytes).map_err(layout_err)?;

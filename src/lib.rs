@@ -7,6 +7,7 @@
 //! Dependencies point down this list: `cli` > `build`, `push` > `base`, `image`, `layer` >
 //! `layout`, `registry` > `config`, `reference`, `platform`, `spec`, `digest`.
 
+pub mod app;
 pub mod base;
 pub mod build;
 pub mod cli;
@@ -16,9 +17,10 @@ pub mod ecr;
 pub mod image;
 pub mod layer;
 pub mod layout;
+pub mod oci;
 pub mod plan;
 pub mod platform;
-pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod spec;
+pub mod transfer;

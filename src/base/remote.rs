@@ -5,21 +5,20 @@
 //! Documents are cached by digest under `<cache>/base-v1/blobs/sha256/<hex>` (checked against
 //! the digest when read back) and tag resolutions under `<cache>/base-v1/tags/`: without
 //! `pull`, a tag resolved earlier is not asked again, so a warm rebuild needs no network.
-//! Files are written to a temp file and renamed. Imports `digest`, `platform`, `reference`,
+//! Files are written to a temp file and renamed. The documents are read by `oci::read` (the one
+//! reader), driven here over the registry. Imports `digest`, `oci`, `platform`, `reference`,
 //! `registry`, `spec`.
 
-use super::{digest_of, missing_platform, parse, platform_string, BaseError, PlatformBase};
+use super::{BaseError, ResolvedBase};
 use crate::digest::{Digest, HashingWriter};
+use crate::oci::read::{kind_of, DocKind, GraphReader, Needed, Want};
+use crate::oci::{BlobAt, Doc, ImageGraph, RepoAt};
 use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::registry::client::RegistryClient;
 use crate::registry::clients::Clients;
 use crate::registry::error::RegistryError;
-use crate::spec::{
-    MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
-};
 use futures_util::StreamExt;
-use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -160,6 +159,14 @@ impl Reader<'_> {
         Ok((m.bytes, m.digest))
     }
 
+    /// A document the graph reader needs: a manifest, or a config blob.
+    async fn read(&self, n: &Needed) -> Result<Vec<u8>, BaseError> {
+        match n.kind {
+            DocKind::Manifest => Ok(self.manifest(n.digest.as_str()).await?.0),
+            DocKind::Config => self.blob(&n.digest).await,
+        }
+    }
+
     /// A config blob by digest.
     async fn blob(&self, d: &Digest) -> Result<Vec<u8>, BaseError> {
         if let Some(bytes) = self.store.and_then(|s| s.blob(d)) {
@@ -232,26 +239,13 @@ fn file_digest(path: &Path) -> std::io::Result<(Digest, u64)> {
     Ok((d, n))
 }
 
-/// What a document is, by its `mediaType` (or its shape when it has none).
-fn kind(bytes: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    if let Some(t) = v.get("mediaType").and_then(|t| t.as_str()) {
-        return Some(t.to_string());
-    }
-    Some(if v.get("manifests").is_some() {
-        MEDIA_TYPE_INDEX.to_string()
-    } else {
-        MEDIA_TYPE_MANIFEST.to_string()
-    })
-}
-
 /// Resolve registry base `image` for each of `platforms` (in order).
 pub async fn resolve(
     image: &ImageRef,
     platforms: &[Platform],
     opts: &RemoteOptions,
     cache_root: Option<&Path>,
-) -> Result<(Vec<PlatformBase>, RemoteBase), BaseError> {
+) -> Result<ResolvedBase, BaseError> {
     let client = opts
         .clients
         .get(image.api_host())
@@ -266,251 +260,105 @@ pub async fn resolve(
         client,
         store: store.as_ref(),
     };
-
-    // The top document: pinned, cached from an earlier resolution, or asked for now.
-    let (top, digest, from_cache) = match (&image.digest, &image.tag) {
-        (Some(d), _) => {
-            let (bytes, d) = reader.manifest(d.as_str()).await?;
-            (bytes, d, false)
+    let (top, from_cache) = top_document(&reader, store.as_ref(), opts.pull).await?;
+    let digest = top.digest.clone();
+    let want = Want::Platforms(platforms.to_vec());
+    let mut graph_reader = GraphReader::new(&image.spelled, top, want)?;
+    loop {
+        let wanted = graph_reader.wanted()?;
+        if wanted.is_empty() {
+            break;
         }
-        (None, tag) => {
-            let tag = tag.as_deref().unwrap_or("latest");
-            let cached = match (&store, opts.pull) {
-                (Some(s), false) => s.tag(image, tag).and_then(|d| s.blob(&d).map(|b| (b, d))),
-                _ => None,
-            };
-            match cached {
-                Some((bytes, d)) => (bytes, d, true),
-                None => {
-                    let (bytes, d) = reader.manifest(tag).await?;
-                    if let Some(s) = &store {
-                        s.put_tag(image, tag, &d);
-                    }
-                    (bytes, d, false)
-                }
-            }
+        // Each needed document once, all at once.
+        let fetched = futures_util::future::join_all(wanted.iter().map(|n| reader.read(n))).await;
+        for (n, bytes) in wanted.iter().zip(fetched) {
+            graph_reader.give(n, bytes?)?;
         }
-    };
-
-    let media = kind(&top).unwrap_or_default();
-    // Which manifest serves each platform.
-    let chosen: Vec<Digest> = if media == MEDIA_TYPE_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
-        let index: ImageIndex = parse(&top, "image index", &image.spelled)?;
-        choose(&index, platforms, &image.spelled)?
-    } else if media == MEDIA_TYPE_MANIFEST || media == MEDIA_TYPE_DOCKER_MANIFEST {
-        vec![digest.clone(); platforms.len()]
-    } else {
-        return Err(BaseError::Invalid {
-            base: image.spelled.clone(),
-            message: format!(
-                "unsupported media type {media:?}: expected an image index or manifest (OCI or Docker schema 2)"
-            ),
-        });
-    };
-
-    // Each chosen manifest and its config, once, all at once.
-    let mut distinct: Vec<Digest> = chosen.clone();
-    distinct.sort();
-    distinct.dedup();
-    let loaded: Vec<PlatformBase> =
-        futures_util::future::join_all(distinct.iter().map(|d| load(&reader, d)))
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-    let mut out = Vec::new();
-    for (p, d) in platforms.iter().zip(&chosen) {
-        let i = distinct.iter().position(|x| x == d).unwrap_or(0);
-        let pb = loaded[i].clone();
-        if media != MEDIA_TYPE_INDEX && media != MEDIA_TYPE_DOCKER_LIST {
-            // A single manifest: its config says which platform it is.
-            let (os, arch) = (
-                pb.config.os().to_string(),
-                pb.config.architecture().to_string(),
-            );
-            if !p.matches(&os, &arch, pb.config.variant().as_deref()) {
-                return Err(missing_platform(
-                    &image.spelled,
-                    p,
-                    &[platform_string(&os, &arch, pb.config.variant().as_deref())],
-                ));
-            }
-        }
-        out.push(pb);
     }
-
+    let repo = RepoAt {
+        host: image.api_host().to_string(),
+        repository: image.repository.clone(),
+    };
+    let mut graph = graph_reader.finish(&mut |_| Ok(vec![BlobAt::Registry(repo.clone())]))?;
     if let Some(dir) = &opts.materialize_into {
-        let mut layers: Vec<(Digest, u64)> = Vec::new();
-        for pb in &out {
-            for l in &pb.layers {
-                let d = digest_of(l, &image.spelled)?;
-                if !layers.iter().any(|(x, _)| *x == d) {
-                    layers.push((d, l.size()));
-                }
-            }
-        }
-        let files: Vec<Result<(Digest, PathBuf), BaseError>> =
-            futures_util::stream::iter(layers.into_iter().map(|(d, size)| {
-                let reader = &reader;
-                async move { reader.download(&d, size, dir).await.map(|p| (d, p)) }
-            }))
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        let mut paths = std::collections::HashMap::new();
-        for f in files {
-            let (d, p) = f?;
-            paths.insert(d, p);
-        }
-        for pb in &mut out {
-            for (l, file) in pb.layers.iter().zip(pb.layer_files.iter_mut()) {
-                *file = Digest::from_oci(l.digest())
-                    .ok()
-                    .and_then(|d| paths.get(&d).cloned());
-            }
-        }
+        materialize(&reader, &mut graph, dir).await?;
     }
-
-    Ok((
-        out,
-        RemoteBase {
+    Ok(ResolvedBase {
+        graph,
+        remote: Some(RemoteBase {
             image: image.clone(),
             digest,
             from_cache,
-        },
-    ))
-}
-
-/// The manifest of `index` that serves each of `platforms`: the first image manifest whose
-/// declared platform matches (arm64 takes variant v8 or none). Entries that are not images
-/// (attestations, declared `unknown/unknown`; nested indexes) are never chosen or offered.
-fn choose(
-    index: &ImageIndex,
-    platforms: &[Platform],
-    base: &str,
-) -> Result<Vec<Digest>, BaseError> {
-    let images: Vec<(&oci_spec::image::Descriptor, String, String, Option<String>)> = index
-        .manifests()
-        .iter()
-        .filter(|d| {
-            let t = d.media_type().to_string();
-            t == MEDIA_TYPE_MANIFEST || t == MEDIA_TYPE_DOCKER_MANIFEST
-        })
-        .filter_map(|d| {
-            let p = d.platform().as_ref()?;
-            let (os, arch) = (p.os().to_string(), p.architecture().to_string());
-            (os != "unknown" && arch != "unknown").then(|| (d, os, arch, p.variant().clone()))
-        })
-        .collect();
-    platforms
-        .iter()
-        .map(|p| {
-            let Some((d, ..)) = images
-                .iter()
-                .find(|(_, os, arch, v)| p.matches(os, arch, v.as_deref()))
-            else {
-                let available: Vec<String> = images
-                    .iter()
-                    .map(|(_, os, arch, v)| platform_string(os, arch, v.as_deref()))
-                    .collect();
-                return Err(missing_platform(base, p, &available));
-            };
-            digest_of(d, base)
-        })
-        .collect()
-}
-
-/// One platform manifest and its config (layers stay in the registry).
-async fn load(reader: &Reader<'_>, d: &Digest) -> Result<PlatformBase, BaseError> {
-    let image = reader.image;
-    let (bytes, _) = reader.manifest(d.as_str()).await?;
-    let media = kind(&bytes).unwrap_or_default();
-    if media != MEDIA_TYPE_MANIFEST && media != MEDIA_TYPE_DOCKER_MANIFEST {
-        return Err(BaseError::Invalid {
-            base: image.spelled.clone(),
-            message: format!("{d} is a {media:?}, not an image manifest"),
-        });
-    }
-    let manifest: ImageManifest = parse(&bytes, "image manifest", &image.spelled)?;
-    let config_digest = digest_of(manifest.config(), &image.spelled)?;
-    let config: ImageConfiguration = parse(
-        &reader.blob(&config_digest).await?,
-        "image config",
-        &image.spelled,
-    )?;
-    if config.rootfs().diff_ids().len() != manifest.layers().len() {
-        return Err(BaseError::Invalid {
-            base: image.spelled.clone(),
-            message: format!(
-                "manifest {d} has {} layers but its config lists {} diff_ids",
-                manifest.layers().len(),
-                config.rootfs().diff_ids().len()
-            ),
-        });
-    }
-    Ok(PlatformBase {
-        config,
-        layer_files: vec![None; manifest.layers().len()],
-        layers: manifest.layers().clone(),
-        manifest_digest: d.clone(),
+        }),
     })
+}
+
+/// The top document: pinned by digest, cached from an earlier resolution of its tag (unless
+/// `pull`), or asked for now. Also whether the tag's answer came from the cache.
+async fn top_document(
+    reader: &Reader<'_>,
+    store: Option<&Store>,
+    pull: bool,
+) -> Result<(Doc, bool), BaseError> {
+    let image = reader.image;
+    let doc = |bytes: Vec<u8>, digest: Digest| Doc {
+        media_type: kind_of(&bytes).unwrap_or_default(),
+        digest,
+        bytes,
+    };
+    if let Some(d) = &image.digest {
+        let (bytes, d) = reader.manifest(d.as_str()).await?;
+        return Ok((doc(bytes, d), false));
+    }
+    let tag = image.tag.as_deref().unwrap_or("latest");
+    let cached = match (store, pull) {
+        (Some(s), false) => s.tag(image, tag).and_then(|d| s.blob(&d).map(|b| (b, d))),
+        _ => None,
+    };
+    if let Some((bytes, d)) = cached {
+        return Ok((doc(bytes, d), true));
+    }
+    let (bytes, d) = reader.manifest(tag).await?;
+    if let Some(s) = store {
+        s.put_tag(image, tag, &d);
+    }
+    Ok((doc(bytes, d), false))
+}
+
+/// Download the layers of `graph` into `dir` (digest-checked), and place each there first.
+async fn materialize(
+    reader: &Reader<'_>,
+    graph: &mut ImageGraph,
+    dir: &Path,
+) -> Result<(), BaseError> {
+    let layers: Vec<(Digest, u64)> = graph
+        .images
+        .iter()
+        .flat_map(|i| i.manifest.layers())
+        .filter_map(|l| Digest::from_oci(l.digest()).ok().map(|d| (d, l.size())))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let files: Vec<Result<(Digest, PathBuf), BaseError>> = futures_util::stream::iter(
+        layers
+            .into_iter()
+            .map(|(d, size)| async move { reader.download(&d, size, dir).await.map(|p| (d, p)) }),
+    )
+    .buffer_unordered(8)
+    .collect()
+    .await;
+    for f in files {
+        let (d, path) = f?;
+        if let Some(b) = graph.blobs.iter_mut().find(|b| b.digest == d) {
+            b.at.insert(0, BlobAt::File(path));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinds_by_media_type_or_shape() {
-        assert_eq!(
-            kind(br#"{"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}"#)
-                .as_deref(),
-            Some(MEDIA_TYPE_DOCKER_LIST)
-        );
-        assert_eq!(
-            kind(br#"{"schemaVersion":2,"manifests":[]}"#).as_deref(),
-            Some(MEDIA_TYPE_INDEX)
-        );
-        assert_eq!(
-            kind(br#"{"schemaVersion":2,"config":{},"layers":[]}"#).as_deref(),
-            Some(MEDIA_TYPE_MANIFEST)
-        );
-        assert_eq!(kind(b"not json"), None);
-    }
-
-    #[test]
-    fn platforms_are_chosen_from_the_index_and_attestations_skipped() {
-        let d = |n: u8| format!("sha256:{}", format!("{n:02x}").repeat(32));
-        let index: ImageIndex = serde_json::from_value(serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": MEDIA_TYPE_DOCKER_LIST,
-            "manifests": [
-                {"mediaType": MEDIA_TYPE_DOCKER_MANIFEST, "digest": d(1), "size": 1,
-                 "platform": {"os": "linux", "architecture": "amd64"}},
-                {"mediaType": MEDIA_TYPE_MANIFEST, "digest": d(2), "size": 1,
-                 "platform": {"os": "unknown", "architecture": "unknown"}},
-                {"mediaType": MEDIA_TYPE_DOCKER_MANIFEST, "digest": d(3), "size": 1,
-                 "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
-                {"mediaType": MEDIA_TYPE_DOCKER_MANIFEST, "digest": d(4), "size": 1,
-                 "platform": {"os": "linux", "architecture": "arm64"}}
-            ]
-        }))
-        .unwrap();
-        let p = |s: &str| s.parse::<Platform>().unwrap();
-        let got = choose(&index, &[p("linux/arm64"), p("linux/amd64")], "b").unwrap();
-        assert_eq!(
-            got.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
-            [d(4), d(1)],
-            "arm64/v8 takes an arm64 entry without variant"
-        );
-        let e = choose(&index, &[p("linux/s390x")], "b")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no image for linux/s390x"), "{e}");
-        assert!(
-            e.contains("(it has: linux/amd64, linux/arm/v7, linux/arm64)"),
-            "attestations are not offered: {e}"
-        );
-    }
 
     #[test]
     fn cache_reads_back_only_what_matches_its_digest() {

@@ -1,0 +1,147 @@
+//! Which credentials each registry host gets: the one place that decides. The push destination
+//! comes from `--registry` or the config's `[registry]`; ECR hosts (or `auth = "ecr"`) get
+//! tokens from the AWS SDK through `ecr`; others Docker's config.json and credential helpers;
+//! `auth = "anonymous"` none. Base image registries are reached through the same rule, as a
+//! `registry::clients::Connect` (the config's settings for its own host, the SDK for ECR hosts,
+//! Docker's config for the rest). Credentials go only to the host they are for.
+
+use super::AppError;
+use crate::config::{parse_ecr_host, AuthMode, Config, RegistryConfig};
+use crate::ecr::Ecr;
+use crate::registry::auth::{self, CredentialSource};
+use crate::registry::client::{RegistryClient, RetryPolicy};
+use crate::registry::clients::{Clients, Connect};
+use std::sync::Arc;
+
+/// The destination registry: `arg` (with the config's other `[registry]` settings) or the
+/// config's.
+pub fn destination(
+    config: &Config,
+    arg: Option<&str>,
+    insecure: bool,
+) -> Result<RegistryConfig, AppError> {
+    let from_config = config.registry.as_ref();
+    match arg {
+        Some(r) => {
+            let insecure = insecure || from_config.is_some_and(|c| c.insecure);
+            let mut reg = RegistryConfig::parse(r, from_config.and_then(|c| c.auth), insecure)
+                .map_err(AppError::Refused)?;
+            if let Some(c) = from_config {
+                reg.region = c.region.clone();
+                reg.registry_id = c.registry_id.clone();
+                reg.manifest_puts_per_second = c.manifest_puts_per_second;
+            }
+            Ok(reg)
+        }
+        None => match from_config {
+            Some(c) => {
+                let mut c = c.clone();
+                c.insecure |= insecure;
+                Ok(c)
+            }
+            None => Err(AppError::Refused(format!(
+                "no registry: pass --registry HOST[/PREFIX] or set [registry] url in {}",
+                config.file.display()
+            ))),
+        },
+    }
+}
+
+/// Connect to ECR for `registry`, which must be an ECR registry (by host or `auth = "ecr"`).
+pub async fn connect_ecr(registry: &RegistryConfig) -> Result<Ecr, AppError> {
+    if registry.auth_mode() != AuthMode::Ecr {
+        return Err(AppError::Refused(format!(
+            "{} is not an Amazon ECR registry: use a <account>.dkr.ecr.<region>.amazonaws.com host or set auth = \"ecr\" in [registry]",
+            registry.host
+        )));
+    }
+    Ok(Ecr::connect(
+        registry.ecr_region().as_deref(),
+        registry.ecr_registry_id().as_deref(),
+    )
+    .await?)
+}
+
+/// Credentials for `host` from Docker's config.json (anonymous when there is none).
+fn docker_credentials(host: &str) -> Result<CredentialSource, AppError> {
+    Ok(match auth::docker_config_path() {
+        Some(p) => auth::from_docker_config(host, &p)?,
+        None => CredentialSource::anonymous("anonymous (no HOME or DOCKER_CONFIG)"),
+    })
+}
+
+/// A client for registry `host` with the credentials `mode` names (`ecr`: connected already,
+/// required for `AuthMode::Ecr`).
+pub async fn client(
+    host: &str,
+    mode: AuthMode,
+    insecure: bool,
+    ecr: Option<&Ecr>,
+) -> Result<RegistryClient, AppError> {
+    let retry = RetryPolicy::default();
+    Ok(match (mode, ecr) {
+        (AuthMode::Ecr, Some(ecr)) => {
+            let (cred, expires) = ecr.registry_credentials().await?;
+            RegistryClient::new(host, insecure, cred, retry)?.with_refresh(ecr.refresher(), expires)
+        }
+        (AuthMode::Ecr, None) => {
+            return Err(AppError::Other(format!(
+                "{host}: an ECR registry needs an ECR connection"
+            )))
+        }
+        (AuthMode::Anonymous, _) => RegistryClient::new(
+            host,
+            insecure,
+            CredentialSource::anonymous("anonymous (auth = \"anonymous\")"),
+            retry,
+        )?,
+        (AuthMode::Docker, _) => {
+            RegistryClient::new(host, insecure, docker_credentials(host)?, retry)?
+        }
+    })
+}
+
+/// The client for the destination `registry` (paced as its settings say).
+pub async fn destination_client(
+    registry: &RegistryConfig,
+    ecr: Option<&Ecr>,
+) -> Result<RegistryClient, AppError> {
+    let mut c = client(&registry.host, registry.auth_mode(), registry.insecure, ecr).await?;
+    if let Some(rate) = registry.manifest_rate() {
+        c = c.with_manifest_rate(rate);
+    }
+    Ok(c)
+}
+
+/// How base image registries are reached: the config's `[registry]` settings for its own host,
+/// the AWS SDK for ECR hosts, Docker's config.json for the rest (anonymous for public ones).
+pub fn base_registries(config: &Config) -> Arc<Clients> {
+    let own = config.registry.clone();
+    let connect: Connect = Arc::new(move |host: String| {
+        let own = own.clone().filter(|r| r.host == host);
+        Box::pin(async move {
+            let (mode, insecure, region, id) = match (&own, parse_ecr_host(&host)) {
+                (Some(r), _) => (
+                    r.auth_mode(),
+                    r.insecure,
+                    r.ecr_region(),
+                    r.ecr_registry_id(),
+                ),
+                (None, Some(h)) => (AuthMode::Ecr, false, Some(h.region), Some(h.account)),
+                (None, None) => (AuthMode::Docker, false, None, None),
+            };
+            let ecr = match mode {
+                AuthMode::Ecr => Some(
+                    Ecr::connect(region.as_deref(), id.as_deref())
+                        .await
+                        .map_err(|e| format!("{host}: {e:#}"))?,
+                ),
+                _ => None,
+            };
+            client(&host, mode, insecure, ecr.as_ref())
+                .await
+                .map_err(|e| format!("{host}: {e}"))
+        })
+    });
+    Arc::new(Clients::new(connect))
+}

@@ -1,0 +1,100 @@
+//! `ocibuild build`: the config, the layer settings, registry access for bases, then
+//! `build::build`. Also the pieces `publish` shares: layer options, the cache, base access.
+
+use super::{access, AppError, Env, Event, Events, LayerSettings};
+use crate::base::remote::RemoteOptions;
+use crate::build::{self as builder, BuildOptions, ServiceReport};
+use crate::config::Config;
+use crate::layer::cache::LayerCache;
+use crate::layer::compress::Codec;
+use crate::layer::LayerOptions;
+use std::path::PathBuf;
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// Config file (default: found from the working directory).
+    pub config: Option<PathBuf>,
+    /// Services (empty: all).
+    pub services: Vec<String>,
+    /// Platforms (empty: the config's).
+    pub platforms: Vec<String>,
+    /// Layer and cache settings.
+    pub layers: LayerSettings,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Ref names written into each layout.
+    pub tags: Vec<String>,
+    /// Copy registry bases' layers into the layouts.
+    pub materialize: bool,
+}
+
+/// Build the requested services into layouts.
+pub fn build(
+    req: &BuildRequest,
+    env: Env<'_>,
+    events: Events<'_>,
+) -> Result<Vec<ServiceReport>, AppError> {
+    let epoch = super::source_date_epoch(env)?;
+    let config = Config::find_and_load(req.config.as_deref())?;
+    let platforms = super::parse_platforms(&req.platforms)?;
+    let runtime = super::runtime()?;
+    let opts = BuildOptions {
+        services: req.services.clone(),
+        platforms,
+        out: req.out.clone(),
+        tags: req.tags.clone(),
+        epoch,
+        layer: layer_options(&req.layers, &config),
+        cache: cache(&req.layers, env, events),
+        remote: Some(remote_options(&config, &runtime, &req.layers)),
+        materialize: req.materialize,
+    };
+    Ok(builder::build(&config, &opts)?)
+}
+
+/// The layer cache to use, if any (one that cannot be opened is skipped with a warning).
+pub fn cache(s: &LayerSettings, env: Env<'_>, events: Events<'_>) -> Option<LayerCache> {
+    if s.no_cache {
+        return None;
+    }
+    let dir = s
+        .cache_dir
+        .clone()
+        .or_else(|| crate::layer::cache::default_dir(&|k| env(k)))?;
+    match LayerCache::open(&dir) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            events(Event::Warning(format!(
+                "layer cache {} unusable ({e}): building without it",
+                dir.display()
+            )));
+            None
+        }
+    }
+}
+
+/// Layer options other than the config's, when `--fast` asks for them.
+pub fn layer_options(s: &LayerSettings, config: &Config) -> Option<LayerOptions> {
+    s.fast.then(|| LayerOptions {
+        codec: match config.codec {
+            Codec::Gzip(_) => Codec::Gzip(1),
+            Codec::Zstd(_) => Codec::Zstd(1),
+        },
+        ..LayerOptions::default()
+    })
+}
+
+/// Registry access for the bases of a build, on `runtime`.
+pub fn remote_options(
+    config: &Config,
+    runtime: &tokio::runtime::Runtime,
+    s: &LayerSettings,
+) -> RemoteOptions {
+    RemoteOptions {
+        runtime: runtime.handle().clone(),
+        clients: access::base_registries(config),
+        pull: s.pull,
+        materialize_into: None,
+    }
+}

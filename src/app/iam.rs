@@ -1,0 +1,64 @@
+//! `ocibuild iam-policy`: the minimal IAM policy for the config's repositories (push) and the
+//! ECR repositories of its registry bases (read).
+
+use super::{access, AppError, Env};
+use crate::config::{parse_ecr_host, BaseRef, Config};
+use crate::ecr::iam;
+use std::path::PathBuf;
+
+/// Which policy to write.
+#[derive(Debug, Clone)]
+pub struct IamRequest {
+    /// Config file.
+    pub config: Option<PathBuf>,
+    /// Services (empty: all).
+    pub services: Vec<String>,
+    /// Registry (default: the config's).
+    pub registry: Option<String>,
+}
+
+/// The policy, and whether the region or account had to be written as `*`.
+#[derive(Debug, Clone)]
+pub struct IamPolicy {
+    /// The policy document.
+    pub document: serde_json::Value,
+    /// The region or account is unknown (written as `*`).
+    pub wildcard: bool,
+}
+
+/// Work out the policy.
+pub fn policy(req: &IamRequest, env: Env<'_>) -> Result<IamPolicy, AppError> {
+    let config = Config::find_and_load(req.config.as_deref())?;
+    let registry = access::destination(&config, req.registry.as_deref(), false)?;
+    let region = registry
+        .ecr_region()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"));
+    let account = registry.ecr_registry_id();
+    let wildcard = region.is_none() || account.is_none();
+    let region = region.unwrap_or_else(|| "*".into());
+    let services = config.select(&req.services)?;
+    // Base images in ECR are read: to build (manifests, configs) and to mount or copy layers.
+    let base_repositories = services
+        .iter()
+        .filter_map(|s| match &s.base {
+            BaseRef::Registry(r) => parse_ecr_host(&r.host)
+                .map(|h| iam::repository_arn(&h.region, &h.account, &r.repository)),
+            _ => None,
+        })
+        .collect();
+    let scope = iam::PolicyScope {
+        partition: iam::partition(&region).to_string(),
+        account: account.unwrap_or_else(|| "*".into()),
+        region,
+        repositories: services
+            .iter()
+            .map(|s| registry.repository_path(&s.repository))
+            .collect(),
+        base_repositories,
+    };
+    Ok(IamPolicy {
+        document: iam::policy(&scope),
+        wildcard,
+    })
+}

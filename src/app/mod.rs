@@ -1,0 +1,148 @@
+//! Use cases: one function per command, taking a request struct and returning a report. No
+//! printing: what is worth telling while a use case runs goes out as an [`Event`] to a sink
+//! the caller gives; the environment is read only through the [`Env`] lookup the caller gives.
+//!
+//! - `build`: `ocibuild build`; `publish`: `ocibuild push` (plan -> build | open layouts ->
+//!   ensure repositories -> transfer -> scan); `repos`, `scan`, `iam`, `plan`: the other
+//!   commands.
+//! - `access`: which credentials each registry host gets; `tags`: tag facts from git and CI.
+//!
+//! Imports everything below it (`base`, `build`, `config`, `ecr`, `layer`, `oci`, `plan`,
+//! `platform`, `registry`, `transfer`); nothing imports `app` but `cli`.
+
+pub mod access;
+pub mod build;
+pub mod iam;
+pub mod plan;
+pub mod publish;
+pub mod repos;
+pub mod scan;
+pub mod tags;
+
+use crate::platform::Platform;
+
+/// The report types of the layers below that the CLI renders (it imports nothing else).
+pub mod reports {
+    pub use crate::build::ServiceReport;
+    pub use crate::ecr::repos::RepoPlan;
+    pub use crate::ecr::scan::{ScanResult, SEVERITIES};
+    pub use crate::plan::Plan;
+    pub use crate::transfer::{BlobOutcome, Event as TransferEvent, PushReport};
+}
+use std::path::PathBuf;
+
+/// Reads one environment variable (the process environment in the CLI; a map in tests).
+pub type Env<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
+
+/// Where a use case tells what happens as it happens.
+pub type Events<'a> = &'a (dyn Fn(Event) + Send + Sync);
+
+/// What a use case tells while it runs.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Something the user should look at; the run goes on.
+    Warning(String),
+    /// A remark (e.g. a tag kind skipped here).
+    Note(String),
+    /// Which services were selected, and why.
+    Planned(crate::plan::Plan),
+    /// Services built (before pushing).
+    Built(Vec<crate::build::ServiceReport>),
+    /// The repository settings planned (applied unless `dry_run`).
+    ReposPlanned {
+        /// The plans.
+        plans: Vec<crate::ecr::repos::RepoPlan>,
+        /// Nothing is applied.
+        dry_run: bool,
+    },
+    /// Transfer progress.
+    Transfer(crate::transfer::Event),
+    /// The transfer is over (progress display may close).
+    TransferDone,
+    /// Scan results, as they arrived.
+    Scanned(Vec<scan::ServiceScans>),
+}
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request cannot be carried out as asked (a missing or contradictory setting).
+    #[error("{0}")]
+    Refused(String),
+    /// The config file.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Choosing services or tags.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    /// The build.
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
+    /// Amazon ECR.
+    #[error(transparent)]
+    Ecr(#[from] crate::ecr::EcrError),
+    /// A registry.
+    #[error(transparent)]
+    Registry(Box<crate::registry::error::RegistryError>),
+    /// Credentials.
+    #[error(transparent)]
+    Auth(#[from] crate::registry::auth::AuthError),
+    /// A local failure (runtime, files).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<crate::registry::error::RegistryError> for AppError {
+    fn from(e: crate::registry::error::RegistryError) -> Self {
+        AppError::Registry(Box::new(e))
+    }
+}
+
+/// How layers are made, as the command line says.
+#[derive(Debug, Clone, Default)]
+pub struct LayerSettings {
+    /// Compress for speed (level 1).
+    pub fast: bool,
+    /// Layer cache directory (default: from the environment).
+    pub cache_dir: Option<PathBuf>,
+    /// Use no cache at all.
+    pub no_cache: bool,
+    /// Ask registries what base tags point at now.
+    pub pull: bool,
+}
+
+/// `SOURCE_DATE_EPOCH` from `env`, or 0.
+pub fn source_date_epoch(env: Env<'_>) -> Result<u64, AppError> {
+    match env("SOURCE_DATE_EPOCH") {
+        None => Ok(0),
+        Some(v) if v.trim().is_empty() => Ok(0),
+        Some(v) => v.trim().parse::<u64>().map_err(|_| {
+            AppError::Refused(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a non-negative integer number of seconds"
+            ))
+        }),
+    }
+}
+
+/// Platforms from the command line (`None`: the config's), duplicates dropped.
+pub fn parse_platforms(list: &[String]) -> Result<Option<Vec<Platform>>, AppError> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let mut out: Vec<Platform> = Vec::new();
+    for p in list {
+        let p: Platform = p.parse().map_err(AppError::Refused)?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The async runtime a use case runs its network work on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Other(format!("starting the async runtime: {e}")))
+}

@@ -1,0 +1,443 @@
+//! `ocibuild push`: plan -> build (or open the given layouts) -> ensure repositories ->
+//! transfer -> scan -> [`Publish`]. Pull requests (and `--no-push`) build and stop: the
+//! publisher that does nothing. What happens along the way goes out as events; the CLI renders
+//! them and decides the exit code from the outcome.
+
+use super::scan::{ScanPolicy, ServiceScans, Target};
+use super::{access, tags, AppError, Env, Event, Events, LayerSettings};
+use crate::build::{self as builder, BuildOptions, ServiceReport};
+use crate::config::{AuthMode, Config, RegistryConfig, Service};
+use crate::ecr::Ecr;
+use crate::oci::layout::Blobs;
+use crate::oci::read::Want;
+use crate::plan::git::Git;
+use crate::plan::{CiContext, PlanOptions};
+use crate::registry::clients::Clients;
+use crate::transfer::{self, PushReport, Remote, TransferImage, TransferOptions};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What to push.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    /// Config file.
+    pub config: Option<PathBuf>,
+    /// Platforms to build (empty: the config's).
+    pub platforms: Vec<String>,
+    /// Layer and cache settings.
+    pub layers: LayerSettings,
+    /// Tag kinds and literal tags (empty: the layouts' ref names).
+    pub tags: Vec<String>,
+    /// Registry `HOST[/PREFIX]` (default: the config's).
+    pub registry: Option<String>,
+    /// Plain HTTP.
+    pub insecure: bool,
+    /// Push these layouts instead of building.
+    pub layout: Option<PathBuf>,
+    /// Where to build the layouts (default: `.ocibuild/layouts` beside the config).
+    pub out: Option<PathBuf>,
+    /// Blob transfers in flight.
+    pub jobs: usize,
+    /// Look only.
+    pub dry_run: bool,
+    /// Create or update the ECR repositories first.
+    pub create_repos: bool,
+    /// Wait for ECR's scans afterwards, with this policy.
+    pub scan: Option<ScanPolicy>,
+    /// Which services (named ones, change detection settings).
+    pub selection: PlanOptions,
+    /// Build, but push nothing.
+    pub no_push: bool,
+    /// `timestamp` tags take the wall clock, not the head commit's time.
+    pub timestamp_now: bool,
+}
+
+/// Why nothing was pushed after a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoPush {
+    /// The run is for a pull request.
+    PullRequest,
+    /// `--no-push`.
+    Asked,
+}
+
+/// How a push ended.
+#[derive(Debug)]
+pub enum Publish {
+    /// No service was selected.
+    NothingChanged,
+    /// Built (or given layouts) but not pushed.
+    NotPushed {
+        /// Why.
+        why: NoPush,
+        /// What was built (empty with `--layout`).
+        built: Vec<ServiceReport>,
+        /// The selected services.
+        services: Vec<String>,
+        /// The tags the images would get.
+        tags: Vec<String>,
+    },
+    /// Pushed (or looked at, on a dry run).
+    Pushed(PublishReport),
+}
+
+/// One service's push, with its scans when asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceOutcome {
+    /// The push.
+    #[serde(flatten)]
+    pub push: PushReport,
+    /// Scan results, one per platform manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<Vec<crate::ecr::scan::ScanResult>>,
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct PublishReport {
+    /// Per service, in selection order.
+    pub services: Vec<ServiceOutcome>,
+    /// The selected services.
+    pub selected: Vec<String>,
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// Services with findings at `--fail-on` or worse.
+    pub scan_failure: Option<String>,
+}
+
+impl PublishReport {
+    /// The services that failed to push.
+    pub fn failed(&self) -> Vec<&str> {
+        self.services
+            .iter()
+            .filter(|s| s.push.error.is_some())
+            .map(|s| s.push.service.as_str())
+            .collect()
+    }
+}
+
+/// Run a push.
+pub fn publish(
+    req: &PublishRequest,
+    env: Env<'_>,
+    events: Events<'_>,
+) -> Result<Publish, AppError> {
+    let config = Config::find_and_load(req.config.as_deref())?;
+    crate::plan::validate_tags(&req.tags)?;
+    if req.layout.is_some() && !req.platforms.is_empty() {
+        return Err(AppError::Refused("--platform chooses what to build; with --layout the layouts are pushed as they are (rebuild them with `ocibuild build --platform ...`)".into()));
+    }
+    let ctx = tags::ci_context(env)?;
+    let git = Git::open(&config.dir).ok();
+    let plan = crate::plan::plan(&config, git.as_ref(), &ctx, &req.selection)?;
+    events(Event::Planned(plan.clone()));
+    if plan.services.is_empty() {
+        return Ok(Publish::NothingChanged);
+    }
+    let names: Vec<String> = plan.services.iter().map(|s| s.service.clone()).collect();
+    let tags = resolve_tags(req, &config, git.as_ref(), &ctx, events)?;
+    let no_push = match (req.no_push, ctx.is_pull_request()) {
+        (true, _) => Some(NoPush::Asked),
+        (false, true) => Some(NoPush::PullRequest),
+        (false, false) => None,
+    };
+    let runtime = super::runtime()?;
+    let remote = super::build::remote_options(&config, &runtime, &req.layers);
+    let layouts = match &req.layout {
+        Some(dir) => dir.clone(),
+        None => {
+            let run = BuildRun {
+                req,
+                config: &config,
+                names: &names,
+                tags: &tags,
+                env,
+                events,
+            };
+            let (out, built) = run.build(remote.clone())?;
+            if let Some(why) = no_push {
+                return Ok(Publish::NotPushed {
+                    why,
+                    built,
+                    services: names,
+                    tags,
+                });
+            }
+            out
+        }
+    };
+    if let Some(why) = no_push {
+        return Ok(Publish::NotPushed {
+            why,
+            built: vec![],
+            services: names,
+            tags,
+        });
+    }
+    let services = config.select(&names)?;
+    let push = Push {
+        req,
+        config: &config,
+        runtime: &runtime,
+        events,
+    };
+    let report = push.run(&services, &layouts, &tags, &remote.clients)?;
+    Ok(Publish::Pushed(PublishReport {
+        selected: names,
+        ..report
+    }))
+}
+
+/// Tags from kinds and literals (empty: the layouts' own); kinds skipped here are noted.
+fn resolve_tags(
+    req: &PublishRequest,
+    config: &Config,
+    git: Option<&Git>,
+    ctx: &CiContext,
+    events: Events<'_>,
+) -> Result<Vec<String>, AppError> {
+    if req.tags.is_empty() {
+        return Ok(vec![]);
+    }
+    let facts = tags::facts(config, git, ctx, req.timestamp_now)?;
+    let (tags, notes) = crate::plan::resolve_tags(&req.tags, &facts)?;
+    for n in notes {
+        events(Event::Note(format!("tag {n}")));
+    }
+    Ok(tags)
+}
+
+/// The build step of a push.
+struct BuildRun<'a> {
+    req: &'a PublishRequest,
+    config: &'a Config,
+    names: &'a [String],
+    tags: &'a [String],
+    env: Env<'a>,
+    events: Events<'a>,
+}
+
+impl BuildRun<'_> {
+    /// Build the selected services; returns where the layouts are and what was built.
+    fn build(
+        &self,
+        remote: crate::base::remote::RemoteOptions,
+    ) -> Result<(PathBuf, Vec<ServiceReport>), AppError> {
+        let req = self.req;
+        let out = req
+            .out
+            .clone()
+            .unwrap_or_else(|| self.config.dir.join(".ocibuild").join("layouts"));
+        let opts = BuildOptions {
+            services: self.names.to_vec(),
+            platforms: super::parse_platforms(&req.platforms)?,
+            out: out.clone(),
+            tags: self.tags.to_vec(),
+            epoch: super::source_date_epoch(self.env)?,
+            layer: super::build::layer_options(&req.layers, self.config),
+            cache: super::build::cache(&req.layers, self.env, self.events),
+            remote: Some(remote),
+            materialize: false,
+        };
+        let built = builder::build(self.config, &opts)?;
+        (self.events)(Event::Built(built.clone()));
+        Ok((out, built))
+    }
+}
+
+/// The push step.
+struct Push<'a> {
+    req: &'a PublishRequest,
+    config: &'a Config,
+    runtime: &'a tokio::runtime::Runtime,
+    events: Events<'a>,
+}
+
+impl Push<'_> {
+    /// Open the layouts, connect, ensure repositories, transfer, scan.
+    fn run(
+        &self,
+        services: &[&Service],
+        layouts: &Path,
+        tags: &[String],
+        sources: &Clients,
+    ) -> Result<PublishReport, AppError> {
+        let req = self.req;
+        let registry = access::destination(self.config, req.registry.as_deref(), req.insecure)?;
+        let images = open_layouts(services, &registry, layouts, tags)?;
+        let ecr = self.connect(&registry)?;
+        if let (true, Some(ecr)) = (req.create_repos, &ecr) {
+            self.ensure_repositories(ecr, &images)?;
+        }
+        let rt = self.runtime;
+        let client = rt.block_on(access::destination_client(&registry, ecr.as_ref()))?;
+        let remote = Remote::new(&client, sources);
+        let opts = TransferOptions {
+            jobs: req.jobs,
+            dry_run: req.dry_run,
+        };
+        let progress = |e| (self.events)(Event::Transfer(e));
+        let loaded: Vec<TransferImage> = images.iter().filter_map(|i| i.image.clone()).collect();
+        let pushed = rt.block_on(transfer::transfer(&remote, &loaded, &opts, &progress));
+        (self.events)(Event::TransferDone);
+        let reports = merge(
+            &images,
+            pushed,
+            transfer::Registry::host(&remote),
+            req.dry_run,
+        );
+        let mut report = PublishReport {
+            services: reports,
+            selected: vec![],
+            dry_run: req.dry_run,
+            scan_failure: None,
+        };
+        if let (Some(policy), Some(ecr), false) = (&req.scan, &ecr, req.dry_run) {
+            self.scan(ecr, policy, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    /// The ECR connection, for an ECR registry; refuses ECR-only options elsewhere.
+    fn connect(&self, registry: &RegistryConfig) -> Result<Option<Ecr>, AppError> {
+        if registry.auth_mode() == AuthMode::Ecr {
+            return Ok(Some(self.runtime.block_on(access::connect_ecr(registry))?));
+        }
+        if self.req.create_repos || self.req.scan.is_some() {
+            return Err(AppError::Refused(format!(
+                "--create-repos and --scan work with Amazon ECR; {} is not an ECR registry (set auth = \"ecr\" in [registry] for an ECR-compatible endpoint)",
+                registry.host
+            )));
+        }
+        Ok(None)
+    }
+
+    fn ensure_repositories(&self, ecr: &Ecr, images: &[Opened]) -> Result<(), AppError> {
+        let repositories: Vec<String> = images.iter().map(|i| i.repository.clone()).collect();
+        let mut policy = self.req.tags.clone();
+        if policy.is_empty() {
+            policy.push("latest".into());
+        }
+        let settings = super::repos::Settings {
+            config: self.config,
+            tag_policy: &policy,
+            dry_run: self.req.dry_run,
+        };
+        self.runtime
+            .block_on(settings.apply(ecr, &repositories, self.events))?;
+        Ok(())
+    }
+
+    /// Wait for the scans of what was pushed; attach them; judge them.
+    fn scan(
+        &self,
+        ecr: &Ecr,
+        policy: &ScanPolicy,
+        report: &mut PublishReport,
+    ) -> Result<(), AppError> {
+        let targets: Vec<Target> = report
+            .services
+            .iter()
+            .filter(|s| s.push.error.is_none())
+            .map(|s| Target {
+                service: s.push.service.clone(),
+                repository: s.push.repository.clone(),
+                digests: s.push.manifest_digests.clone(),
+            })
+            .collect();
+        let scans =
+            self.runtime
+                .block_on(super::scan::wait_all(ecr, &targets, policy, self.events))?;
+        for ServiceScans { service, results } in scans.services {
+            if let Some(s) = report
+                .services
+                .iter_mut()
+                .find(|s| s.push.service == service)
+            {
+                s.scan = Some(results);
+            }
+        }
+        report.scan_failure = scans.failure;
+        Ok(())
+    }
+}
+
+/// A service's layout, read (or why not).
+struct Opened {
+    service: String,
+    repository: String,
+    image: Option<TransferImage>,
+    error: Option<String>,
+}
+
+/// Read each service's layout `layouts/<service>`: a missing layout stops the run; an
+/// unreadable one fails its service only.
+fn open_layouts(
+    services: &[&Service],
+    registry: &RegistryConfig,
+    layouts: &Path,
+    tags: &[String],
+) -> Result<Vec<Opened>, AppError> {
+    let mut out = Vec::new();
+    for s in services {
+        let dir = layouts.join(&s.name);
+        if !dir.join("oci-layout").is_file() {
+            return Err(AppError::Refused(format!(
+                "no OCI layout for service {} at {}: run `ocibuild build --out {}` first",
+                s.name,
+                dir.display(),
+                layouts.display()
+            )));
+        }
+        let repository = registry.repository_path(&s.repository);
+        let name = dir.display().to_string();
+        let read =
+            crate::oci::layout::read(&dir, None, Want::Every, Blobs::BaseLayersMayBeRemote, &name);
+        let (image, error) = match read {
+            Ok(l) => {
+                let tags = match (tags.is_empty(), l.refs.is_empty()) {
+                    (false, _) => tags.to_vec(),
+                    (true, false) => l.refs,
+                    (true, true) => vec!["latest".to_string()],
+                };
+                let image = TransferImage {
+                    service: s.name.clone(),
+                    repository: repository.clone(),
+                    graph: l.graph,
+                    tags,
+                };
+                (Some(image), None)
+            }
+            Err(e) => (None, Some(format!("reading layout: {e}"))),
+        };
+        out.push(Opened {
+            service: s.name.clone(),
+            repository,
+            image,
+            error,
+        });
+    }
+    Ok(out)
+}
+
+/// The transfer's reports and the unreadable layouts' failures, in service order.
+fn merge(
+    images: &[Opened],
+    pushed: Vec<PushReport>,
+    host: &str,
+    dry_run: bool,
+) -> Vec<ServiceOutcome> {
+    let mut pushed = pushed.into_iter();
+    images
+        .iter()
+        .filter_map(|i| {
+            let push = match &i.image {
+                Some(_) => pushed.next()?,
+                None => {
+                    PushReport::failed(&i.service, &i.repository, host, dry_run, i.error.clone())
+                }
+            };
+            Some(ServiceOutcome { push, scan: None })
+        })
+        .collect()
+}

@@ -1,0 +1,76 @@
+//! `ocibuild repos ensure` (and `push --create-repos`): plan the ECR repository settings of
+//! the services, tell the plan, apply it unless only looking.
+
+use super::{access, AppError, Event, Events};
+use crate::config::Config;
+use crate::ecr::repos::{self, RepoPlan};
+use crate::ecr::{lifecycle, Ecr};
+use std::path::PathBuf;
+
+/// Which repositories to bring in line.
+#[derive(Debug, Clone)]
+pub struct EnsureRequest {
+    /// Config file.
+    pub config: Option<PathBuf>,
+    /// Services (empty: all).
+    pub services: Vec<String>,
+    /// Registry (default: the config's).
+    pub registry: Option<String>,
+    /// The tag kinds pushed, to check lifecycle rules against.
+    pub tag_policy: Vec<String>,
+    /// Only plan.
+    pub dry_run: bool,
+}
+
+/// Plan and (unless `dry_run`) apply the settings of the requested services' repositories.
+pub fn ensure(req: &EnsureRequest, events: Events<'_>) -> Result<Vec<RepoPlan>, AppError> {
+    let config = Config::find_and_load(req.config.as_deref())?;
+    let registry = access::destination(&config, req.registry.as_deref(), false)?;
+    let repositories: Vec<String> = config
+        .select(&req.services)?
+        .iter()
+        .map(|s| registry.repository_path(&s.repository))
+        .collect();
+    let runtime = super::runtime()?;
+    let ecr = runtime.block_on(access::connect_ecr(&registry))?;
+    let settings = Settings {
+        config: &config,
+        tag_policy: &req.tag_policy,
+        dry_run: req.dry_run,
+    };
+    runtime.block_on(settings.apply(&ecr, &repositories, events))
+}
+
+/// What the repositories should look like.
+pub(crate) struct Settings<'a> {
+    /// The config (its `[repositories]`).
+    pub config: &'a Config,
+    /// The tag kinds pushed.
+    pub tag_policy: &'a [String],
+    /// Only plan.
+    pub dry_run: bool,
+}
+
+impl Settings<'_> {
+    /// Warn about lifecycle rules that miss the tag policy, plan, tell the plan, apply.
+    pub async fn apply(
+        &self,
+        ecr: &Ecr,
+        repositories: &[String],
+        events: Events<'_>,
+    ) -> Result<Vec<RepoPlan>, AppError> {
+        let wanted = &self.config.repositories;
+        for w in lifecycle::check_against_tags(&wanted.lifecycle, self.tag_policy) {
+            events(Event::Warning(w));
+        }
+        let plans = repos::plan(ecr, repositories, wanted).await?;
+        events(Event::ReposPlanned {
+            plans: plans.clone(),
+            dry_run: self.dry_run,
+        });
+        if !self.dry_run {
+            repos::apply(ecr, &plans, wanted).await?;
+        }
+        Ok(plans)
+    }
+}

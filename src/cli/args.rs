@@ -1,0 +1,409 @@
+//! Command-line arguments: what was typed, as clap types, and their turning into the
+//! request structs of the `app` use cases. No I/O here.
+
+use crate::app::plan::PlanOptions;
+use crate::app::{self, LayerSettings};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Build and publish reproducible multi-arch OCI images without a Docker daemon.
+#[derive(Debug, Parser)]
+#[command(name = "ocibuild", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum Command {
+    /// Build each service's multi-platform image into an OCI image layout OUT/<service>/.
+    Build(BuildArgs),
+    /// Build (or take from --layout) each service's image and push it to the registry.
+    Push(PushArgs),
+    /// Manage the ECR repositories of the services.
+    Repos {
+        #[command(subcommand)]
+        command: ReposCommand,
+    },
+    /// Wait for ECR's scans of the services' images and report their findings.
+    Scan(ScanArgs),
+    /// Print the minimal IAM policy ocibuild needs for this config.
+    IamPolicy(IamArgs),
+    /// Say which services changed (and so will be built and pushed).
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ReposCommand {
+    /// Create each service's repository or bring it in line with the config (plan, then apply).
+    Ensure(EnsureArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct EnsureArgs {
+    #[command(flatten)]
+    pub(super) select: Selection,
+    #[command(flatten)]
+    pub(super) registry: RegistryArg,
+    /// Only print the plan.
+    #[arg(long)]
+    pub(super) dry_run: bool,
+    /// The tags ocibuild writes, to check the lifecycle rules against.
+    #[arg(
+        long = "tags",
+        value_name = "KINDS",
+        value_delimiter = ',',
+        default_value = "sha,timestamp,latest"
+    )]
+    pub(super) tag_policy: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(super) format: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ScanArgs {
+    #[command(flatten)]
+    pub(super) select: Selection,
+    #[command(flatten)]
+    pub(super) registry: RegistryArg,
+    /// The image to look at, by tag (default: latest).
+    #[arg(long, conflicts_with = "digest")]
+    pub(super) tag: Option<String>,
+    /// The image to look at, by digest.
+    #[arg(long)]
+    pub(super) digest: Option<String>,
+    #[command(flatten)]
+    pub(super) wait: ScanWait,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(super) format: Format,
+}
+
+/// How long to wait for scans and what fails the run.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct ScanWait {
+    /// Longest wait for each scan, e.g. 90s, 10m (a time-out is reported, not an error).
+    #[arg(long = "wait", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub(super) wait: std::time::Duration,
+    /// Fail (exit 1) when a finding at this severity or worse is found (default: never).
+    #[arg(long, value_name = "SEVERITY", value_parser = ["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"])]
+    pub(super) fail_on: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct IamArgs {
+    #[command(flatten)]
+    pub(super) select: Selection,
+    #[command(flatten)]
+    pub(super) registry: RegistryArg,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 90s, 10m, 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("invalid duration {s:?}: use e.g. 90s, 10m, 1h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Compression and caching choices on the command line.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct CompressArgs {
+    /// Compress for speed (gzip or zstd level 1), e.g. for pull-request builds.
+    #[arg(long)]
+    pub(super) fast: bool,
+    /// Layer cache directory (default: $OCIBUILD_CACHE_DIR, $XDG_CACHE_HOME/ocibuild or
+    /// ~/.cache/ocibuild); persist it between CI runs to skip unchanged layers.
+    #[arg(long, value_name = "DIR")]
+    pub(super) cache_dir: Option<PathBuf>,
+    /// Build every layer, using no cache (wins over --cache-dir). Registry bases are then
+    /// resolved afresh too.
+    #[arg(long)]
+    pub(super) no_cache: bool,
+    /// Ask the registry what the tags of registry bases point at now, instead of reusing what
+    /// an earlier build resolved them to (kept in the cache directory).
+    #[arg(long)]
+    pub(super) pull: bool,
+}
+
+/// The registry named on the command line.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct RegistryArg {
+    /// Registry HOST[:PORT][/PREFIX] (default: [registry] url in the config).
+    #[arg(long = "registry", value_name = "HOST[/PREFIX]")]
+    pub(super) host: Option<String>,
+}
+
+/// Which config, services and platforms a command works on.
+#[derive(Debug, clap::Args)]
+pub(super) struct Selection {
+    /// Config file (default: ./ocibuild.toml).
+    #[arg(long, value_name = "FILE")]
+    pub(super) config: Option<PathBuf>,
+    /// Only these services (repeat, or a comma list; default: all for build, what changed
+    /// for push, see `ocibuild plan`).
+    #[arg(long = "service", value_name = "NAME", value_delimiter = ',')]
+    pub(super) services: Vec<String>,
+    /// Only these platforms, e.g. linux/arm64 (repeat, or a comma list; default: the
+    /// config's). Not with `push --layout`, which pushes the layouts as they are.
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH[/VARIANT]",
+        value_delimiter = ','
+    )]
+    pub(super) platforms: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct PushArgs {
+    #[command(flatten)]
+    pub(super) select: Selection,
+    #[command(flatten)]
+    pub(super) compress: CompressArgs,
+    /// Tags: kinds sha, timestamp, latest, pr, release and literal tags (repeat, or a comma
+    /// list; default: the layout's ref names, latest).
+    #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
+    pub(super) tags: Vec<String>,
+    #[command(flatten)]
+    pub(super) registry: RegistryArg,
+    /// Use plain HTTP (always allowed for loopback hosts).
+    #[arg(long)]
+    pub(super) insecure: bool,
+    /// Push the layouts `ocibuild build --out DIR` wrote, without building.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub(super) layout: Option<PathBuf>,
+    /// Where to build the layouts before pushing (default: .ocibuild/layouts beside the config).
+    #[arg(long, value_name = "DIR")]
+    pub(super) out: Option<PathBuf>,
+    /// Blob transfers in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(super) jobs: u16,
+    /// Look only: report what would be uploaded, mounted, skipped and tagged; write nothing remote.
+    #[arg(long)]
+    pub(super) dry_run: bool,
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(super) report: Option<PathBuf>,
+    /// Output format of the summary on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(super) format: Format,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub(super) quiet: bool,
+    /// Create or update the ECR repositories first (as `repos ensure` does).
+    #[arg(long)]
+    pub(super) create_repos: bool,
+    /// After the push, wait for ECR's scans and report their findings.
+    #[arg(long)]
+    pub(super) scan: bool,
+    #[command(flatten)]
+    pub(super) scan_wait: ScanWait,
+    #[command(flatten)]
+    pub(super) change: ChangeArgs,
+    /// Build and validate, but push nothing (what pull requests do).
+    #[arg(long)]
+    pub(super) no_push: bool,
+    /// Time used by the `timestamp` tag: the head commit's (stable across reruns) or now.
+    #[arg(long, value_enum, default_value_t = TimestampSource::Commit)]
+    pub(super) timestamp: TimestampSource,
+}
+
+/// Where the `timestamp` tag's time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum TimestampSource {
+    Commit,
+    Now,
+}
+
+/// Change detection overrides.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct ChangeArgs {
+    /// Compare with this revision (default: from the CI event, else HEAD~1).
+    #[arg(long, value_name = "REV")]
+    pub(super) base: Option<String>,
+    /// Compare this revision (default: GITHUB_SHA, else HEAD).
+    #[arg(long, value_name = "REV")]
+    pub(super) head: Option<String>,
+    /// Every service, whatever changed.
+    #[arg(long, conflicts_with = "base")]
+    pub(super) all: bool,
+}
+
+impl ChangeArgs {
+    fn options(&self, services: &[String]) -> PlanOptions {
+        PlanOptions {
+            base: self.base.clone(),
+            head: self.head.clone(),
+            services: services.to_vec(),
+            all: self.all,
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct PlanArgs {
+    /// Config file (default: ./ocibuild.toml).
+    #[arg(long, value_name = "FILE")]
+    pub(super) config: Option<PathBuf>,
+    /// These services, whatever changed (repeat, or a comma list).
+    #[arg(
+        long = "service",
+        value_name = "NAME",
+        value_delimiter = ',',
+        conflicts_with = "all"
+    )]
+    pub(super) services: Vec<String>,
+    #[command(flatten)]
+    pub(super) change: ChangeArgs,
+    /// Output: text, json, or github-matrix (`{"include":[{"service":...}]}`).
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub(super) format: PlanFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum PlanFormat {
+    Text,
+    Json,
+    GithubMatrix,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(super) enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct BuildArgs {
+    #[command(flatten)]
+    pub(super) select: Selection,
+    #[command(flatten)]
+    pub(super) compress: CompressArgs,
+    /// Output directory: each service's layout goes to OUT/<service>/.
+    #[arg(long, value_name = "DIR")]
+    pub(super) out: PathBuf,
+    /// Ref name(s) written in each layout's index.json (repeat, or a comma list; default: latest).
+    #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
+    pub(super) tags: Vec<String>,
+    /// Output format of the summary on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(super) format: Format,
+    /// Copy the layers of registry bases into the layouts too (self-contained layouts for
+    /// offline use or other tools; a push needs no access to the base's registry then).
+    #[arg(long)]
+    pub(super) materialize: bool,
+}
+
+impl CompressArgs {
+    fn settings(&self) -> LayerSettings {
+        LayerSettings {
+            fast: self.fast,
+            cache_dir: self.cache_dir.clone(),
+            no_cache: self.no_cache,
+            pull: self.pull,
+        }
+    }
+}
+
+impl ScanWait {
+    fn policy(&self) -> app::scan::ScanPolicy {
+        app::scan::ScanPolicy {
+            wait: self.wait,
+            fail_on: self.fail_on.clone(),
+        }
+    }
+}
+
+impl BuildArgs {
+    /// The request for `app::build`.
+    pub(super) fn request(&self) -> app::build::BuildRequest {
+        app::build::BuildRequest {
+            config: self.select.config.clone(),
+            services: self.select.services.clone(),
+            platforms: self.select.platforms.clone(),
+            layers: self.compress.settings(),
+            out: self.out.clone(),
+            tags: self.tags.clone(),
+            materialize: self.materialize,
+        }
+    }
+}
+
+impl PushArgs {
+    /// The request for `app::publish`.
+    pub(super) fn request(&self) -> app::publish::PublishRequest {
+        app::publish::PublishRequest {
+            config: self.select.config.clone(),
+            platforms: self.select.platforms.clone(),
+            layers: self.compress.settings(),
+            tags: self.tags.clone(),
+            registry: self.registry.host.clone(),
+            insecure: self.insecure,
+            layout: self.layout.clone(),
+            out: self.out.clone(),
+            jobs: usize::from(self.jobs),
+            dry_run: self.dry_run,
+            create_repos: self.create_repos,
+            scan: self.scan.then(|| self.scan_wait.policy()),
+            selection: self.change.options(&self.select.services),
+            no_push: self.no_push,
+            timestamp_now: self.timestamp == TimestampSource::Now,
+        }
+    }
+}
+
+impl EnsureArgs {
+    /// The request for `app::repos::ensure`.
+    pub(super) fn request(&self) -> app::repos::EnsureRequest {
+        app::repos::EnsureRequest {
+            config: self.select.config.clone(),
+            services: self.select.services.clone(),
+            registry: self.registry.host.clone(),
+            tag_policy: self.tag_policy.clone(),
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+impl ScanArgs {
+    /// The request for `app::scan::scan`.
+    pub(super) fn request(&self) -> app::scan::ScanRequest {
+        app::scan::ScanRequest {
+            config: self.select.config.clone(),
+            services: self.select.services.clone(),
+            registry: self.registry.host.clone(),
+            reference: self.digest.clone().or(self.tag.clone()),
+            policy: self.wait.policy(),
+        }
+    }
+}
+
+impl IamArgs {
+    /// The request for `app::iam::policy`.
+    pub(super) fn request(&self) -> app::iam::IamRequest {
+        app::iam::IamRequest {
+            config: self.select.config.clone(),
+            services: self.select.services.clone(),
+            registry: self.registry.host.clone(),
+        }
+    }
+}
+
+impl PlanArgs {
+    /// The request for `app::plan::plan`.
+    pub(super) fn request(&self) -> app::plan::PlanRequest {
+        app::plan::PlanRequest {
+            config: self.config.clone(),
+            options: self.change.options(&self.services),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! GitHub Actions: `GITHUB_OUTPUT` (services, images, per-service digest and image), step
+//! summaries (`GITHUB_STEP_SUMMARY`), and `::warning` annotations for scan findings. Writes
+//! only where those variables point; prints annotations only when `GITHUB_ACTIONS=true`.
+
+use super::render::human_bytes;
+use crate::app::publish::ServiceOutcome;
+use crate::app::reports::ServiceReport;
+use crate::app::scan::ServiceScans;
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Whether this runs inside GitHub Actions.
+pub fn active() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
+/// Append `text` to the file named by the environment variable `var`, if set.
+fn append_to_env_file(var: &str, text: &str) -> anyhow::Result<()> {
+    if let Some(path) = std::env::var_os(var) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {var}={}", PathBuf::from(&path).display()))?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("writing {var}"))?;
+    }
+    Ok(())
+}
+
+/// GITHUB_OUTPUT: `services` (JSON list of `planned`), `images` (JSON map service ->
+/// repo@digest of the services pushed), and per pushed service `<name>-digest`, `<name>-image`.
+pub fn write_outputs(pushed: &[&ServiceOutcome], planned: &[String]) -> anyhow::Result<()> {
+    let mut out = String::new();
+    let images: BTreeMap<&str, String> = pushed
+        .iter()
+        .map(|s| {
+            let r = &s.push;
+            let image = format!("{}/{}@{}", r.registry, r.repository, r.index_digest);
+            (r.service.as_str(), image)
+        })
+        .collect();
+    out.push_str(&format!("services={}\n", serde_json::to_string(planned)?));
+    out.push_str(&format!("images={}\n", serde_json::to_string(&images)?));
+    for s in pushed {
+        let r = &s.push;
+        out.push_str(&format!("{}-digest={}\n", r.service, r.index_digest));
+        out.push_str(&format!(
+            "{}-image={}\n",
+            r.service,
+            images[r.service.as_str()]
+        ));
+    }
+    append_to_env_file("GITHUB_OUTPUT", &out)
+}
+
+/// A registry base in a step summary cell: its name and what it resolved to.
+fn summary_base(name: &str, digest: &str) -> String {
+    format!("`{name}` → `{digest}`")
+}
+
+/// Findings of one service's scans, summed by severity, for a summary cell.
+fn scan_cell(s: &ServiceOutcome) -> String {
+    let Some(results) = &s.scan else {
+        return String::new();
+    };
+    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+    for r in results {
+        for (k, v) in &r.counts {
+            *totals.entry(k.as_str()).or_default() += v;
+        }
+    }
+    if totals.is_empty() {
+        return "no findings".to_string();
+    }
+    let cells: Vec<String> = totals.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    cells.join(", ")
+}
+
+/// The step summary of a push.
+pub fn write_summary_pushed(services: &[ServiceOutcome]) -> anyhow::Result<()> {
+    let mut md = String::from("### ocibuild push\n\n| service | platforms | digest | tags | uploaded | time | scan | base |\n|---|---|---|---|---|---|---|---|\n");
+    for s in services {
+        let r = &s.push;
+        let digest = match &r.error {
+            Some(e) => format!("FAILED: {}", e.replace('|', "/")),
+            None => format!("`{}`", r.reference),
+        };
+        let base = match (&r.base_name, &r.base_digest) {
+            (Some(name), Some(digest)) => summary_base(name, digest),
+            _ => String::new(),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.1} s | {} | {base} |\n",
+            r.service,
+            r.manifest_digests.len(),
+            digest,
+            r.tags.join(", "),
+            human_bytes(r.bytes_uploaded),
+            r.duration_ms as f64 / 1000.0,
+            scan_cell(s)
+        ));
+    }
+    append_to_env_file("GITHUB_STEP_SUMMARY", &md)
+}
+
+/// The step summary of a build that pushed nothing (pull requests).
+pub fn write_summary_built(built: &[ServiceReport], tags: &[String]) -> anyhow::Result<()> {
+    let mut md = String::from("### ocibuild (pull request: built, not pushed)\n\n| service | platforms | digest | tags | base |\n|---|---|---|---|---|\n");
+    for r in built {
+        let base = r
+            .base
+            .as_ref()
+            .map(|b| summary_base(&b.name, &b.digest))
+            .unwrap_or_default();
+        let platforms: Vec<&str> = r.platforms.iter().map(|p| p.platform.as_str()).collect();
+        md.push_str(&format!(
+            "| {} | {} | `{}` | {} | {base} |\n",
+            r.name,
+            platforms.join(", "),
+            r.index_digest,
+            tags.join(", ")
+        ));
+    }
+    append_to_env_file("GITHUB_STEP_SUMMARY", &md)
+}
+
+/// One `::warning` annotation per CRITICAL or HIGH finding.
+pub fn annotate_scans(scans: &[ServiceScans]) {
+    for s in scans {
+        for r in &s.results {
+            for f in &r.findings {
+                println!(
+                    "::warning title={}: {} {}::{} in {} ({})",
+                    s.service, f.severity, f.name, f.package, r.repository, f.link
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Unit tests of the transfer against an in-memory registry: order of writes, failures,
+//! deduplication across repositories, mounts and their fallbacks, base layers.
+
+use super::*;
+use crate::oci::read::{BlobNeed, GraphReader, Want};
+use crate::oci::{BlobAt, Doc};
+use crate::spec::{
+    MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_MANIFEST,
+};
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// How the fake answers a mount.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MountMode {
+    Link,
+    Session,
+    Fail,
+}
+
+#[derive(Default)]
+struct State {
+    blobs: HashSet<(String, Digest)>,
+    manifests: HashSet<(String, String)>,
+    log: Vec<String>,
+    failing: HashSet<Digest>,
+}
+
+/// A registry in memory: records every write in order.
+struct Fake {
+    host: String,
+    mount: MountMode,
+    state: Mutex<State>,
+}
+
+impl Fake {
+    fn new(mount: MountMode) -> Self {
+        Fake {
+            host: "registry.test".into(),
+            mount,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    fn record(&self, entry: String) {
+        self.state.lock().unwrap().log.push(entry);
+    }
+
+    fn refused(what: &str) -> RegistryError {
+        let mut e = RegistryError::new("PUT", "https://registry.test/v2/", what.to_string());
+        e.status = Some(400);
+        e
+    }
+}
+
+impl Registry for Fake {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn manifest_exists(&self, repo: &str, reference: &str) -> Result<bool, RegistryError> {
+        let s = self.state.lock().unwrap();
+        Ok(s.manifests.contains(&(repo.into(), reference.into())))
+    }
+
+    async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .blobs
+            .contains(&(repo.into(), digest.clone())))
+    }
+
+    async fn mount(&self, repo: &str, digest: &Digest, from: &str) -> Result<Mount, RegistryError> {
+        match self.mount {
+            MountMode::Fail => Err(Fake::refused("mount refused")),
+            MountMode::Session => Ok(Mount::Upload(
+                Url::parse("https://registry.test/session").unwrap(),
+            )),
+            MountMode::Link => {
+                let mut s = self.state.lock().unwrap();
+                if !s.blobs.contains(&(from.into(), digest.clone())) {
+                    return Err(Fake::refused("blob unknown"));
+                }
+                s.blobs.insert((repo.into(), digest.clone()));
+                s.log
+                    .push(format!("mount {repo} {} from {from}", &digest.hex()[..6]));
+                Ok(Mount::Mounted)
+            }
+        }
+    }
+
+    async fn upload(
+        &self,
+        repo: &str,
+        blob: &BlobRef,
+        source: Source<'_>,
+        session: Option<Url>,
+    ) -> Result<(), RegistryError> {
+        let mut s = self.state.lock().unwrap();
+        if s.failing.contains(&blob.digest) {
+            return Err(Fake::refused("upload refused"));
+        }
+        let how = match source {
+            Source::File(_) => "file".to_string(),
+            Source::Registry(at) => format!("stream from {}/{}", at.host, at.repository),
+        };
+        let into = if session.is_some() {
+            " into session"
+        } else {
+            ""
+        };
+        s.log.push(format!(
+            "upload {repo} {} ({how}){into}",
+            &blob.digest.hex()[..6]
+        ));
+        s.blobs.insert((repo.into(), blob.digest.clone()));
+        Ok(())
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        _media_type: &str,
+        _bytes: &[u8],
+    ) -> Result<(), RegistryError> {
+        let short = reference
+            .strip_prefix("sha256:")
+            .map_or(reference, |h| &h[..6]);
+        self.record(format!("manifest {repo} {short}"));
+        let mut s = self.state.lock().unwrap();
+        s.manifests.insert((repo.into(), reference.into()));
+        Ok(())
+    }
+}
+
+/// An image of one platform with layers of `contents` (files in `dir`), its layers also at
+/// `base` when given; tagged `tags`.
+fn image(
+    dir: &std::path::Path,
+    service: &str,
+    contents: &[&[u8]],
+    base: Option<RepoAt>,
+    tags: &[&str],
+) -> TransferImage {
+    let file = |bytes: &[u8]| {
+        let d = Digest::of(bytes);
+        std::fs::write(dir.join(d.hex()), bytes).unwrap();
+        d
+    };
+    let layers: Vec<serde_json::Value> = contents
+        .iter()
+        .map(|c| json!({"mediaType": MEDIA_TYPE_LAYER_GZIP, "digest": file(c).as_str(), "size": c.len()}))
+        .collect();
+    let diff_ids: Vec<String> = contents.iter().map(|c| Digest::of(c).to_string()).collect();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}
+    }))
+    .unwrap();
+    let config_digest = file(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": MEDIA_TYPE_MANIFEST,
+        "config": {"mediaType": MEDIA_TYPE_CONFIG, "digest": config_digest.as_str(), "size": config.len()},
+        "layers": layers
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX,
+        "manifests": [{"mediaType": MEDIA_TYPE_MANIFEST, "digest": Digest::of(&manifest).as_str(),
+                       "size": manifest.len(), "platform": {"os": "linux", "architecture": "amd64"}}]
+    }))
+    .unwrap();
+    let top = Doc {
+        digest: Digest::of(&index),
+        media_type: MEDIA_TYPE_INDEX.into(),
+        bytes: index,
+    };
+    let mut reader = GraphReader::new(service, top, Want::Every).unwrap();
+    let docs = [manifest, config];
+    loop {
+        let wanted = reader.wanted().unwrap();
+        if wanted.is_empty() {
+            break;
+        }
+        for n in wanted {
+            let bytes = docs
+                .iter()
+                .find(|d| Digest::of(d) == n.digest)
+                .unwrap()
+                .clone();
+            reader.give(&n, bytes).unwrap();
+        }
+    }
+    let graph = reader
+        .finish(&mut |need: &BlobNeed<'_>| {
+            let mut at = vec![BlobAt::File(dir.join(need.digest.hex()))];
+            if let (Some(b), false) = (&base, need.is_config) {
+                at = vec![BlobAt::Registry(b.clone())];
+            }
+            Ok(at)
+        })
+        .unwrap();
+    TransferImage {
+        service: service.into(),
+        repository: format!("shop/{service}"),
+        graph,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+fn run(registry: &Fake, images: &[TransferImage]) -> Vec<PushReport> {
+    let opts = TransferOptions {
+        jobs: 4,
+        dry_run: false,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(transfer(registry, images, &opts, &|_| {}))
+}
+
+fn position(log: &[String], prefix: &str) -> usize {
+    log.iter()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in {log:#?}"))
+}
+
+#[test]
+fn blobs_then_manifests_then_index_then_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(
+        dir.path(),
+        "cart",
+        &[b"layer one", b"layer two"],
+        None,
+        &["v1", "latest"],
+    );
+    let fake = Fake::new(MountMode::Link);
+    let reports = run(&fake, std::slice::from_ref(&img));
+    assert_eq!(reports[0].error, None);
+    assert_eq!(reports[0].blobs_uploaded, 3, "config and two layers");
+    let log = fake.log();
+    let manifest = img.graph.images[0].doc.digest.hex()[..6].to_string();
+    let index = img.graph.top.digest.hex()[..6].to_string();
+    let last_upload = log.iter().rposition(|l| l.starts_with("upload")).unwrap();
+    let m = position(&log, &format!("manifest shop/cart {manifest}"));
+    let i = position(&log, &format!("manifest shop/cart {index}"));
+    let v1 = position(&log, "manifest shop/cart v1");
+    let latest = position(&log, "manifest shop/cart latest");
+    assert!(
+        last_upload < m && m < i && i < v1 && v1 < latest,
+        "{log:#?}"
+    );
+    assert_eq!(reports[0].tags, ["v1", "latest"]);
+}
+
+#[test]
+fn a_service_whose_blob_fails_gets_no_manifest_and_no_tag_and_the_others_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = image(dir.path(), "cart", &[b"refused layer"], None, &["v1"]);
+    let good = image(dir.path(), "ui", &[b"fine layer"], None, &["v1"]);
+    let fake = Fake::new(MountMode::Link);
+    fake.state
+        .lock()
+        .unwrap()
+        .failing
+        .insert(Digest::of(b"refused layer"));
+    let reports = run(&fake, &[bad, good]);
+    let e = reports[0].error.as_deref().unwrap();
+    assert!(
+        e.starts_with("blob sha256:") && e.contains("upload refused"),
+        "{e}"
+    );
+    assert!(
+        reports[0].tags.is_empty(),
+        "a failed service claims no tags"
+    );
+    assert_eq!(reports[1].error, None);
+    let log = fake.log();
+    assert!(
+        !log.iter().any(|l| l.starts_with("manifest shop/cart")),
+        "{log:#?}"
+    );
+    assert!(log.iter().any(|l| l == "manifest shop/ui v1"), "{log:#?}");
+}
+
+#[test]
+fn a_blob_shared_by_two_repositories_is_uploaded_once_and_mounted_into_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared: &[u8] = b"shared runtime layer";
+    let a = image(dir.path(), "cart", &[shared, b"cart app"], None, &["v1"]);
+    let b = image(
+        dir.path(),
+        "orders",
+        &[shared, b"orders app"],
+        None,
+        &["v1"],
+    );
+    let fake = Fake::new(MountMode::Link);
+    let reports = run(&fake, &[a, b]);
+    let hex = Digest::of(shared).hex()[..6].to_string();
+    let log = fake.log();
+    let uploads = log
+        .iter()
+        .filter(|l| l.starts_with("upload") && l.contains(&hex))
+        .count();
+    assert_eq!(uploads, 1, "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l == &format!("mount shop/orders {hex} from shop/cart")),
+        "{log:#?}"
+    );
+    assert_eq!(reports[1].blobs_mounted, 1);
+    assert!(reports.iter().all(|r| r.error.is_none()));
+}
+
+#[test]
+fn a_mount_answered_with_a_session_or_refused_falls_back_to_an_upload() {
+    for mode in [MountMode::Session, MountMode::Fail] {
+        let dir = tempfile::tempdir().unwrap();
+        let shared: &[u8] = b"shared layer";
+        let a = image(dir.path(), "cart", &[shared], None, &["v1"]);
+        let b = image(dir.path(), "orders", &[shared], None, &["v1"]);
+        let fake = Fake::new(mode);
+        let reports = run(&fake, &[a, b]);
+        assert!(reports.iter().all(|r| r.error.is_none()), "{reports:#?}");
+        let hex = Digest::of(shared).hex()[..6].to_string();
+        let second = fake
+            .log()
+            .into_iter()
+            .find(|l| l.starts_with(&format!("upload shop/orders {hex}")))
+            .expect("uploaded into the second repository");
+        assert_eq!(
+            second.ends_with("into session"),
+            mode == MountMode::Session,
+            "{second}"
+        );
+        assert_eq!(reports[1].blobs_uploaded, 2, "config and layer");
+    }
+}
+
+#[test]
+fn an_image_already_there_only_gets_its_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), "cart", &[b"layer"], None, &["v2"]);
+    let fake = Fake::new(MountMode::Link);
+    fake.state
+        .lock()
+        .unwrap()
+        .manifests
+        .insert(("shop/cart".into(), img.graph.top.digest.to_string()));
+    let reports = run(&fake, std::slice::from_ref(&img));
+    assert_eq!(fake.log(), ["manifest shop/cart v2"]);
+    assert_eq!(reports[0].blobs_skipped, 2);
+}
+
+#[test]
+fn base_layers_are_mounted_in_the_same_registry_and_streamed_from_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let same = RepoAt {
+        host: "registry.test".into(),
+        repository: "base/static".into(),
+    };
+    let fake = Fake::new(MountMode::Link);
+    let layer: &[u8] = b"base layer";
+    fake.state
+        .lock()
+        .unwrap()
+        .blobs
+        .insert(("base/static".into(), Digest::of(layer)));
+    let img = image(dir.path(), "cart", &[layer], Some(same), &["v1"]);
+    let reports = run(&fake, &[img]);
+    assert_eq!(reports[0].blobs_mounted, 1);
+
+    let other = RepoAt {
+        host: "elsewhere.test".into(),
+        repository: "library/alpine".into(),
+    };
+    let img = image(
+        dir.path(),
+        "ui",
+        &[b"other base layer"],
+        Some(other),
+        &["v1"],
+    );
+    let fake = Fake::new(MountMode::Link);
+    let reports = run(&fake, &[img]);
+    assert_eq!(reports[0].blobs_copied, 1);
+    assert!(fake
+        .log()
+        .iter()
+        .any(|l| l.ends_with("(stream from elsewhere.test/library/alpine)")));
+}
