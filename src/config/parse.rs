@@ -1,9 +1,13 @@
-//! From the raw file to a [`Config`]: each section checked and turned into the model, with
-//! errors that name the file, line and column. Imports the other `config` submodules and
-//! `platform`.
+//! From the raw file to a [`Config`]: each section checked and turned into the model, one
+//! function per section (`[build]`, `[services.*]` and their layers, `[registry]`,
+//! `[repositories]`, `[ci]`), with errors that name the file, line and column. Imports the
+//! other `config` submodules and `platform`.
 
 use super::model::{BaseRef, LayerConfig, Service};
-use super::raw::{RawFile, ServiceName};
+use super::raw::{
+    RawBuild, RawCi, RawFile, RawLayer, RawLifecycleRule, RawRegistry, RawRepositories, RawService,
+    ServiceName,
+};
 use super::registry::RegistryConfig;
 use super::repositories::{
     default_lifecycle, validate_lifecycle, Encryption, LifecycleRule, RepositorySettings,
@@ -11,10 +15,38 @@ use super::repositories::{
 };
 use super::resolve::resolve_base;
 use super::{Config, ConfigError, DEFAULT_FILE};
+use crate::layer::compress::Codec;
+use crate::platform::Platform;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
+use toml::Spanned;
+
+/// The config text and the file it came from, for errors that point into it.
+struct Text<'a> {
+    file: &'a Path,
+    src: &'a str,
+}
+
+impl Text<'_> {
+    /// An error at the byte range `span` of the text (`file:line:col: msg`), or about the whole
+    /// file (`file: msg`).
+    fn error(&self, span: Option<Range<usize>>, msg: impl fmt::Display) -> ConfigError {
+        match span {
+            Some(r) => {
+                let (l, c) = line_col(self.src, r.start);
+                ConfigError(format!("{}:{l}:{c}: {msg}", self.file.display()))
+            }
+            None => ConfigError(format!("{}: {msg}", self.file.display())),
+        }
+    }
+
+    /// An error at the byte range `span` of the text.
+    fn at(&self, span: Range<usize>, msg: impl fmt::Display) -> ConfigError {
+        self.error(Some(span), msg)
+    }
+}
 
 /// 1-based line and column of a byte offset.
 fn line_col(src: &str, offset: usize) -> (usize, usize) {
@@ -24,261 +56,31 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-fn at(file: &Path, src: &str, span: Option<Range<usize>>, msg: impl fmt::Display) -> ConfigError {
-    match span {
-        Some(r) => {
-            let (l, c) = line_col(src, r.start);
-            ConfigError(format!("{}:{l}:{c}: {msg}", file.display()))
-        }
-        None => ConfigError(format!("{}: {msg}", file.display())),
-    }
-}
-
 impl Config {
     /// Parse and validate config text; `file` names it in errors, `dir` resolves its paths.
     pub fn parse(src: &str, file: &Path, dir: &Path) -> Result<Config, ConfigError> {
+        let text = Text { file, src };
         let raw: RawFile =
-            toml::from_str(src).map_err(|e| at(file, src, e.span(), e.message().trim_end()))?;
-
-        let platforms = match raw.build.platforms {
-            None => vec![
-                "linux/amd64".parse().map_err(ConfigError)?,
-                "linux/arm64".parse().map_err(ConfigError)?,
-            ],
-            Some(p) => {
-                let span = p.span();
-                let list = p.into_inner();
-                if list.is_empty() {
-                    return Err(at(
-                        file,
-                        src,
-                        Some(span),
-                        "build.platforms is empty: name at least one platform",
-                    ));
-                }
-                for (i, a) in list.iter().enumerate() {
-                    if list[..i].contains(a) {
-                        return Err(at(
-                            file,
-                            src,
-                            Some(span),
-                            format!("platform {a} is listed twice"),
-                        ));
-                    }
-                }
-                list
-            }
-        };
-        let default_base = raw.build.base.unwrap_or(BaseRef::Scratch);
-        let codec = {
-            use crate::layer::compress::{Codec, DEFAULT_GZIP_LEVEL};
-            let level = raw
-                .build
-                .compression_level
-                .as_ref()
-                .map(|l| (*l.get_ref(), l.span()));
-            let name = raw
-                .build
-                .compression
-                .as_ref()
-                .map(|c| (c.get_ref().as_str(), c.span()));
-            match name {
-                None | Some(("gzip", _)) => match level {
-                    None => Codec::Gzip(DEFAULT_GZIP_LEVEL),
-                    Some((l @ 1..=12, _)) => Codec::Gzip(l as u32),
-                    Some((_, span)) => {
-                        return Err(at(
-                            file,
-                            src,
-                            Some(span),
-                            "gzip compression_level must be 1-12",
-                        ))
-                    }
-                },
-                Some(("zstd", _)) => match level {
-                    None => Codec::Zstd(3),
-                    Some((l @ 1..=19, _)) => Codec::Zstd(l as i32),
-                    Some((_, span)) => {
-                        return Err(at(
-                            file,
-                            src,
-                            Some(span),
-                            "zstd compression_level must be 1-19",
-                        ))
-                    }
-                },
-                Some((other, span)) => {
-                    return Err(at(
-                        file,
-                        src,
-                        Some(span),
-                        format!(
-                            "unknown compression {other:?}: use \"gzip\" (default) or \"zstd\""
-                        ),
-                    ))
-                }
-            }
-        };
-
-        let raw_services = raw.services;
-        if raw_services.is_empty() {
-            return Err(at(
-                file,
-                src,
-                None,
-                "no services defined: add a [services.<name>] table",
-            ));
-        }
-        let mut services = BTreeMap::new();
-        for (name, s) in raw_services {
-            let name_span = name.span();
-            let name = ServiceName::try_from(name.into_inner())
-                .map_err(|e| at(file, src, Some(name_span), e))?
-                .0;
-            let layers_span = s.layers.span();
-            let raw_layers = s.layers.into_inner();
-            if raw_layers.is_empty() {
-                return Err(at(
-                    file,
-                    src,
-                    Some(layers_span),
-                    format!("service {name} has no layers: add a [[services.{name}.layers]] table"),
-                ));
-            }
-            let layers = raw_layers
-                .into_iter()
-                .map(|l| LayerConfig {
-                    source: l.source,
-                    target: l.target.0,
-                    uid: u64::from(l.uid),
-                    gid: u64::from(l.gid),
-                    exclude: l.exclude.into_iter().map(|g| g.0).collect(),
-                    modes: l.modes.into_iter().map(|(g, m)| (g.0, m.0)).collect(),
-                    preserve_modes: l.preserve_modes,
-                    setid: l.setid,
-                })
-                .collect();
-            let base = resolve_base(s.base.unwrap_or_else(|| default_base.clone()), dir);
-            services.insert(
-                name.clone(),
-                Service {
-                    repository: s.repository.0,
-                    paths: s
-                        .paths
-                        .map(|p| p.into_iter().map(|g| g.0).collect())
-                        .unwrap_or_else(|| vec![format!("src/{name}/")]),
-                    base,
-                    entrypoint: s.entrypoint,
-                    cmd: s.cmd,
-                    env: s.env.into_iter().map(|(k, v)| (k.0, v)).collect(),
-                    workdir: s.workdir.map(|w| w.0),
-                    user: s.user.map(|u| u.0),
-                    ports: s.ports.into_iter().map(|p| p.0).collect(),
-                    labels: s.labels,
-                    layers,
-                    name,
-                },
-            );
-        }
+            toml::from_str(src).map_err(|e| text.error(e.span(), e.message().trim_end()))?;
+        let RawBuild {
+            platforms,
+            base,
+            compression,
+            compression_level,
+        } = raw.build;
+        let platforms = parse_platforms(&text, platforms)?;
+        let default_base = base.unwrap_or(BaseRef::Scratch);
+        let codec = parse_compression(&text, compression, compression_level)?;
+        let services = parse_services(&text, raw.services, &default_base, dir)?;
         let registry = match raw.registry {
             None => None,
-            Some(r) => {
-                let span = r.url.span();
-                let mut reg = RegistryConfig::parse(r.url.get_ref(), r.auth, r.insecure)
-                    .map_err(|e| at(file, src, Some(span), e))?;
-                reg.region = r.region;
-                reg.registry_id = r.registry_id;
-                if let Some(rate) = r.manifest_puts_per_second {
-                    if !rate.get_ref().is_finite() || *rate.get_ref() <= 0.0 {
-                        return Err(at(
-                            file,
-                            src,
-                            Some(rate.span()),
-                            "manifest_puts_per_second must be more than 0",
-                        ));
-                    }
-                    reg.manifest_puts_per_second = Some(*rate.get_ref());
-                }
-                Some(reg)
-            }
+            Some(r) => Some(parse_registry(&text, r)?),
         };
         let repositories = match raw.repositories {
             None => RepositorySettings::default(),
-            Some(r) => {
-                let span = r.span();
-                let r = r.into_inner();
-                let encryption = match r.encryption {
-                    None => Encryption::Aes256,
-                    Some(e) => match e.get_ref().as_str() {
-                        "AES256" => Encryption::Aes256,
-                        "KMS" => Encryption::Kms(r.kms_key.clone()),
-                        other => {
-                            return Err(at(
-                                file,
-                                src,
-                                Some(e.span()),
-                                format!("unknown encryption {other:?}: use \"AES256\" or \"KMS\""),
-                            ))
-                        }
-                    },
-                };
-                if r.kms_key.is_some() && encryption == Encryption::Aes256 {
-                    return Err(at(
-                        file,
-                        src,
-                        Some(span),
-                        "kms_key needs encryption = \"KMS\"",
-                    ));
-                }
-                let tag_mutability = r.tag_mutability.unwrap_or(TagMutability::Mutable);
-                let with_exclusion = matches!(
-                    tag_mutability,
-                    TagMutability::ImmutableWithExclusion | TagMutability::MutableWithExclusion
-                );
-                if with_exclusion == r.tag_mutability_exclusions.is_empty() {
-                    return Err(at(file, src, Some(span), "tag_mutability_exclusions go with (and only with) the *_WITH_EXCLUSION tag mutabilities"));
-                }
-                let lifecycle = match r.lifecycle {
-                    None => default_lifecycle(),
-                    Some(rules) => rules
-                        .into_iter()
-                        .map(|l| LifecycleRule {
-                            description: l
-                                .description
-                                .unwrap_or_else(|| format!("ocibuild rule {}", l.priority)),
-                            priority: l.priority,
-                            tag_status: l.tag_status,
-                            tag_prefixes: l.tag_prefixes,
-                            tag_patterns: l.tag_patterns,
-                            keep_last: l.keep_last,
-                            expire_after_days: l.expire_after_days,
-                        })
-                        .collect(),
-                };
-                validate_lifecycle(&lifecycle).map_err(|e| at(file, src, Some(span), e))?;
-                RepositorySettings {
-                    scan_on_push: r.scan_on_push.unwrap_or(true),
-                    encryption,
-                    tag_mutability,
-                    tag_mutability_exclusions: r.tag_mutability_exclusions,
-                    tags: r.tags,
-                    lifecycle,
-                }
-            }
+            Some(r) => parse_repositories(&text, r)?,
         };
-        let file_name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| DEFAULT_FILE.to_string());
-        let (shared_paths, default_branch) = match raw.ci {
-            None => (vec![file_name], "main".to_string()),
-            Some(ci) => (
-                ci.shared_paths
-                    .map(|p| p.into_iter().map(|g| g.0).collect())
-                    .unwrap_or_else(|| vec![file_name]),
-                ci.default_branch.unwrap_or_else(|| "main".into()),
-            ),
-        };
+        let (shared_paths, default_branch) = parse_ci(file, raw.ci);
         Ok(Config {
             file: file.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -290,6 +92,231 @@ impl Config {
             default_branch,
             codec,
         })
+    }
+}
+
+/// `[build] platforms`: linux/amd64 and linux/arm64 unless given; not empty, none twice.
+fn parse_platforms(
+    text: &Text,
+    raw: Option<Spanned<Vec<Platform>>>,
+) -> Result<Vec<Platform>, ConfigError> {
+    let Some(p) = raw else {
+        return Ok(vec![
+            "linux/amd64".parse().map_err(ConfigError)?,
+            "linux/arm64".parse().map_err(ConfigError)?,
+        ]);
+    };
+    let span = p.span();
+    let list = p.into_inner();
+    if list.is_empty() {
+        return Err(text.at(span, "build.platforms is empty: name at least one platform"));
+    }
+    for (i, a) in list.iter().enumerate() {
+        if list[..i].contains(a) {
+            return Err(text.at(span, format!("platform {a} is listed twice")));
+        }
+    }
+    Ok(list)
+}
+
+/// `[build] compression` and `compression_level`: gzip (level 6) unless given; the level is
+/// checked against the codec's range.
+fn parse_compression(
+    text: &Text,
+    name: Option<Spanned<String>>,
+    level: Option<Spanned<i64>>,
+) -> Result<Codec, ConfigError> {
+    use crate::layer::compress::DEFAULT_GZIP_LEVEL;
+    let level = level.as_ref().map(|l| (*l.get_ref(), l.span()));
+    let name = name.as_ref().map(|c| (c.get_ref().as_str(), c.span()));
+    match name {
+        None | Some(("gzip", _)) => match level {
+            None => Ok(Codec::Gzip(DEFAULT_GZIP_LEVEL)),
+            Some((l @ 1..=12, _)) => Ok(Codec::Gzip(l as u32)),
+            Some((_, span)) => Err(text.at(span, "gzip compression_level must be 1-12")),
+        },
+        Some(("zstd", _)) => match level {
+            None => Ok(Codec::Zstd(3)),
+            Some((l @ 1..=19, _)) => Ok(Codec::Zstd(l as i32)),
+            Some((_, span)) => Err(text.at(span, "zstd compression_level must be 1-19")),
+        },
+        Some((other, span)) => Err(text.at(
+            span,
+            format!("unknown compression {other:?}: use \"gzip\" (default) or \"zstd\""),
+        )),
+    }
+}
+
+/// `[services.*]`: at least one service.
+fn parse_services(
+    text: &Text,
+    raw: BTreeMap<Spanned<String>, RawService>,
+    default_base: &BaseRef,
+    dir: &Path,
+) -> Result<BTreeMap<String, Service>, ConfigError> {
+    if raw.is_empty() {
+        return Err(text.error(None, "no services defined: add a [services.<name>] table"));
+    }
+    let mut services = BTreeMap::new();
+    for (name, s) in raw {
+        let service = parse_service(text, name, s, default_base, dir)?;
+        services.insert(service.name.clone(), service);
+    }
+    Ok(services)
+}
+
+/// One `[services.<name>]` table: a valid name, at least one layer, the base (default:
+/// `[build] base`) resolved against `dir`, and the defaults for what it leaves out.
+fn parse_service(
+    text: &Text,
+    name: Spanned<String>,
+    s: RawService,
+    default_base: &BaseRef,
+    dir: &Path,
+) -> Result<Service, ConfigError> {
+    let name_span = name.span();
+    let name = ServiceName::try_from(name.into_inner())
+        .map_err(|e| text.at(name_span, e))?
+        .0;
+    let layers_span = s.layers.span();
+    let raw_layers = s.layers.into_inner();
+    if raw_layers.is_empty() {
+        return Err(text.at(
+            layers_span,
+            format!("service {name} has no layers: add a [[services.{name}.layers]] table"),
+        ));
+    }
+    Ok(Service {
+        repository: s.repository.0,
+        paths: s
+            .paths
+            .map(|p| p.into_iter().map(|g| g.0).collect())
+            .unwrap_or_else(|| vec![format!("src/{name}/")]),
+        base: resolve_base(s.base.unwrap_or_else(|| default_base.clone()), dir),
+        entrypoint: s.entrypoint,
+        cmd: s.cmd,
+        env: s.env.into_iter().map(|(k, v)| (k.0, v)).collect(),
+        workdir: s.workdir.map(|w| w.0),
+        user: s.user.map(|u| u.0),
+        ports: s.ports.into_iter().map(|p| p.0).collect(),
+        labels: s.labels,
+        layers: raw_layers.into_iter().map(layer_config).collect(),
+        name,
+    })
+}
+
+/// One `[[services.<name>.layers]]` table (its values validated themselves when read).
+fn layer_config(l: RawLayer) -> LayerConfig {
+    LayerConfig {
+        source: l.source,
+        target: l.target.0,
+        uid: u64::from(l.uid),
+        gid: u64::from(l.gid),
+        exclude: l.exclude.into_iter().map(|g| g.0).collect(),
+        modes: l.modes.into_iter().map(|(g, m)| (g.0, m.0)).collect(),
+        preserve_modes: l.preserve_modes,
+        setid: l.setid,
+    }
+}
+
+/// `[registry]`: the URL as `--registry` takes it, plus the AWS and rate settings.
+fn parse_registry(text: &Text, r: RawRegistry) -> Result<RegistryConfig, ConfigError> {
+    let mut reg = RegistryConfig::parse(r.url.get_ref(), r.auth, r.insecure)
+        .map_err(|e| text.at(r.url.span(), e))?;
+    reg.region = r.region;
+    reg.registry_id = r.registry_id;
+    if let Some(rate) = r.manifest_puts_per_second {
+        if !rate.get_ref().is_finite() || *rate.get_ref() <= 0.0 {
+            return Err(text.at(rate.span(), "manifest_puts_per_second must be more than 0"));
+        }
+        reg.manifest_puts_per_second = Some(*rate.get_ref());
+    }
+    Ok(reg)
+}
+
+/// `[repositories]`: errors about how its keys go together point at the table.
+fn parse_repositories(
+    text: &Text,
+    raw: Spanned<RawRepositories>,
+) -> Result<RepositorySettings, ConfigError> {
+    let span = raw.span();
+    let r = raw.into_inner();
+    let encryption = parse_encryption(text, r.encryption, r.kms_key.clone())?;
+    if r.kms_key.is_some() && encryption == Encryption::Aes256 {
+        return Err(text.at(span, "kms_key needs encryption = \"KMS\""));
+    }
+    let tag_mutability = r.tag_mutability.unwrap_or(TagMutability::Mutable);
+    let with_exclusion = matches!(
+        tag_mutability,
+        TagMutability::ImmutableWithExclusion | TagMutability::MutableWithExclusion
+    );
+    if with_exclusion == r.tag_mutability_exclusions.is_empty() {
+        return Err(text.at(span, "tag_mutability_exclusions go with (and only with) the *_WITH_EXCLUSION tag mutabilities"));
+    }
+    let lifecycle = match r.lifecycle {
+        None => default_lifecycle(),
+        Some(rules) => rules.into_iter().map(lifecycle_rule).collect(),
+    };
+    validate_lifecycle(&lifecycle).map_err(|e| text.at(span, e))?;
+    Ok(RepositorySettings {
+        scan_on_push: r.scan_on_push.unwrap_or(true),
+        encryption,
+        tag_mutability,
+        tag_mutability_exclusions: r.tag_mutability_exclusions,
+        tags: r.tags,
+        lifecycle,
+    })
+}
+
+/// `[repositories] encryption`: AES256 (the default) or KMS with `kms_key`.
+fn parse_encryption(
+    text: &Text,
+    raw: Option<Spanned<String>>,
+    kms_key: Option<String>,
+) -> Result<Encryption, ConfigError> {
+    let Some(e) = raw else {
+        return Ok(Encryption::Aes256);
+    };
+    match e.get_ref().as_str() {
+        "AES256" => Ok(Encryption::Aes256),
+        "KMS" => Ok(Encryption::Kms(kms_key)),
+        other => Err(text.at(
+            e.span(),
+            format!("unknown encryption {other:?}: use \"AES256\" or \"KMS\""),
+        )),
+    }
+}
+
+/// One `[[repositories.lifecycle]]` rule (checked as a whole by `validate_lifecycle`).
+fn lifecycle_rule(l: RawLifecycleRule) -> LifecycleRule {
+    LifecycleRule {
+        description: l
+            .description
+            .unwrap_or_else(|| format!("ocibuild rule {}", l.priority)),
+        priority: l.priority,
+        tag_status: l.tag_status,
+        tag_prefixes: l.tag_prefixes,
+        tag_patterns: l.tag_patterns,
+        keep_last: l.keep_last,
+        expire_after_days: l.expire_after_days,
+    }
+}
+
+/// `[ci]`: the paths whose change marks every service changed (default: the config file) and
+/// the branch that gets `latest` (default: main).
+fn parse_ci(file: &Path, raw: Option<RawCi>) -> (Vec<String>, String) {
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| DEFAULT_FILE.to_string());
+    match raw {
+        None => (vec![file_name], "main".to_string()),
+        Some(ci) => (
+            ci.shared_paths
+                .map(|p| p.into_iter().map(|g| g.0).collect())
+                .unwrap_or_else(|| vec![file_name]),
+            ci.default_branch.unwrap_or_else(|| "main".into()),
+        ),
     }
 }
 
