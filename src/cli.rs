@@ -162,11 +162,11 @@ impl CompressArgs {
     }
 
     fn layer_options(&self, config: &Config) -> Option<crate::layer::LayerOptions> {
-        use crate::layer::compress::Codec;
+        use crate::{config::Compression, layer::compress::Codec};
         self.fast.then(|| crate::layer::LayerOptions {
-            codec: match config.codec {
-                Codec::Gzip(_) => Codec::Gzip(1),
-                Codec::Zstd(_) => Codec::Zstd(1),
+            codec: match config.compression {
+                Compression::Gzip { .. } => Codec::Gzip(1),
+                Compression::Zstd { .. } => Codec::Zstd(1),
             },
             ..crate::layer::LayerOptions::default()
         })

@@ -8,7 +8,8 @@
 //!
 //! This module holds [`Config`] and its loading; the pieces live in submodules, all re-exported
 //! here (use `crate::config::X`, not the submodule paths):
-//! - `model`: services, layers, bases, source templates and the rules their values follow;
+//! - `model`: services, layers, bases, source templates, compression, and the rules values
+//!   follow;
 //! - `registry`: where images are pushed and how credentials are found (ECR host names);
 //! - `repositories`: the repository settings and lifecycle rules ocibuild enforces;
 //! - `raw`: the file's shape as serde reads it, and the self-validating value types;
@@ -26,7 +27,8 @@ mod repositories;
 mod resolve;
 
 pub use model::{
-    is_valid_repository, normalise_image_path, BaseRef, LayerConfig, Service, SourceTemplate,
+    is_valid_repository, normalise_image_path, BaseRef, Compression, LayerConfig, Service,
+    SourceTemplate,
 };
 pub use registry::{parse_ecr_host, AuthMode, EcrHost, RegistryConfig};
 pub use repositories::{
@@ -66,7 +68,7 @@ pub struct Config {
     /// The branch that gets the `latest` tag.
     pub default_branch: String,
     /// How layers are compressed (`[build] compression`, `compression_level`).
-    pub codec: crate::layer::compress::Codec,
+    pub compression: Compression,
 }
 
 impl Config {

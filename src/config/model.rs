@@ -1,6 +1,7 @@
-//! The services the file describes: what each image holds (layers, base) and how it runs, plus
-//! the rules their values follow (repository names, absolute image paths). Pure values; imports
-//! `platform`, `reference` and `spec`, nothing else outside `config`.
+//! The services the file describes: what each image holds (layers, base) and how it runs, how
+//! layers are compressed, and the rules values follow (repository names, absolute image
+//! paths). Pure values; imports `platform`, `reference` and `spec`, nothing else outside
+//! `config`.
 
 use crate::platform::Platform;
 use crate::reference::ImageRef;
@@ -241,6 +242,38 @@ pub fn is_valid_repository(s: &str) -> bool {
         true
     }
     !s.is_empty() && s.len() <= 255 && s.split('/').all(component)
+}
+
+/// How layers are compressed (`[build] compression` and `compression_level`). Config terms
+/// only: the `layer` module maps this to its codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// gzip (RFC 1952), levels 1-12 (libdeflate's scale).
+    Gzip {
+        /// Compression level.
+        level: u32,
+    },
+    /// zstd (RFC 8878), levels 1-19.
+    Zstd {
+        /// Compression level.
+        level: i32,
+    },
+}
+
+impl Compression {
+    /// gzip level when none is given: libdeflate 6 gives smaller output than `pigz -6` at
+    /// higher speed.
+    pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+    /// zstd level when none is given.
+    pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::Gzip {
+            level: Self::DEFAULT_GZIP_LEVEL,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! `[repositories]`, `[ci]`), with errors that name the file, line and column. Imports the
 //! other `config` submodules and `platform`.
 
-use super::model::{BaseRef, LayerConfig, Service};
+use super::model::{BaseRef, Compression, LayerConfig, Service};
 use super::raw::{
     RawBuild, RawCi, RawFile, RawLayer, RawLifecycleRule, RawRegistry, RawRepositories, RawService,
     ServiceName,
@@ -15,7 +15,6 @@ use super::repositories::{
 };
 use super::resolve::resolve_base;
 use super::{Config, ConfigError, DEFAULT_FILE};
-use crate::layer::compress::Codec;
 use crate::platform::Platform;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -70,7 +69,7 @@ impl Config {
         } = raw.build;
         let platforms = parse_platforms(&text, platforms)?;
         let default_base = base.unwrap_or(BaseRef::Scratch);
-        let codec = parse_compression(&text, compression, compression_level)?;
+        let compression = parse_compression(&text, compression, compression_level)?;
         let services = parse_services(&text, raw.services, &default_base, dir)?;
         let registry = match raw.registry {
             None => None,
@@ -90,7 +89,7 @@ impl Config {
             repositories,
             shared_paths,
             default_branch,
-            codec,
+            compression,
         })
     }
 }
@@ -125,19 +124,20 @@ fn parse_compression(
     text: &Text,
     name: Option<Spanned<String>>,
     level: Option<Spanned<i64>>,
-) -> Result<Codec, ConfigError> {
-    use crate::layer::compress::DEFAULT_GZIP_LEVEL;
+) -> Result<Compression, ConfigError> {
     let level = level.as_ref().map(|l| (*l.get_ref(), l.span()));
     let name = name.as_ref().map(|c| (c.get_ref().as_str(), c.span()));
     match name {
         None | Some(("gzip", _)) => match level {
-            None => Ok(Codec::Gzip(DEFAULT_GZIP_LEVEL)),
-            Some((l @ 1..=12, _)) => Ok(Codec::Gzip(l as u32)),
+            None => Ok(Compression::default()),
+            Some((l @ 1..=12, _)) => Ok(Compression::Gzip { level: l as u32 }),
             Some((_, span)) => Err(text.at(span, "gzip compression_level must be 1-12")),
         },
         Some(("zstd", _)) => match level {
-            None => Ok(Codec::Zstd(3)),
-            Some((l @ 1..=19, _)) => Ok(Codec::Zstd(l as i32)),
+            None => Ok(Compression::Zstd {
+                level: Compression::DEFAULT_ZSTD_LEVEL,
+            }),
+            Some((l @ 1..=19, _)) => Ok(Compression::Zstd { level: l as i32 }),
             Some((_, span)) => Err(text.at(span, "zstd compression_level must be 1-19")),
         },
         Some((other, span)) => Err(text.at(
@@ -508,6 +508,31 @@ modes = { "bin/*" = "0750" }
             "[build]\nplatforms = [\"linux/arm64\", \"linux/arm64/v8\"]\n{MINIMAL}"
         ));
         assert!(e.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn compression_settings() {
+        let with = |build: &str| parse(&format!("[build]\n{build}\n{MINIMAL}"));
+        assert_eq!(
+            parse(MINIMAL).unwrap().compression,
+            Compression::Gzip { level: 6 }
+        );
+        let c = with("compression = \"zstd\"").unwrap().compression;
+        assert_eq!(c, Compression::Zstd { level: 3 });
+        let c = with("compression = \"zstd\"\ncompression_level = 19").unwrap();
+        assert_eq!(c.compression, Compression::Zstd { level: 19 });
+        let c = with("compression_level = 1").unwrap().compression;
+        assert_eq!(c, Compression::Gzip { level: 1 });
+        let e = with("compression_level = 13").unwrap_err().0;
+        assert!(
+            e.starts_with("ocibuild.toml:2:21:") && e.contains("1-12"),
+            "{e}"
+        );
+        let e = with("compression = \"lz4\"").unwrap_err().0;
+        assert!(
+            e.starts_with("ocibuild.toml:2:15:") && e.contains("lz4"),
+            "{e}"
+        );
     }
 
     #[test]
