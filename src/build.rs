@@ -413,7 +413,7 @@ fn build_into(
         })?;
 
     let layer_opts = opts.layer.unwrap_or(layer::LayerOptions {
-        codec: config.codec,
+        codec: config.compression.into(),
         ..layer::LayerOptions::default()
     });
     let wanted: Vec<_> = services.iter().map(|s| &s.base).collect();

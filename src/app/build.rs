@@ -4,7 +4,7 @@
 use super::{access, AppError, Env, Event, Events, LayerSettings};
 use crate::base::remote::RemoteOptions;
 use crate::build::{self as builder, BuildOptions, ServiceReport};
-use crate::config::Config;
+use crate::config::{Compression, Config};
 use crate::layer::cache::LayerCache;
 use crate::layer::compress::Codec;
 use crate::layer::LayerOptions;
@@ -77,9 +77,9 @@ pub fn cache(s: &LayerSettings, env: Env<'_>, events: Events<'_>) -> Option<Laye
 /// Layer options other than the config's, when `--fast` asks for them.
 pub fn layer_options(s: &LayerSettings, config: &Config) -> Option<LayerOptions> {
     s.fast.then(|| LayerOptions {
-        codec: match config.codec {
-            Codec::Gzip(_) => Codec::Gzip(1),
-            Codec::Zstd(_) => Codec::Zstd(1),
+        codec: match config.compression {
+            Compression::Gzip { .. } => Codec::Gzip(1),
+            Compression::Zstd { .. } => Codec::Zstd(1),
         },
         ..LayerOptions::default()
     })

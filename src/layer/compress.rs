@@ -10,6 +10,7 @@
 //! flight (a few per worker). Workers are a [`Workers`] pool that layers built at the same time
 //! share.
 
+use crate::config::Compression;
 use crate::digest::{DiffId, Digest, HashingWriter};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -39,14 +40,24 @@ impl Codec {
     }
 }
 
+impl From<Compression> for Codec {
+    fn from(c: Compression) -> Self {
+        match c {
+            Compression::Gzip { level } => Codec::Gzip(level),
+            Compression::Zstd { level } => Codec::Zstd(level),
+        }
+    }
+}
+
 impl Default for Codec {
     fn default() -> Self {
         Codec::Gzip(DEFAULT_GZIP_LEVEL)
     }
 }
 
-/// Default gzip level: libdeflate 6 gives smaller output than `pigz -6` at higher speed.
-pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+/// Default gzip level: the config's default (libdeflate 6 gives smaller output than `pigz -6`
+/// at higher speed).
+pub const DEFAULT_GZIP_LEVEL: u32 = Compression::DEFAULT_GZIP_LEVEL;
 
 /// Compress one chunk into a self-contained gzip member or zstd frame.
 pub fn compress_chunk(codec: Codec, input: &[u8]) -> io::Result<Vec<u8>> {
@@ -288,6 +299,13 @@ fn write_in_order<W: Write>(
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn codec_from_config() {
+        assert_eq!(Codec::from(Compression::default()), Codec::default());
+        assert_eq!(Codec::from(Compression::Gzip { level: 9 }), Codec::Gzip(9));
+        assert_eq!(Codec::from(Compression::Zstd { level: 3 }), Codec::Zstd(3));
+    }
 
     fn data(n: usize) -> Vec<u8> {
         let mut x = 0x1234_5678_9abc_def1u64;
