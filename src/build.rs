@@ -55,6 +55,14 @@ struct LayerMaker<'a> {
     workers: &'a layer::compress::Workers,
 }
 
+/// A layer made in this run: its blob, the file holding it, whether the cache had it.
+#[derive(Debug, Clone)]
+struct MadeLayer {
+    blob: layer::LayerBlob,
+    file: PathBuf,
+    cached: bool,
+}
+
 /// Why a layer could not be made.
 enum MakeError {
     Layer(LayerError),
@@ -70,14 +78,18 @@ impl LayerMaker<'_> {
         source: &Path,
         lc: &LayerConfig,
         store: &LayoutWriter,
-    ) -> Result<(layer::LayerBlob, PathBuf, bool), MakeError> {
+    ) -> Result<MadeLayer, MakeError> {
         let entries = layer::walk::entries(source, lc).map_err(MakeError::Layer)?;
         let (hit, keys) = match self.cache {
             Some(c) => from_cache(c, &entries, lc, self.epoch, self.opts),
             None => (None, vec![]),
         };
         if let Some((blob, file)) = hit {
-            return Ok((blob, file, true));
+            return Ok(MadeLayer {
+                blob,
+                file,
+                cached: true,
+            });
         }
         let (blob, tmp) = layer::build_entries(
             &entries,
@@ -96,7 +108,11 @@ impl LayerMaker<'_> {
             // A cache that cannot be written only costs speed next time.
             let _ = c.put(&keys, &blob, &path);
         }
-        Ok((blob, path, false))
+        Ok(MadeLayer {
+            blob,
+            file: path,
+            cached: false,
+        })
     }
 }
 
@@ -360,9 +376,8 @@ impl fmt::Display for ServiceReport {
     }
 }
 
-/// A layer already built in this run: its blob and where the blob file is.
-/// (the blob, its file, whether it came from the layer cache).
-type BuiltLayers = HashMap<(PathBuf, LayerConfig), (layer::LayerBlob, PathBuf, bool)>;
+/// The layers already made in this run, by source and settings.
+type BuiltLayers = HashMap<(PathBuf, LayerConfig), MadeLayer>;
 
 /// Build the selected services of `config` into OCI layouts under `opts.out`.
 pub fn build(config: &Config, opts: &BuildOptions) -> Result<Vec<ServiceReport>, BuildError> {
@@ -517,6 +532,24 @@ fn prepare_out(out: &Path, services: &[&Service]) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// One service's image being written into its layout.
+struct ServiceBuild<'a> {
+    config: &'a Config,
+    svc: &'a Service,
+    base: Option<&'a ResolvedBase>,
+    dir: &'a Path,
+    maker: &'a LayerMaker<'a>,
+    layout: LayoutWriter,
+}
+
+/// One platform's layers: descriptors for the manifest, reports, and what the config adds.
+#[derive(Default)]
+struct PlatformLayers {
+    descriptors: Vec<oci_spec::image::Descriptor>,
+    reports: Vec<LayerReport>,
+    added: Vec<AddedLayer>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_service(
     config: &Config,
@@ -528,141 +561,215 @@ fn build_service(
     built: &mut BuiltLayers,
     maker: &LayerMaker<'_>,
 ) -> Result<ServiceReport, BuildError> {
-    let epoch = maker.epoch;
-    let remote = base.and_then(|b| b.remote.as_ref());
-    let layout_err = |source| BuildError::Layout {
+    let layout = LayoutWriter::create(dir).map_err(|source| BuildError::Layout {
         service: svc.name.clone(),
         source,
+    })?;
+    let b = ServiceBuild {
+        config,
+        svc,
+        base,
+        dir,
+        maker,
+        layout,
     };
-    let json_err = |e: serde_json::Error| {
-        layout_err(LayoutError::Invalid {
-            path: dir.to_path_buf(),
-            message: format!("serializing JSON: {e}"),
-        })
-    };
-    let layout = LayoutWriter::create(dir).map_err(layout_err)?;
     let mut manifests = Vec::new();
     let mut platform_reports = Vec::new();
     for (i, platform) in platforms.iter().enumerate() {
-        let pbase = base.map(|b| (&b.graph, &b.graph.images[i]));
-        let mut descriptors = Vec::new();
-        let mut layer_reports = Vec::new();
+        let (report, digest, size) = b.platform(i, platform, built)?;
+        manifests.push((platform.clone(), digest, size));
+        platform_reports.push(report);
+    }
+    b.finish(&manifests, tags, platform_reports)
+}
+
+impl ServiceBuild<'_> {
+    fn layout_err(&self, source: LayoutError) -> BuildError {
+        BuildError::Layout {
+            service: self.svc.name.clone(),
+            source,
+        }
+    }
+
+    fn json_err(&self, e: serde_json::Error) -> BuildError {
+        self.layout_err(LayoutError::Invalid {
+            path: self.dir.to_path_buf(),
+            message: format!("serializing JSON: {e}"),
+        })
+    }
+
+    /// Write `value` as canonical JSON into the layout; its digest and size.
+    fn write_json<T: Serialize>(&self, value: &T) -> Result<(Digest, u64), BuildError> {
+        let bytes = canonical_json(value).map_err(|e| self.json_err(e))?;
+        let digest = self
+            .layout
+            .write_blob(&bytes)
+            .map_err(|e| self.layout_err(e))?;
+        Ok((digest, bytes.len() as u64))
+    }
+
+    /// Platform `i`'s image: base layers, our layers, config, manifest.
+    fn platform(
+        &self,
+        i: usize,
+        platform: &Platform,
+        built: &mut BuiltLayers,
+    ) -> Result<(PlatformReport, Digest, u64), BuildError> {
+        let pbase = self.base.map(|b| (&b.graph, &b.graph.images[i]));
+        let mut layers = PlatformLayers::default();
         if let Some((graph, b)) = pbase {
-            for (d, diff_id) in b.manifest.layers().iter().zip(b.config.rootfs().diff_ids()) {
-                let digest = Digest::from_oci(d.digest()).map_err(|e| {
-                    layout_err(LayoutError::Invalid {
-                        path: dir.to_path_buf(),
-                        message: format!("base layer: {e}"),
-                    })
-                })?;
-                // A registry base's layer stays in its registry unless materialized.
-                let file = graph.blob(&digest).and_then(|b| b.file());
-                if let Some(file) = file {
-                    layout
-                        .import_blob(file, &digest, d.size())
-                        .map_err(layout_err)?;
-                }
-                descriptors.push(d.clone());
-                layer_reports.push(LayerReport {
-                    digest: digest.to_string(),
-                    size: d.size(),
-                    diff_id: diff_id.clone(),
-                    media_type: d.media_type().to_string(),
-                    from_base: true,
-                    cached: false,
-                    in_layout: file.is_some(),
-                });
-            }
+            self.base_layers(graph, b, &mut layers)?;
         }
-        let mut added = Vec::new();
-        for lc in &svc.layers {
-            let rel = lc.source.expand(platform);
-            let source = config.dir.join(&rel);
-            let key = (source.clone(), lc.clone());
-            let layer_err = |source| BuildError::Layer {
-                service: svc.name.clone(),
-                platform: platform.to_string(),
-                source_path: rel.clone(),
-                target: lc.target.clone(),
-                source: Box::new(source),
-            };
-            let (blob, file, cached) = match built.get(&key) {
-                Some(made) => made.clone(),
-                None => {
-                    let made = maker.make(&source, lc, &layout).map_err(|e| match e {
-                        MakeError::Layer(e) => layer_err(e),
-                        MakeError::Layout(e) => layout_err(e),
-                    })?;
-                    built.insert(key, made.clone());
-                    made
-                }
-            };
-            layout
-                .import_blob(&file, &blob.digest, blob.size)
-                .map_err(layout_err)?;
-            descriptors.push(image::descriptor(&blob.media_type, &blob.digest, blob.size));
-            layer_reports.push(LayerReport {
-                digest: blob.digest.to_string(),
-                size: blob.size,
-                diff_id: blob.diff_id.to_string(),
-                media_type: blob.media_type.clone(),
-                from_base: false,
-                cached,
-                in_layout: true,
-            });
-            added.push(AddedLayer {
-                diff_id: blob.diff_id.to_string(),
-                created_by: format!("ocibuild layer {rel} -> {}", lc.target),
-            });
+        for lc in &self.svc.layers {
+            self.own_layer(lc, platform, built, &mut layers)?;
         }
-        let cfg = image::config(pbase.map(|(_, b)| &b.config), svc, platform, &added, epoch);
-        let cfg_bytes = canonical_json(&cfg).map_err(json_err)?;
-        let cfg_digest = layout.write_blob(&cfg_bytes).map_err(layout_err)?;
+        let epoch = self.maker.epoch;
+        let base_config = pbase.map(|(_, b)| &b.config);
+        let cfg = image::config(base_config, self.svc, platform, &layers.added, epoch);
+        let (cfg_digest, cfg_size) = self.write_json(&cfg)?;
         let mut manifest = image::manifest(
-            image::config_descriptor(&cfg_digest, cfg_bytes.len() as u64),
-            descriptors,
+            image::config_descriptor(&cfg_digest, cfg_size),
+            layers.descriptors,
         );
+        let remote = self.base.and_then(|b| b.remote.as_ref());
         if let (Some(r), Some((_, b))) = (remote, pbase) {
             manifest.set_annotations(Some(base_annotations(r, &b.doc.digest)));
         }
-        let m_bytes = canonical_json(&manifest).map_err(json_err)?;
-        let m_digest = layout.write_blob(&m_bytes).map_err(layout_err)?;
-        manifests.push((platform.clone(), m_digest.clone(), m_bytes.len() as u64));
-        platform_reports.push(PlatformReport {
+        let (m_digest, m_size) = self.write_json(&manifest)?;
+        let report = PlatformReport {
             platform: platform.to_string(),
             manifest_digest: m_digest.to_string(),
             config_digest: cfg_digest.to_string(),
-            layers: layer_reports,
+            layers: layers.reports,
+        };
+        Ok((report, m_digest, m_size))
+    }
+
+    /// The base's layers, reused as they are; copied into the layout when we have the file (a
+    /// registry base's layers stay in its registry unless materialized).
+    fn base_layers(
+        &self,
+        graph: &crate::oci::ImageGraph,
+        b: &crate::oci::PlatformImage,
+        out: &mut PlatformLayers,
+    ) -> Result<(), BuildError> {
+        for (d, diff_id) in b.manifest.layers().iter().zip(b.config.rootfs().diff_ids()) {
+            let digest = Digest::from_oci(d.digest()).map_err(|e| {
+                self.layout_err(LayoutError::Invalid {
+                    path: self.dir.to_path_buf(),
+                    message: format!("base layer: {e}"),
+                })
+            })?;
+            let file = graph.blob(&digest).and_then(|b| b.file());
+            if let Some(file) = file {
+                self.layout
+                    .import_blob(file, &digest, d.size())
+                    .map_err(|e| self.layout_err(e))?;
+            }
+            out.descriptors.push(d.clone());
+            out.reports.push(LayerReport {
+                digest: digest.to_string(),
+                size: d.size(),
+                diff_id: diff_id.clone(),
+                media_type: d.media_type().to_string(),
+                from_base: true,
+                cached: false,
+                in_layout: file.is_some(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One of the service's layers for `platform`: made once per source and settings.
+    fn own_layer(
+        &self,
+        lc: &LayerConfig,
+        platform: &Platform,
+        built: &mut BuiltLayers,
+        out: &mut PlatformLayers,
+    ) -> Result<(), BuildError> {
+        let rel = lc.source.expand(platform);
+        let source = self.config.dir.join(&rel);
+        let key = (source.clone(), lc.clone());
+        let MadeLayer { blob, file, cached } = match built.get(&key) {
+            Some(made) => made.clone(),
+            None => {
+                let made = self
+                    .maker
+                    .make(&source, lc, &self.layout)
+                    .map_err(|e| match e {
+                        MakeError::Layer(e) => BuildError::Layer {
+                            service: self.svc.name.clone(),
+                            platform: platform.to_string(),
+                            source_path: rel.clone(),
+                            target: lc.target.clone(),
+                            source: Box::new(e),
+                        },
+                        MakeError::Layout(e) => self.layout_err(e),
+                    })?;
+                built.insert(key, made.clone());
+                made
+            }
+        };
+        self.layout
+            .import_blob(&file, &blob.digest, blob.size)
+            .map_err(|e| self.layout_err(e))?;
+        out.descriptors
+            .push(image::descriptor(&blob.media_type, &blob.digest, blob.size));
+        out.reports.push(LayerReport {
+            digest: blob.digest.to_string(),
+            size: blob.size,
+            diff_id: blob.diff_id.to_string(),
+            media_type: blob.media_type.clone(),
+            from_base: false,
+            cached,
+            in_layout: true,
         });
+        out.added.push(AddedLayer {
+            diff_id: blob.diff_id.to_string(),
+            created_by: format!("ocibuild layer {rel} -> {}", lc.target),
+        });
+        Ok(())
     }
-    let mut index = image::index(&manifests);
-    if let Some(r) = remote {
-        index.set_annotations(Some(base_annotations(r, &r.digest)));
-    }
-    let i_bytes = canonical_json(&index).map_err(json_err)?;
-    let i_digest = layout.write_blob(&i_bytes).map_err(layout_err)?;
-    let refs = tags
-        .iter()
-        .map(|t| {
-            let mut d = image::descriptor(MEDIA_TYPE_INDEX, &i_digest, i_bytes.len() as u64);
-            d.set_annotations(Some([(ANNOTATION_REF_NAME.to_string(), t.clone())].into()));
-            d
+
+    /// The index (annotated with a registry base), `index.json` with the tags, the report.
+    fn finish(
+        &self,
+        manifests: &[(Platform, Digest, u64)],
+        tags: &[String],
+        platforms: Vec<PlatformReport>,
+    ) -> Result<ServiceReport, BuildError> {
+        let remote = self.base.and_then(|b| b.remote.as_ref());
+        let mut index = image::index(manifests);
+        if let Some(r) = remote {
+            index.set_annotations(Some(base_annotations(r, &r.digest)));
+        }
+        let (i_digest, i_size) = self.write_json(&index)?;
+        let refs = tags
+            .iter()
+            .map(|t| {
+                let mut d = image::descriptor(MEDIA_TYPE_INDEX, &i_digest, i_size);
+                d.set_annotations(Some([(ANNOTATION_REF_NAME.to_string(), t.clone())].into()));
+                d
+            })
+            .collect();
+        self.layout
+            .write_index_json(refs)
+            .map_err(|e| self.layout_err(e))?;
+        Ok(ServiceReport {
+            name: self.svc.name.clone(),
+            repository: self.svc.repository.clone(),
+            layout: self.dir.to_path_buf(),
+            index_digest: i_digest.to_string(),
+            tags: tags.to_vec(),
+            platforms,
+            base: remote.map(|r| BaseReport {
+                name: r.image.spelled.clone(),
+                digest: r.digest.to_string(),
+                from_cache: r.from_cache,
+            }),
         })
-        .collect();
-    layout.write_index_json(refs).map_err(layout_err)?;
-    Ok(ServiceReport {
-        name: svc.name.clone(),
-        repository: svc.repository.clone(),
-        layout: dir.to_path_buf(),
-        index_digest: i_digest.to_string(),
-        tags: tags.to_vec(),
-        platforms: platform_reports,
-        base: remote.map(|r| BaseReport {
-            name: r.image.spelled.clone(),
-            digest: r.digest.to_string(),
-            from_cache: r.from_cache,
-        }),
-    })
+    }
 }
 
 /// The annotations naming a registry base: where it is (so a push can read its layers) and
