@@ -41,23 +41,29 @@ pub fn config(
     img.set_author(None);
 
     let mut c: Config = img.config().clone().unwrap_or_default();
-    // Environment: base entries, then the service's, a key set twice keeps the later value.
-    let mut env: Vec<(String, String)> = c
-        .env()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (kv, String::new()),
-        })
-        .collect();
-    for (k, v) in &service.env {
-        match env.iter_mut().find(|(ek, _)| ek == k) {
-            Some(slot) => slot.1 = v.clone(),
-            None => env.push((k.clone(), v.clone())),
-        }
+    apply_service(&mut c, service);
+    img.set_config(Some(c));
+
+    let rootfs = img.rootfs_mut();
+    rootfs.set_typ("layers".to_string());
+    rootfs
+        .diff_ids_mut()
+        .extend(layers.iter().map(|l| l.diff_id.clone()));
+    let mut history = img.history().clone().unwrap_or_default();
+    for l in layers {
+        let mut h = History::default();
+        h.set_created(Some(created.clone()));
+        h.set_created_by(Some(l.created_by.clone()));
+        history.push(h);
     }
+    img.set_history(Some(history));
+    img
+}
+
+/// The service's runtime settings over the base's in `c`: environment, entrypoint and
+/// command, working directory, user, exposed ports and labels.
+fn apply_service(c: &mut Config, service: &Service) {
+    let env = merged_env(c.env().clone().unwrap_or_default(), service);
     if !env.is_empty() {
         c.set_env(Some(
             env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -89,22 +95,25 @@ pub fn config(
         labels.extend(service.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         c.set_labels(Some(labels));
     }
-    img.set_config(Some(c));
+}
 
-    let rootfs = img.rootfs_mut();
-    rootfs.set_typ("layers".to_string());
-    rootfs
-        .diff_ids_mut()
-        .extend(layers.iter().map(|l| l.diff_id.clone()));
-    let mut history = img.history().clone().unwrap_or_default();
-    for l in layers {
-        let mut h = History::default();
-        h.set_created(Some(created.clone()));
-        h.set_created_by(Some(l.created_by.clone()));
-        history.push(h);
+/// Environment: the `base` entries, then the service's; a key set twice keeps the later
+/// value, in the place it first had.
+fn merged_env(base: Vec<String>, service: &Service) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = base
+        .into_iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv, String::new()),
+        })
+        .collect();
+    for (k, v) in &service.env {
+        match env.iter_mut().find(|(ek, _)| ek == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => env.push((k.clone(), v.clone())),
+        }
     }
-    img.set_history(Some(history));
-    img
+    env
 }
 
 /// A descriptor with media type, digest and size.

@@ -33,29 +33,7 @@ pub fn partition(region: &str) -> &'static str {
 
 /// The policy document.
 pub fn policy(scope: &PolicyScope) -> Value {
-    let arns: Vec<String> = scope
-        .repositories
-        .iter()
-        .map(|r| {
-            format!(
-                "arn:{}:ecr:{}:{}:repository/{r}",
-                scope.partition, scope.region, scope.account
-            )
-        })
-        .collect();
-    let mut push = vec![
-        "ecr:BatchCheckLayerAvailability",
-        "ecr:BatchGetImage",
-        "ecr:CompleteLayerUpload",
-        "ecr:InitiateLayerUpload",
-        "ecr:PutImage",
-        "ecr:UploadLayerPart",
-    ];
-    // Mounting a blob from a sibling repository reads it there.
-    if scope.repositories.len() > 1 {
-        push.push("ecr:GetDownloadUrlForLayer");
-        push.sort_unstable();
-    }
+    let arns = repository_arns(scope);
     let mut doc = json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -68,7 +46,7 @@ pub fn policy(scope: &PolicyScope) -> Value {
             {
                 "Sid": "OcibuildPush",
                 "Effect": "Allow",
-                "Action": push,
+                "Action": push_actions(scope),
                 "Resource": arns
             },
             {
@@ -98,24 +76,64 @@ pub fn policy(scope: &PolicyScope) -> Value {
             }
         ]
     });
-    if !scope.base_repositories.is_empty() {
-        let mut bases = scope.base_repositories.clone();
-        bases.sort();
-        bases.dedup();
+    if let Some(bases) = base_images_statement(scope) {
         if let Some(st) = doc["Statement"].as_array_mut() {
-            st.push(json!({
-                "Sid": "OcibuildBaseImages",
-                "Effect": "Allow",
-                "Action": [
-                    "ecr:BatchCheckLayerAvailability",
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer"
-                ],
-                "Resource": bases
-            }));
+            st.push(bases);
         }
     }
     doc
+}
+
+/// The ARNs of the configured repositories.
+fn repository_arns(scope: &PolicyScope) -> Vec<String> {
+    scope
+        .repositories
+        .iter()
+        .map(|r| {
+            format!(
+                "arn:{}:ecr:{}:{}:repository/{r}",
+                scope.partition, scope.region, scope.account
+            )
+        })
+        .collect()
+}
+
+/// The actions a push needs, sorted; reading layers only when several repositories share
+/// blobs (mounting a blob from a sibling repository reads it there).
+fn push_actions(scope: &PolicyScope) -> Vec<&'static str> {
+    let mut push = vec![
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:CompleteLayerUpload",
+        "ecr:InitiateLayerUpload",
+        "ecr:PutImage",
+        "ecr:UploadLayerPart",
+    ];
+    if scope.repositories.len() > 1 {
+        push.push("ecr:GetDownloadUrlForLayer");
+        push.sort_unstable();
+    }
+    push
+}
+
+/// The statement for reading base images kept in ECR, if there are any.
+fn base_images_statement(scope: &PolicyScope) -> Option<Value> {
+    if scope.base_repositories.is_empty() {
+        return None;
+    }
+    let mut bases = scope.base_repositories.clone();
+    bases.sort();
+    bases.dedup();
+    Some(json!({
+        "Sid": "OcibuildBaseImages",
+        "Effect": "Allow",
+        "Action": [
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer"
+        ],
+        "Resource": bases
+    }))
 }
 
 /// The ARN of repository `repository` in `region` of `account`.

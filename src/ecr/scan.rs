@@ -4,7 +4,10 @@
 //! CRITICAL and HIGH findings in full.
 
 use super::{Ecr, EcrError};
-use aws_sdk_ecr::types::{ImageIdentifier, ImageScanStatus};
+use aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsOutput as FindingsPage;
+use aws_sdk_ecr::types::{
+    EnhancedImageScanFinding, ImageIdentifier, ImageScanFinding, ImageScanStatus,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -80,10 +83,7 @@ async fn describe(
     repository: &str,
     digest: &str,
     token: Option<&str>,
-) -> Result<
-    aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsOutput,
-    EcrError,
-> {
+) -> Result<FindingsPage, EcrError> {
     ecr.sdk()
         .describe_image_scan_findings()
         .set_registry_id(ecr.registry_id.clone())
@@ -113,29 +113,17 @@ pub async fn wait_and_read(
             Err(e) if e.code.as_deref() == Some("ScanNotFoundException") && !started => {
                 // Scan on push was off (or the image predates it): start one.
                 started = true;
-                ecr.sdk()
-                    .start_image_scan()
-                    .set_registry_id(ecr.registry_id.clone())
-                    .repository_name(repository)
-                    .image_id(image(digest))
-                    .send()
-                    .await
-                    .map_err(|e| EcrError::from_sdk("StartImageScan", e))?;
+                start_scan(ecr, repository, digest).await?;
                 continue;
             }
             Err(e) => return Err(e),
         };
-        let status = out
-            .image_scan_status()
-            .and_then(ImageScanStatus::status)
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|| "UNKNOWN".into());
-        let description = out
-            .image_scan_status()
-            .and_then(|s| s.description())
-            .map(str::to_string);
+        let (status, description) = scan_status(&out);
         match status.as_str() {
-            "COMPLETE" | "ACTIVE" => {}
+            "COMPLETE" | "ACTIVE" => {
+                let result = ScanResult::new(repository, digest, status, description);
+                return read_findings(ecr, repository, digest, out, result).await;
+            }
             "IN_PROGRESS" | "PENDING" | "UNKNOWN" => {
                 if Instant::now() + delay > deadline {
                     return Ok(ScanResult::new(
@@ -147,98 +135,146 @@ pub async fn wait_and_read(
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(15));
-                continue;
             }
             _ => return Ok(ScanResult::new(repository, digest, status, description)),
         }
-        // Complete: gather every page.
-        let mut result = ScanResult::new(repository, digest, status, description);
-        let mut page = Some(out);
-        let mut seen_tokens: Vec<String> = Vec::new();
-        while let Some(out) = page.take() {
-            if let Some(f) = out.image_scan_findings() {
-                if result.counts.is_empty() {
-                    if let Some(c) = f.finding_severity_counts() {
-                        result.counts = c
-                            .iter()
-                            .map(|(k, v)| (k.as_str().to_string(), i64::from(*v)))
-                            .collect();
-                    }
-                }
-                for x in f.findings() {
-                    let sev = x
-                        .severity()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default();
-                    if rank(&sev) <= 1 {
-                        let attr = |k: &str| {
-                            x.attributes()
-                                .iter()
-                                .find(|a| a.key() == k)
-                                .and_then(|a| a.value())
-                                .unwrap_or_default()
-                                .to_string()
-                        };
-                        let version = attr("package_version");
-                        result.findings.push(Finding {
-                            name: x.name().unwrap_or_default().to_string(),
-                            package: if version.is_empty() {
-                                attr("package_name")
-                            } else {
-                                format!("{} {version}", attr("package_name"))
-                            },
-                            severity: sev,
-                            link: x.uri().unwrap_or_default().to_string(),
-                        });
-                    }
-                }
-                for x in f.enhanced_findings() {
-                    let sev = x.severity().unwrap_or_default().to_string();
-                    if rank(&sev) <= 1 {
-                        let details = x.package_vulnerability_details();
-                        let pkg = details.and_then(|d| d.vulnerable_packages().first());
-                        result.findings.push(Finding {
-                            name: details
-                                .and_then(|d| d.vulnerability_id())
-                                .or(x.title())
-                                .unwrap_or_default()
-                                .to_string(),
-                            package: pkg
-                                .map(|p| {
-                                    format!(
-                                        "{} {}",
-                                        p.name().unwrap_or_default(),
-                                        p.version().unwrap_or_default()
-                                    )
-                                })
-                                .unwrap_or_default()
-                                .trim()
-                                .to_string(),
-                            severity: sev,
-                            link: details
-                                .and_then(|d| d.source_url())
-                                .unwrap_or_default()
-                                .to_string(),
-                        });
-                    }
-                }
-            }
-            // A token seen before would loop forever (some emulators repeat it): stop there.
-            if let Some(token) = out
-                .next_token()
-                .filter(|t| !seen_tokens.iter().any(|s| s == t))
-            {
-                seen_tokens.push(token.to_string());
-                page = Some(describe(ecr, repository, digest, Some(token)).await?);
-            }
-        }
-        if result.counts.is_empty() {
-            for f in &result.findings {
-                *result.counts.entry(f.severity.clone()).or_default() += 1;
-            }
-        }
-        return Ok(result);
     }
+}
+
+/// `StartImageScan` of `repository@digest`.
+async fn start_scan(ecr: &Ecr, repository: &str, digest: &str) -> Result<(), EcrError> {
+    ecr.sdk()
+        .start_image_scan()
+        .set_registry_id(ecr.registry_id.clone())
+        .repository_name(repository)
+        .image_id(image(digest))
+        .send()
+        .await
+        .map_err(|e| EcrError::from_sdk("StartImageScan", e))?;
+    Ok(())
+}
+
+/// The scan status of a `DescribeImageScanFindings` answer (`UNKNOWN` if none) and ECR's
+/// description of it.
+fn scan_status(out: &FindingsPage) -> (String, Option<String>) {
+    let status = out
+        .image_scan_status()
+        .and_then(ImageScanStatus::status)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| "UNKNOWN".into());
+    let description = out
+        .image_scan_status()
+        .and_then(|s| s.description())
+        .map(str::to_string);
+    (status, description)
+}
+
+/// Gather the findings of a complete scan into `result`, from `first` and every further page.
+/// Counts are ECR's, or (when it gives none) those of the CRITICAL and HIGH findings kept.
+async fn read_findings(
+    ecr: &Ecr,
+    repository: &str,
+    digest: &str,
+    first: FindingsPage,
+    mut result: ScanResult,
+) -> Result<ScanResult, EcrError> {
+    let mut page = Some(first);
+    let mut seen_tokens: Vec<String> = Vec::new();
+    while let Some(out) = page.take() {
+        if let Some(f) = out.image_scan_findings() {
+            if result.counts.is_empty() {
+                if let Some(c) = f.finding_severity_counts() {
+                    result.counts = c
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_string(), i64::from(*v)))
+                        .collect();
+                }
+            }
+            result
+                .findings
+                .extend(f.findings().iter().filter_map(basic_finding));
+            result
+                .findings
+                .extend(f.enhanced_findings().iter().filter_map(enhanced_finding));
+        }
+        // A token seen before would loop forever (some emulators repeat it): stop there.
+        if let Some(token) = out
+            .next_token()
+            .filter(|t| !seen_tokens.iter().any(|s| s == t))
+        {
+            seen_tokens.push(token.to_string());
+            page = Some(describe(ecr, repository, digest, Some(token)).await?);
+        }
+    }
+    if result.counts.is_empty() {
+        for f in &result.findings {
+            *result.counts.entry(f.severity.clone()).or_default() += 1;
+        }
+    }
+    Ok(result)
+}
+
+/// A basic-scan finding, if CRITICAL or HIGH.
+fn basic_finding(x: &ImageScanFinding) -> Option<Finding> {
+    let sev = x
+        .severity()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    if rank(&sev) > 1 {
+        return None;
+    }
+    let attr = |k: &str| {
+        x.attributes()
+            .iter()
+            .find(|a| a.key() == k)
+            .and_then(|a| a.value())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let version = attr("package_version");
+    Some(Finding {
+        name: x.name().unwrap_or_default().to_string(),
+        package: if version.is_empty() {
+            attr("package_name")
+        } else {
+            format!("{} {version}", attr("package_name"))
+        },
+        severity: sev,
+        link: x.uri().unwrap_or_default().to_string(),
+    })
+}
+
+/// An enhanced-scan (Inspector) finding, if CRITICAL or HIGH.
+fn enhanced_finding(x: &EnhancedImageScanFinding) -> Option<Finding> {
+    let sev = x.severity().unwrap_or_default().to_string();
+    if rank(&sev) > 1 {
+        return None;
+    }
+    let details = x.package_vulnerability_details();
+    let pkg = details.and_then(|d| d.vulnerable_packages().first());
+    Some(Finding {
+        name: details
+            .and_then(|d| d.vulnerability_id())
+            .or(x.title())
+            .unwrap_or_default()
+            .to_string(),
+        package: pkg
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p.name().unwrap_or_default(),
+                    p.version().unwrap_or_default()
+                )
+            })
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        severity: sev,
+        link: details
+            .and_then(|d| d.source_url())
+            .unwrap_or_default()
+            .to_string(),
+    })
 }
 
 /// The platform manifests under `reference` (a tag or digest) in `repository`: the children of
@@ -302,5 +338,90 @@ mod tests {
         assert!(rank("CRITICAL") < rank("HIGH"));
         assert!(rank("high") < rank("MEDIUM"));
         assert_eq!(rank("whatever"), SEVERITIES.len());
+    }
+
+    fn attribute(key: &str, value: &str) -> aws_sdk_ecr::types::Attribute {
+        aws_sdk_ecr::types::Attribute::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn basic_findings_keep_critical_and_high_with_their_package() {
+        use aws_sdk_ecr::types::FindingSeverity;
+        let finding = |sev: FindingSeverity| {
+            ImageScanFinding::builder()
+                .name("CVE-2024-1")
+                .uri("https://cve.example/1")
+                .severity(sev)
+                .attributes(attribute("package_name", "openssl"))
+        };
+        let high = basic_finding(
+            &finding(FindingSeverity::High)
+                .attributes(attribute("package_version", "3.0.1"))
+                .build(),
+        );
+        assert_eq!(
+            high,
+            Some(Finding {
+                name: "CVE-2024-1".into(),
+                package: "openssl 3.0.1".into(),
+                severity: "HIGH".into(),
+                link: "https://cve.example/1".into(),
+            })
+        );
+        let unversioned = basic_finding(&finding(FindingSeverity::Critical).build()).unwrap();
+        assert_eq!(unversioned.package, "openssl");
+        assert_eq!(unversioned.severity, "CRITICAL");
+        assert_eq!(
+            basic_finding(&finding(FindingSeverity::Medium).build()),
+            None
+        );
+    }
+
+    #[test]
+    fn enhanced_findings_name_the_vulnerability_else_the_title() {
+        use aws_sdk_ecr::types::{PackageVulnerabilityDetails, VulnerablePackage};
+        let details = PackageVulnerabilityDetails::builder()
+            .vulnerability_id("CVE-2024-2")
+            .source_url("https://nvd.example/2")
+            .vulnerable_packages(
+                VulnerablePackage::builder()
+                    .name("zlib")
+                    .version("1.2")
+                    .build(),
+            )
+            .build();
+        let full = EnhancedImageScanFinding::builder()
+            .severity("CRITICAL")
+            .title("zlib overflow")
+            .package_vulnerability_details(details)
+            .build();
+        assert_eq!(
+            enhanced_finding(&full),
+            Some(Finding {
+                name: "CVE-2024-2".into(),
+                package: "zlib 1.2".into(),
+                severity: "CRITICAL".into(),
+                link: "https://nvd.example/2".into(),
+            })
+        );
+        let bare = EnhancedImageScanFinding::builder()
+            .severity("HIGH")
+            .title("something")
+            .build();
+        assert_eq!(
+            enhanced_finding(&bare),
+            Some(Finding {
+                name: "something".into(),
+                package: String::new(),
+                severity: "HIGH".into(),
+                link: String::new(),
+            })
+        );
+        let low = EnhancedImageScanFinding::builder().severity("LOW").build();
+        assert_eq!(enhanced_finding(&low), None);
     }
 }

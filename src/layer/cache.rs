@@ -209,3 +209,313 @@ impl LayerCache {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceTemplate;
+    use crate::digest::DiffId;
+    use crate::layer::compress::Codec;
+    use crate::layer::walk::FileStamp;
+
+    fn cfg() -> LayerConfig {
+        LayerConfig::new(SourceTemplate::try_from("app".to_string()).unwrap(), "/app")
+    }
+
+    fn opts() -> LayerOptions {
+        LayerOptions {
+            codec: Codec::Gzip(6),
+            threads: 1,
+        }
+    }
+
+    fn stamp(mtime_ns: i64) -> FileStamp {
+        FileStamp {
+            dev: 1,
+            ino: 2,
+            mtime_ns,
+            ctime_ns: mtime_ns,
+        }
+    }
+
+    fn file_entry(name: &str, path: &Path, stamp: FileStamp) -> Entry {
+        Entry {
+            path: name.as_bytes().to_vec(),
+            kind: EntryKind::File {
+                size: fs::metadata(path).unwrap().len(),
+                path: path.to_path_buf(),
+                stamp,
+            },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    fn dir_entry(name: &str) -> Entry {
+        Entry {
+            path: name.as_bytes().to_vec(),
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// A layer file with `bytes` at `dir/name`, and its blob record.
+    fn layer_file(dir: &Path, name: &str, bytes: &[u8]) -> (PathBuf, LayerBlob) {
+        let path = dir.join(name);
+        fs::write(&path, bytes).unwrap();
+        let blob = LayerBlob {
+            digest: Digest::of(bytes),
+            size: bytes.len() as u64,
+            diff_id: DiffId::of(b"the tar"),
+            media_type: crate::spec::MEDIA_TYPE_LAYER_GZIP.into(),
+        };
+        (path, blob)
+    }
+
+    #[test]
+    fn put_then_get_by_either_key_returns_the_blob() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(&tmp.path().join("cache")).unwrap();
+        assert_eq!(cache.dir(), tmp.path().join("cache"));
+        let (file, blob) = layer_file(tmp.path(), "layer.tgz", b"compressed layer bytes");
+        assert!(cache.get("stat-key").is_none());
+        cache
+            .put(&["stat-key", "content-key"], &blob, &file)
+            .unwrap();
+        for key in ["stat-key", "content-key"] {
+            let (got, path) = cache.get(key).expect(key);
+            assert_eq!(got, blob);
+            assert_eq!(fs::read(&path).unwrap(), b"compressed layer bytes");
+            assert!(path.starts_with(tmp.path().join("cache")));
+        }
+        assert!(cache.get("another-key").is_none());
+        // The source stays where it was; a second cache at the same place sees the entry.
+        assert!(file.exists());
+        let again = LayerCache::open(&tmp.path().join("cache")).unwrap();
+        assert_eq!(again.get("stat-key").unwrap().0, blob);
+    }
+
+    #[test]
+    fn a_blob_that_no_longer_matches_its_record_is_not_served_and_put_repairs_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(&tmp.path().join("cache")).unwrap();
+        let bytes = b"0123456789 layer";
+        let (file, blob) = layer_file(tmp.path(), "layer.tgz", bytes);
+        cache.put(&["k"], &blob, &file).unwrap();
+        let (_, path) = cache.get("k").unwrap();
+
+        // Putting the layer again (from a fresh file) restores the blob under the same key.
+        let (fresh, _) = layer_file(tmp.path(), "again.tgz", bytes);
+        let repaired = || {
+            cache.put(&["k"], &blob, &fresh).unwrap();
+            let (got, path) = cache.get("k").unwrap();
+            assert_eq!(got, blob);
+            assert_eq!(fs::read(path).unwrap(), bytes);
+        };
+
+        // Truncated (a new file: the cache's may be a hard link to the source).
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, &bytes[..5]).unwrap();
+        assert!(cache.get("k").is_none());
+        repaired();
+
+        // Gone.
+        fs::remove_file(&path).unwrap();
+        assert!(cache.get("k").is_none());
+        repaired();
+    }
+
+    #[test]
+    fn a_damaged_key_record_is_not_served() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(&tmp.path().join("cache")).unwrap();
+        let (file, blob) = layer_file(tmp.path(), "layer.tgz", b"bytes");
+        cache.put(&["k"], &blob, &file).unwrap();
+        let record = tmp.path().join("cache/v1/keys/k");
+        assert!(cache.get("k").is_some());
+        fs::write(&record, b"{not json").unwrap();
+        assert!(cache.get("k").is_none());
+        fs::write(
+            &record,
+            serde_json::json!({"digest": blob.digest.to_string(), "size": blob.size}).to_string(),
+        )
+        .unwrap();
+        assert!(cache.get("k").is_none(), "a record without diff_id");
+        fs::write(
+            &record,
+            serde_json::json!({
+                "digest": "sha256:nothex",
+                "diff_id": blob.diff_id.to_string(),
+                "size": blob.size,
+                "media_type": blob.media_type,
+            })
+            .to_string(),
+        )
+        .unwrap();
+        assert!(cache.get("k").is_none(), "a record with a bad digest");
+    }
+
+    #[test]
+    fn keys_differ_when_any_setting_differs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("a.txt");
+        fs::write(&f, b"hello").unwrap();
+        let entries = vec![dir_entry("app"), file_entry("app/a.txt", &f, stamp(1))];
+        let k = |kind, cfg: &LayerConfig, epoch, opts: &LayerOptions| {
+            key(kind, &entries, cfg, epoch, opts).unwrap()
+        };
+        let base = k(KeyKind::Stat, &cfg(), 0, &opts());
+        assert_eq!(base, k(KeyKind::Stat, &cfg(), 0, &opts()), "deterministic");
+        assert_eq!(base.len(), 32);
+
+        let mut variants = vec![
+            k(KeyKind::Content, &cfg(), 0, &opts()),
+            k(KeyKind::Stat, &cfg(), 1, &opts()),
+        ];
+        for codec in [Codec::Gzip(9), Codec::Zstd(3)] {
+            variants.push(k(
+                KeyKind::Stat,
+                &cfg(),
+                0,
+                &LayerOptions { codec, threads: 1 },
+            ));
+        }
+        let changes: Vec<fn(&mut LayerConfig)> = vec![
+            |c| c.target = "/srv".into(),
+            |c| c.uid = 1000,
+            |c| c.gid = 1000,
+            |c| c.exclude = vec!["*.log".into()],
+            |c| c.modes = vec![("bin/*".into(), 0o755)],
+            |c| c.preserve_modes = true,
+            |c| c.setid = true,
+        ];
+        for change in changes {
+            let mut c = cfg();
+            change(&mut c);
+            variants.push(k(KeyKind::Stat, &c, 0, &opts()));
+        }
+        // The thread count does not change the bytes, so not the key either.
+        assert_eq!(
+            base,
+            k(
+                KeyKind::Stat,
+                &cfg(),
+                0,
+                &LayerOptions {
+                    threads: 8,
+                    ..opts()
+                }
+            )
+        );
+        let mut all = variants.clone();
+        all.push(base.clone());
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), variants.len() + 1, "{variants:?} vs {base}");
+    }
+
+    #[test]
+    fn content_key_follows_the_bytes_and_stat_key_the_stamps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("a.txt");
+        fs::write(&f, b"hello").unwrap();
+        let keys = |entries: &[Entry]| {
+            (
+                key(KeyKind::Stat, entries, &cfg(), 0, &opts()).unwrap(),
+                key(KeyKind::Content, entries, &cfg(), 0, &opts()).unwrap(),
+            )
+        };
+        let (stat, content) = keys(&[file_entry("a.txt", &f, stamp(1))]);
+
+        // Touched, same bytes: the stat key changes, the content key does not.
+        let (stat2, content2) = keys(&[file_entry("a.txt", &f, stamp(2))]);
+        assert_ne!(stat, stat2);
+        assert_eq!(content, content2);
+
+        // Same size and stamp, other bytes: only the content key sees it.
+        fs::write(&f, b"HELLO").unwrap();
+        let (stat3, content3) = keys(&[file_entry("a.txt", &f, stamp(1))]);
+        assert_eq!(stat, stat3);
+        assert_ne!(content, content3);
+
+        // The path, mode and owner of an entry are in both keys.
+        let mut moved = file_entry("b.txt", &f, stamp(1));
+        let (s, c) = keys(std::slice::from_ref(&moved));
+        assert!(s != stat3 && c != content3);
+        moved.path = b"a.txt".to_vec();
+        moved.mode = 0o755;
+        let (s, c) = keys(std::slice::from_ref(&moved));
+        assert!(s != stat3 && c != content3);
+        moved.mode = 0o644;
+        moved.uid = 1;
+        let (s, c) = keys(&[moved]);
+        assert!(s != stat3 && c != content3);
+
+        // A missing file fails the content key, not the stat key.
+        let gone = file_entry("a.txt", &f, stamp(1));
+        fs::remove_file(&f).unwrap();
+        assert!(key(
+            KeyKind::Content,
+            std::slice::from_ref(&gone),
+            &cfg(),
+            0,
+            &opts()
+        )
+        .is_err());
+        assert_eq!(
+            key(KeyKind::Stat, &[gone], &cfg(), 0, &opts()).unwrap(),
+            stat
+        );
+    }
+
+    #[test]
+    fn recently_changed_files_are_racy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("a.txt");
+        fs::write(&f, b"x").unwrap();
+        let now = 100_000_000_000;
+        let old = file_entry("a", &f, stamp(now - 3_000_000_000));
+        assert!(!racy(&[dir_entry("d"), old.clone()], now));
+        assert!(racy(
+            &[old.clone(), file_entry("b", &f, stamp(now - 1_000_000_000))],
+            now
+        ));
+        let mut changed = stamp(now - 10_000_000_000);
+        changed.ctime_ns = now;
+        assert!(racy(&[file_entry("c", &f, changed)], now));
+        assert!(!racy(&[dir_entry("d")], now));
+    }
+
+    #[test]
+    fn default_dir_precedence() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let all = env(&[
+            ("OCIBUILD_CACHE_DIR", "/c"),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(default_dir(&all), Some(PathBuf::from("/c")));
+        let xdg = env(&[
+            ("OCIBUILD_CACHE_DIR", ""),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(default_dir(&xdg), Some(PathBuf::from("/x/ocibuild")));
+        let home = env(&[("XDG_CACHE_HOME", ""), ("HOME", "/h")]);
+        assert_eq!(
+            default_dir(&home),
+            Some(PathBuf::from("/h/.cache/ocibuild"))
+        );
+        assert_eq!(default_dir(&env(&[])), None);
+    }
+}

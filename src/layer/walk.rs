@@ -191,17 +191,8 @@ pub fn entries(source: &Path, cfg: &LayerConfig) -> Result<Vec<Entry>, LayerErro
     let uid = cfg.uid;
     let gid = cfg.gid;
 
-    // Parents of the target, owned by root.
     let target_parts: Vec<&str> = cfg.target.split('/').filter(|c| !c.is_empty()).collect();
-    for i in 1..target_parts.len() {
-        out.push(Entry {
-            path: target_parts[..i].join("/").into_bytes(),
-            kind: EntryKind::Dir,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-        });
-    }
+    out.extend(target_parents(&target_parts));
 
     let mut inodes: Vec<(Vec<u8>, (u64, u64))> = Vec::new();
     if root_meta.is_file() {
@@ -246,11 +237,18 @@ pub fn entries(source: &Path, cfg: &LayerConfig) -> Result<Vec<Entry>, LayerErro
     }
 
     out.sort_by(|a, b| a.path.cmp(&b.path));
-    // Hard links: the first path in sorted order holds the data, later ones link to it.
+    link_hardlinks(&mut out, &inodes);
+    Ok(out)
+}
+
+/// Hard links: of the sorted entries `out` sharing an inode (`inodes`: path and (dev, ino) of
+/// each file with several links), the first path in sorted order holds the data, later ones
+/// become links to it.
+fn link_hardlinks(out: &mut [Entry], inodes: &[(Vec<u8>, (u64, u64))]) {
     let by_path: HashMap<&[u8], (u64, u64)> =
         inodes.iter().map(|(p, i)| (p.as_slice(), *i)).collect();
     let mut first: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
-    for e in &mut out {
+    for e in out {
         if let Some(ino) = by_path.get(e.path.as_slice()) {
             match first.get(ino) {
                 Some(p) => e.kind = EntryKind::Hardlink(p.clone()),
@@ -260,7 +258,19 @@ pub fn entries(source: &Path, cfg: &LayerConfig) -> Result<Vec<Entry>, LayerErro
             }
         }
     }
-    Ok(out)
+}
+
+/// The parent directories of the target (its `/`-separated `parts`), owned by root.
+fn target_parents(parts: &[&str]) -> Vec<Entry> {
+    (1..parts.len())
+        .map(|i| Entry {
+            path: parts[..i].join("/").into_bytes(),
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        })
+        .collect()
 }
 
 fn kind_name(m: &fs::Metadata) -> &'static str {

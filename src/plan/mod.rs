@@ -206,42 +206,8 @@ pub fn plan(
         services: vec![],
         skipped: vec![],
     };
-    if opts.all {
-        plan.services = everything(config, "--all");
-        return Ok(plan);
-    }
-    if !opts.services.is_empty() {
-        plan.services = config
-            .select(&opts.services)
-            .map_err(|e| PlanError(e.0))?
-            .iter()
-            .map(|s| Selected {
-                service: s.name.clone(),
-                reason: "named".into(),
-            })
-            .collect();
-        return Ok(plan);
-    }
-    if let Trigger::Dispatch { services } = &ctx.trigger {
-        let input = services.as_deref().unwrap_or("all").trim();
-        if input.is_empty() || input == "all" {
-            plan.services = everything(config, "manual run: all");
-        } else {
-            let names: Vec<String> = input
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
-            plan.services = config
-                .select(&names)
-                .map_err(|e| PlanError(format!("workflow_dispatch input services: {}", e.0)))?
-                .iter()
-                .map(|s| Selected {
-                    service: s.name.clone(),
-                    reason: "manual run".into(),
-                })
-                .collect();
-        }
+    if let Some(services) = requested(config, ctx, opts)? {
+        plan.services = services;
         return Ok(plan);
     }
     let Some(git) = git else {
@@ -258,74 +224,167 @@ pub fn plan(
         .unwrap_or_else(|| "HEAD".into());
     let head = git.commit(&head_rev)?;
     plan.head = Some(head.clone());
-    let shallow_fix =
-        "the clone is shallow: fetch the history it needs (actions/checkout with fetch-depth: 0)";
-    let need = |rev: &str| -> Result<String, PlanError> {
-        git.commit(rev).map_err(|_| {
-            if git.is_shallow() {
-                PlanError(format!("commit {rev} is not in this clone; {shallow_fix}"))
-            } else {
-                PlanError(format!(
-                    "commit {rev} is not in this clone: fetch it, or pass --base"
-                ))
-            }
-        })
+    let base = match base_commit(git, ctx, opts, &head)? {
+        Base::Commit(base) => base,
+        Base::Everything(reason) => {
+            plan.services = everything(config, reason);
+            return Ok(plan);
+        }
     };
+    plan.base = Some(base.clone());
+    let changed = git.changed_paths(&base, &head)?;
+    let rel = config_relative(config, git, &changed)?;
+    select_changed(config, &rel, &mut plan);
+    Ok(plan)
+}
+
+/// The services asked for outright (`--all`, `--service`, a manual run's input), without
+/// looking at changes; `None` when change detection decides.
+fn requested(
+    config: &Config,
+    ctx: &CiContext,
+    opts: &PlanOptions,
+) -> Result<Option<Vec<Selected>>, PlanError> {
+    if opts.all {
+        return Ok(Some(everything(config, "--all")));
+    }
+    if !opts.services.is_empty() {
+        let named = config
+            .select(&opts.services)
+            .map_err(|e| PlanError(e.0))?
+            .iter()
+            .map(|s| Selected {
+                service: s.name.clone(),
+                reason: "named".into(),
+            })
+            .collect();
+        return Ok(Some(named));
+    }
+    let Trigger::Dispatch { services } = &ctx.trigger else {
+        return Ok(None);
+    };
+    let input = services.as_deref().unwrap_or("all").trim();
+    if input.is_empty() || input == "all" {
+        return Ok(Some(everything(config, "manual run: all")));
+    }
+    let names: Vec<String> = input
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let selected = config
+        .select(&names)
+        .map_err(|e| PlanError(format!("workflow_dispatch input services: {}", e.0)))?
+        .iter()
+        .map(|s| Selected {
+            service: s.name.clone(),
+            reason: "manual run".into(),
+        })
+        .collect();
+    Ok(Some(selected))
+}
+
+/// What to compare the head with.
+enum Base {
+    /// This commit.
+    Commit(String),
+    /// Nothing: build every service, for this reason.
+    Everything(&'static str),
+}
+
+/// What to do about a shallow clone.
+const SHALLOW_FIX: &str =
+    "the clone is shallow: fetch the history it needs (actions/checkout with fetch-depth: 0)";
+
+/// The commit to compare `head` with: `--base`, the commit before a push, the merge base of a
+/// pull request, else the parent of `head`.
+fn base_commit(
+    git: &Git,
+    ctx: &CiContext,
+    opts: &PlanOptions,
+    head: &str,
+) -> Result<Base, PlanError> {
     let base = match (&opts.base, &ctx.trigger) {
-        (Some(b), _) => need(b)?,
+        (Some(b), _) => need(git, b)?,
         (None, Trigger::Push { before, forced }) => {
             let before = before.clone().unwrap_or_default();
             if before.is_empty() || before.bytes().all(|b| b == b'0') {
-                plan.services =
-                    everything(config, "new branch: no previous commit to compare with");
-                return Ok(plan);
+                return Ok(Base::Everything(
+                    "new branch: no previous commit to compare with",
+                ));
             }
             if *forced {
-                plan.services = everything(config, "forced push: history was rewritten");
-                return Ok(plan);
+                return Ok(Base::Everything("forced push: history was rewritten"));
             }
-            need(&before)?
+            need(git, &before)?
         }
         (
             None,
             Trigger::PullRequest {
                 base_ref, base_sha, ..
             },
-        ) => {
-            let target = match (base_sha, base_ref) {
-                (Some(sha), _) if git.has_commit(sha) => sha.clone(),
-                (_, Some(r)) if git.has_commit(&format!("origin/{r}")) => format!("origin/{r}"),
-                (_, Some(r)) if git.has_commit(r) => r.clone(),
-                _ => {
-                    return Err(PlanError(format!(
-                        "the pull request's target branch is not in this clone; {shallow_fix}"
-                    )))
-                }
-            };
-            git.merge_base(&target, &head).map_err(|_| {
-                PlanError(format!(
-                    "no merge base between {target} and {head}; {shallow_fix}"
-                ))
-            })?
-        }
+        ) => pull_request_base(git, base_ref.as_deref(), base_sha.as_deref(), head)?,
         (None, _) => {
             let parent = format!("{head}~1");
             if !git.has_commit(&parent) {
                 if git.is_shallow() {
                     return Err(PlanError(format!(
-                        "the parent of {head} is not in this clone; {shallow_fix}"
+                        "the parent of {head} is not in this clone; {SHALLOW_FIX}"
                     )));
                 }
-                plan.services = everything(config, "first commit: nothing to compare with");
-                return Ok(plan);
+                return Ok(Base::Everything("first commit: nothing to compare with"));
             }
             git.commit(&parent)?
         }
     };
-    plan.base = Some(base.clone());
-    let changed = git.changed_paths(&base, &head)?;
+    Ok(Base::Commit(base))
+}
 
-    // Paths in the config are relative to its directory; git's to the top of the work tree.
+/// The commit `rev` names, which must be in the clone.
+fn need(git: &Git, rev: &str) -> Result<String, PlanError> {
+    git.commit(rev).map_err(|_| {
+        if git.is_shallow() {
+            PlanError(format!("commit {rev} is not in this clone; {SHALLOW_FIX}"))
+        } else {
+            PlanError(format!(
+                "commit {rev} is not in this clone: fetch it, or pass --base"
+            ))
+        }
+    })
+}
+
+/// The merge base of `head` and a pull request's target: its commit when the event fired if
+/// the clone has it, else the target branch (`origin/<ref>`, then `<ref>`).
+fn pull_request_base(
+    git: &Git,
+    base_ref: Option<&str>,
+    base_sha: Option<&str>,
+    head: &str,
+) -> Result<String, PlanError> {
+    let target = match (base_sha, base_ref) {
+        (Some(sha), _) if git.has_commit(sha) => sha.to_string(),
+        (_, Some(r)) if git.has_commit(&format!("origin/{r}")) => format!("origin/{r}"),
+        (_, Some(r)) if git.has_commit(r) => r.to_string(),
+        _ => {
+            return Err(PlanError(format!(
+                "the pull request's target branch is not in this clone; {SHALLOW_FIX}"
+            )))
+        }
+    };
+    git.merge_base(&target, head).map_err(|_| {
+        PlanError(format!(
+            "no merge base between {target} and {head}; {SHALLOW_FIX}"
+        ))
+    })
+}
+
+/// The `changed` paths (relative to the top of the work tree) that are under the config's
+/// directory, made relative to it as the config's paths are.
+fn config_relative(
+    config: &Config,
+    git: &Git,
+    changed: &[String],
+) -> Result<Vec<String>, PlanError> {
     let top = git.toplevel()?;
     let top = top.canonicalize().unwrap_or(top);
     let dir = config
@@ -342,7 +401,7 @@ pub fn plan(
                 top.display()
             ))
         })?;
-    let rel: Vec<String> = changed
+    Ok(changed
         .iter()
         .filter_map(|p| {
             if prefix.is_empty() {
@@ -351,13 +410,19 @@ pub fn plan(
                 p.strip_prefix(&format!("{prefix}/")).map(str::to_string)
             }
         })
-        .collect();
+        .collect())
+}
+
+/// Put in `plan` the services the config-relative changed paths `rel` touch: every service
+/// when a shared path changed, else those whose paths changed, less those whose sources were
+/// deleted (skipped, with the reason).
+fn select_changed(config: &Config, rel: &[String], plan: &mut Plan) {
     if let Some(p) = rel
         .iter()
         .find(|p| config.shared_paths.iter().any(|s| path_matches(s, p)))
     {
         plan.services = everything(config, &format!("shared path changed: {p}"));
-        return Ok(plan);
+        return;
     }
     for s in config.services.values() {
         let hits: Vec<&String> = rel
@@ -367,22 +432,10 @@ pub fn plan(
         if hits.is_empty() {
             continue;
         }
-        let plain: Vec<&String> = s
-            .paths
-            .iter()
-            .filter(|p| !p.contains(['*', '?', '[', '{']))
-            .collect();
-        if !plain.is_empty() && plain.iter().all(|p| !config.dir.join(p.as_str()).exists()) {
+        if let Some(deleted) = deleted_sources(config, &s.paths) {
             plan.skipped.push(Selected {
                 service: s.name.clone(),
-                reason: format!(
-                    "its sources were deleted ({})",
-                    plain
-                        .iter()
-                        .map(|p| p.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                reason: format!("its sources were deleted ({deleted})"),
             });
             continue;
         }
@@ -396,7 +449,26 @@ pub fn plan(
             reason: format!("changed: {}{more}", hits[0]),
         });
     }
-    Ok(plan)
+}
+
+/// When a service has plain (non-glob) paths and none of them exists any more: those paths,
+/// joined for a message.
+fn deleted_sources(config: &Config, paths: &[String]) -> Option<String> {
+    let plain: Vec<&String> = paths
+        .iter()
+        .filter(|p| !p.contains(['*', '?', '[', '{']))
+        .collect();
+    if !plain.is_empty() && plain.iter().all(|p| !config.dir.join(p.as_str()).exists()) {
+        Some(
+            plain
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    } else {
+        None
+    }
 }
 
 /// Facts the tag policy needs.

@@ -112,46 +112,8 @@ pub fn from_docker_config(host: &str, path: &Path) -> Result<CredentialSource, A
     if let Some(auths) = cfg.get("auths").and_then(|a| a.as_object()) {
         if let Some((key, entry)) = auths.iter().find(|(k, _)| normalise_host(k) == want) {
             let origin = format!("auths[{key:?}] in {}", path.display());
-            if let Some(tok) = entry.get("identitytoken").and_then(|t| t.as_str()) {
-                if !tok.is_empty() {
-                    return Ok(CredentialSource {
-                        credential: Credential::IdentityToken(Secret(tok.to_string())),
-                        origin,
-                    });
-                }
-            }
-            if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
-                if !auth.is_empty() {
-                    let decoded = base64::engine::general_purpose::STANDARD
-                        .decode(auth.trim())
-                        .ok()
-                        .and_then(|b| String::from_utf8(b).ok())
-                        .ok_or_else(|| {
-                            AuthError(format!("{origin}: \"auth\" is not base64 of user:password"))
-                        })?;
-                    let (u, p) = decoded.split_once(':').ok_or_else(|| {
-                        AuthError(format!("{origin}: \"auth\" is not base64 of user:password"))
-                    })?;
-                    return Ok(CredentialSource {
-                        credential: Credential::Basic {
-                            username: u.to_string(),
-                            password: Secret(p.to_string()),
-                        },
-                        origin,
-                    });
-                }
-            }
-            if let (Some(u), Some(p)) = (
-                entry.get("username").and_then(|u| u.as_str()),
-                entry.get("password").and_then(|p| p.as_str()),
-            ) {
-                return Ok(CredentialSource {
-                    credential: Credential::Basic {
-                        username: u.to_string(),
-                        password: Secret(p.to_string()),
-                    },
-                    origin,
-                });
+            if let Some(found) = from_auths_entry(entry, origin)? {
+                return Ok(found);
             }
         }
     }
@@ -164,6 +126,56 @@ pub fn from_docker_config(host: &str, path: &Path) -> Result<CredentialSource, A
         "anonymous (no entry for {want} in {})",
         path.display()
     )))
+}
+
+/// The credentials of one `auths` entry (from `origin`): an identity token, else `auth`
+/// (base64 of `user:password`), else `username` and `password`; `None` if it has none.
+fn from_auths_entry(
+    entry: &serde_json::Value,
+    origin: String,
+) -> Result<Option<CredentialSource>, AuthError> {
+    if let Some(tok) = entry.get("identitytoken").and_then(|t| t.as_str()) {
+        if !tok.is_empty() {
+            return Ok(Some(CredentialSource {
+                credential: Credential::IdentityToken(Secret(tok.to_string())),
+                origin,
+            }));
+        }
+    }
+    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
+        if !auth.is_empty() {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    AuthError(format!("{origin}: \"auth\" is not base64 of user:password"))
+                })?;
+            let (u, p) = decoded.split_once(':').ok_or_else(|| {
+                AuthError(format!("{origin}: \"auth\" is not base64 of user:password"))
+            })?;
+            return Ok(Some(CredentialSource {
+                credential: Credential::Basic {
+                    username: u.to_string(),
+                    password: Secret(p.to_string()),
+                },
+                origin,
+            }));
+        }
+    }
+    if let (Some(u), Some(p)) = (
+        entry.get("username").and_then(|u| u.as_str()),
+        entry.get("password").and_then(|p| p.as_str()),
+    ) {
+        return Ok(Some(CredentialSource {
+            credential: Credential::Basic {
+                username: u.to_string(),
+                password: Secret(p.to_string()),
+            },
+            origin,
+        }));
+    }
+    Ok(None)
 }
 
 /// Ask `docker-credential-<helper> get` for `host`'s credentials.

@@ -1,6 +1,10 @@
-//! OCI Distribution client over reqwest: existence checks, cross-repository mounts, one-request
-//! streamed blob uploads, manifest PUTs, with auth challenges answered (Basic, Bearer token per
-//! scope, cached, refreshed on 401) and retries with exponential backoff and jitter.
+//! OCI Distribution client over reqwest: the client type and its construction, and the core
+//! every request goes through: auth challenges answered (Basic, Bearer token per scope, cached,
+//! refreshed on 401), credentials renewed before they expire, and retries with exponential
+//! backoff and jitter. The operations live beside it as further `impl RegistryClient` blocks:
+//! blobs (existence, cross-repository mounts, one-request streamed uploads, reads) in
+//! [`super::blobs`], manifests (existence, reads, PUTs) in [`super::manifests`]; their public
+//! types are re-exported here.
 //!
 //! Invariants: a blob body is streamed from its file, never held in memory; a retried upload
 //! starts a fresh upload session; credentials go only into `Authorization` headers and token
@@ -10,18 +14,18 @@
 // nothing measurable next to a network round trip.
 #![allow(clippy::result_large_err)]
 
+pub use super::blobs::{BlobSource, Mount};
+pub use super::manifests::FetchedManifest;
+
 use super::auth::{parse_challenge, Challenge, Credential, CredentialSource};
 use super::error::{strip_query, RegistryError};
-use crate::digest::Digest;
 use base64::Engine;
 use reqwest::header::{
-    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION,
-    RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,41 +52,6 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(20),
         }
     }
-}
-
-/// What a mount attempt gave.
-#[derive(Debug)]
-pub enum Mount {
-    /// The registry linked the blob (201).
-    Mounted,
-    /// It did not (202): upload into this session instead.
-    Upload(Url),
-}
-
-/// Where the bytes of a blob to upload come from.
-#[derive(Clone, Copy)]
-pub enum BlobSource<'a> {
-    /// A file (a layout's or the cache's blob).
-    File(&'a Path),
-    /// Another repository, possibly in another registry: read by digest and streamed straight
-    /// into the upload, never stored.
-    Registry {
-        /// The registry holding it.
-        client: &'a RegistryClient,
-        /// The repository there.
-        repository: &'a str,
-    },
-}
-
-/// A manifest (or index) read from a registry.
-#[derive(Debug, Clone)]
-pub struct FetchedManifest {
-    /// Its bytes, exactly as served.
-    pub bytes: Vec<u8>,
-    /// Its media type (the `Content-Type`, else the document's `mediaType`).
-    pub media_type: String,
-    /// The digest of its bytes (checked against the reference when that is a digest).
-    pub digest: Digest,
 }
 
 /// Largest manifest or config read from a registry.
@@ -117,7 +86,7 @@ struct AuthState {
 
 /// A client for one registry.
 pub struct RegistryClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     base: Url,
     cred: Mutex<CredentialSource>,
     refresh: Option<Refresh>,
@@ -127,12 +96,9 @@ pub struct RegistryClient {
     retry: RetryPolicy,
     jitter: AtomicU64,
     /// Least time between two manifest PUTs (a registry quota, e.g. ECR's PutImage 10/s).
-    manifest_interval: Option<Duration>,
-    next_manifest: tokio::sync::Mutex<Instant>,
+    pub(super) manifest_interval: Option<Duration>,
+    pub(super) next_manifest: tokio::sync::Mutex<Instant>,
 }
-
-/// Accept header for manifest reads.
-const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// Whether `host` (without port) is a loopback address, where plain HTTP is allowed.
 pub fn is_loopback(host: &str) -> bool {
@@ -248,7 +214,7 @@ impl RegistryClient {
         self.cred().origin
     }
 
-    fn url(&self, path: &str) -> Url {
+    pub(super) fn url(&self, path: &str) -> Url {
         self.base.join(path).unwrap_or_else(|_| self.base.clone())
     }
 
@@ -269,7 +235,7 @@ impl RegistryClient {
 
     /// Send a request built by `make` (called again for the retry after a 401), answering an
     /// auth challenge once. `scope` is the token scope the request needs.
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: &Method,
         url: &Url,
@@ -305,46 +271,71 @@ impl RegistryClient {
             }
             if resp.status() != StatusCode::UNAUTHORIZED || answered {
                 if resp.status() == StatusCode::UNAUTHORIZED {
-                    let mut e = error_from(method, url, resp).await;
-                    e.hint = Some(format!(
-                        "credentials used: {}; they were refused or lack access to this repository (check docker login, DOCKER_CONFIG or the [registry] auth setting)",
-                        self.cred().origin
-                    ));
-                    // Forget the token so a later retry asks for a new one.
-                    if let Ok(mut st) = self.state.lock() {
-                        st.tokens.remove(scope);
-                    }
-                    return Err(e);
+                    return Err(self.refused(method, url, scope, resp).await);
                 }
                 return Ok(resp);
             }
             answered = true;
-            let challenge = resp
-                .headers()
-                .get(WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_challenge);
-            let Some(challenge) = challenge else {
-                return Err(error_from(method, url, resp).await);
-            };
-            if let Challenge::Bearer { realm, service, .. } = &challenge {
-                let (token, ttl) = self.fetch_token(realm, service.as_deref(), scope).await?;
-                if let Ok(mut st) = self.state.lock() {
-                    st.tokens
-                        .insert(scope.to_string(), (token, Instant::now() + ttl));
-                }
-            } else if matches!(self.cred().credential, Credential::Anonymous) {
-                let mut e = error_from(method, url, resp).await;
-                e.hint = Some(format!(
-                    "the registry asks for a user name and password and none was found: {}",
-                    self.cred().origin
-                ));
-                return Err(e);
-            }
-            if let Ok(mut st) = self.state.lock() {
-                st.challenge = Some(challenge);
-            }
+            self.answer_challenge(method, url, scope, resp).await?;
         }
+    }
+
+    /// The error for a request still refused (401) after its challenge was answered; forgets
+    /// the token for `scope` so a later retry asks for a new one.
+    async fn refused(
+        &self,
+        method: &Method,
+        url: &Url,
+        scope: &str,
+        resp: Response,
+    ) -> RegistryError {
+        let mut e = error_from(method, url, resp).await;
+        e.hint = Some(format!(
+            "credentials used: {}; they were refused or lack access to this repository (check docker login, DOCKER_CONFIG or the [registry] auth setting)",
+            self.cred().origin
+        ));
+        // Forget the token so a later retry asks for a new one.
+        if let Ok(mut st) = self.state.lock() {
+            st.tokens.remove(scope);
+        }
+        e
+    }
+
+    /// Answer the auth challenge of a first 401 (`resp`): fetch a Bearer token for `scope`, or
+    /// check that there is a password for Basic, and remember the challenge.
+    async fn answer_challenge(
+        &self,
+        method: &Method,
+        url: &Url,
+        scope: &str,
+        resp: Response,
+    ) -> Result<(), RegistryError> {
+        let challenge = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge);
+        let Some(challenge) = challenge else {
+            return Err(error_from(method, url, resp).await);
+        };
+        if let Challenge::Bearer { realm, service, .. } = &challenge {
+            let (token, ttl) = self.fetch_token(realm, service.as_deref(), scope).await?;
+            if let Ok(mut st) = self.state.lock() {
+                st.tokens
+                    .insert(scope.to_string(), (token, Instant::now() + ttl));
+            }
+        } else if matches!(self.cred().credential, Credential::Anonymous) {
+            let mut e = error_from(method, url, resp).await;
+            e.hint = Some(format!(
+                "the registry asks for a user name and password and none was found: {}",
+                self.cred().origin
+            ));
+            return Err(e);
+        }
+        if let Ok(mut st) = self.state.lock() {
+            st.challenge = Some(challenge);
+        }
+        Ok(())
     }
 
     async fn fetch_token(
@@ -361,7 +352,37 @@ impl RegistryClient {
             )
         })?;
         let cred = self.cred();
-        let req = match &cred.credential {
+        let req = self.token_request(&mut url, &cred.credential, service, scope);
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| RegistryError::transport("GET", &url, &e))?;
+        if !resp.status().is_success() {
+            let mut e = error_from(&Method::GET, &url, resp).await;
+            e.hint = Some(format!(
+                "the token service refused the credentials from {}",
+                cred.origin
+            ));
+            return Err(e);
+        }
+        let v: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| RegistryError::transport("GET", &url, &e))?;
+        token_from(&url, &v)
+    }
+
+    /// The token request to `url` (the realm) for `service` and `scope`: an OAuth2 refresh-token
+    /// POST for an identity token, else a GET with the scopes in the query (and Basic auth when
+    /// there is a password), which is why `url` is extended in place.
+    fn token_request(
+        &self,
+        url: &mut Url,
+        cred: &Credential,
+        service: Option<&str>,
+        scope: &str,
+    ) -> RequestBuilder {
+        match cred {
             Credential::IdentityToken(t) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
                 form.append_pair("grant_type", "refresh_token")
@@ -394,37 +415,7 @@ impl RegistryClient {
                 }
                 r
             }
-        };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| RegistryError::transport("GET", &url, &e))?;
-        if !resp.status().is_success() {
-            let mut e = error_from(&Method::GET, &url, resp).await;
-            e.hint = Some(format!(
-                "the token service refused the credentials from {}",
-                cred.origin
-            ));
-            return Err(e);
         }
-        let v: serde_json::Value = resp
-            .json()
-            .await
-            .map_err(|e| RegistryError::transport("GET", &url, &e))?;
-        let token = v
-            .get("token")
-            .or_else(|| v.get("access_token"))
-            .and_then(|t| t.as_str())
-            .ok_or_else(|| {
-                RegistryError::new("GET", strip_query(&url), "token response has no token")
-            })?
-            .to_string();
-        let secs = v
-            .get("expires_in")
-            .and_then(|e| e.as_u64())
-            .unwrap_or(60)
-            .max(10);
-        Ok((token, Duration::from_secs(secs - secs / 10)))
     }
 
     /// Run `op` until it succeeds, fails for good, or runs out of tries.
@@ -470,27 +461,8 @@ impl RegistryClient {
         half + Duration::from_nanos(x % (half.as_nanos() as u64).max(1))
     }
 
-    /// `HEAD /v2/<repo>/blobs/<digest>`: whether the repository has the blob.
-    pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
-        self.exists(repo, &format!("blobs/{digest}"), None).await
-    }
-
-    /// `HEAD /v2/<repo>/manifests/<reference>`: whether the repository has it.
-    pub async fn manifest_exists(
-        &self,
-        repo: &str,
-        reference: &str,
-    ) -> Result<bool, RegistryError> {
-        self.exists(
-            repo,
-            &format!("manifests/{reference}"),
-            Some(MANIFEST_ACCEPT),
-        )
-        .await
-    }
-
     /// `HEAD /v2/<repo>/<what>`: 2xx is yes, 404 is no, anything else an error.
-    async fn exists(
+    pub(super) async fn exists(
         &self,
         repo: &str,
         what: &str,
@@ -516,254 +488,23 @@ impl RegistryClient {
         })
         .await
     }
-
-    /// Try to mount `digest` into `repo` from `from` (same registry).
-    pub async fn mount_blob(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        from: &str,
-    ) -> Result<Mount, RegistryError> {
-        let mut url = self.url(&format!("v2/{repo}/blobs/uploads/"));
-        url.query_pairs_mut()
-            .append_pair("mount", digest.as_str())
-            .append_pair("from", from);
-        let scope = format!("{} repository:{from}:pull", push_scope(repo));
-        self.retry(|| async {
-            let resp = self
-                .send(&Method::POST, &url, &scope, &|| {
-                    Ok(self.http.post(url.clone()).header(CONTENT_LENGTH, 0))
-                })
-                .await?;
-            match resp.status() {
-                StatusCode::CREATED => Ok(Mount::Mounted),
-                StatusCode::ACCEPTED => Ok(Mount::Upload(location(&url, &resp)?)),
-                _ => Err(error_from(&Method::POST, &url, resp).await),
-            }
-        })
-        .await
-    }
-
-    /// Upload blob `digest` (`size` bytes) to `repo` from `source` in one streamed request;
-    /// `session` is an upload already opened (by a mount that answered 202). Each retry opens
-    /// a fresh session (and, for a registry source, a fresh read).
-    pub async fn upload_blob(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        source: BlobSource<'_>,
-        size: u64,
-        session: Option<Url>,
-    ) -> Result<(), RegistryError> {
-        let start = self.url(&format!("v2/{repo}/blobs/uploads/"));
-        let scope = push_scope(repo);
-        let session = Mutex::new(session);
-        self.retry(|| async {
-            // A registry source is opened before the session, so a missing source blob costs
-            // no upload session.
-            let remote = match source {
-                BlobSource::Registry { client, repository } => {
-                    Some(client.open_blob(repository, digest).await?)
-                }
-                BlobSource::File(_) => None,
-            };
-            let remote = Mutex::new(remote);
-            let given = session.lock().ok().and_then(|mut s| s.take());
-            let loc = match given {
-                Some(l) => l,
-                None => {
-                    let resp = self
-                        .send(&Method::POST, &start, &scope, &|| {
-                            Ok(self.http.post(start.clone()).header(CONTENT_LENGTH, 0))
-                        })
-                        .await?;
-                    if resp.status() != StatusCode::ACCEPTED && resp.status() != StatusCode::CREATED
-                    {
-                        return Err(error_from(&Method::POST, &start, resp).await);
-                    }
-                    location(&start, &resp)?
-                }
-            };
-            let put = completion_url(&loc, digest);
-            let resp = self
-                .send(&Method::PUT, &put, &scope, &|| {
-                    let body = match source {
-                        BlobSource::File(path) => {
-                            let file = std::fs::File::open(path).map_err(|e| RegistryError::new("PUT", strip_query(&put), format!("reading {}: {e}", path.display())))?;
-                            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-                                tokio::fs::File::from_std(file),
-                                256 * 1024,
-                            ))
-                        }
-                        BlobSource::Registry { .. } => {
-                            // A stream can be sent once: a second call (after an auth
-                            // challenge) fails retryably, and the retry reads it again.
-                            let resp =
-                                remote
-                                    .lock()
-                                    .ok()
-                                    .and_then(|mut r| r.take())
-                                    .ok_or_else(|| {
-                                        RegistryError::new(
-                                            "PUT",
-                                            strip_query(&put),
-                                            "the upload was challenged after its source stream was sent",
-                                        )
-                                    })?;
-                            reqwest::Body::wrap_stream(resp.bytes_stream())
-                        }
-                    };
-                    Ok(self
-                        .http
-                        .put(put.clone())
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .header(CONTENT_LENGTH, size)
-                        .body(body))
-                })
-                .await?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(error_from(&Method::PUT, &put, resp).await)
-            }
-        })
-        .await
-    }
-
-    /// `GET /v2/<repo>/manifests/<reference>` (pull access only): `None` if the registry has
-    /// no such manifest. The bytes are checked against `reference` when it is a digest.
-    pub async fn get_manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-    ) -> Result<Option<FetchedManifest>, RegistryError> {
-        let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
-        let scope = pull_scope(repo);
-        self.retry(|| async {
-            let resp = self
-                .send(&Method::GET, &url, &scope, &|| {
-                    Ok(self.http.get(url.clone()).header(ACCEPT, MANIFEST_ACCEPT))
-                })
-                .await?;
-            if resp.status() == StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            if !resp.status().is_success() {
-                return Err(error_from(&Method::GET, &url, resp).await);
-            }
-            let header_type = resp
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-            let bytes = read_limited(&url, resp, MAX_DOCUMENT).await?;
-            let digest = Digest::of(&bytes);
-            if reference.starts_with("sha256:") && digest.as_str() != reference {
-                return Err(invalid(
-                    &url,
-                    format!("the registry served a manifest whose digest is {digest}"),
-                ));
-            }
-            let media_type = header_type
-                .filter(|t| t.starts_with("application/vnd."))
-                .or_else(|| {
-                    serde_json::from_slice::<serde_json::Value>(&bytes)
-                        .ok()?
-                        .get("mediaType")?
-                        .as_str()
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
-            Ok(Some(FetchedManifest {
-                bytes,
-                media_type,
-                digest,
-            }))
-        })
-        .await
-    }
-
-    /// `GET /v2/<repo>/blobs/<digest>` of a small blob (a config), checked against its digest.
-    pub async fn get_blob(&self, repo: &str, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
-        let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
-        self.retry(|| async {
-            let resp = self.open_blob(repo, digest).await?;
-            let bytes = read_limited(&url, resp, MAX_DOCUMENT).await?;
-            if Digest::of(&bytes) != *digest {
-                return Err(invalid(
-                    &url,
-                    "the registry served a blob with another digest".into(),
-                ));
-            }
-            Ok(bytes)
-        })
-        .await
-    }
-
-    /// Start reading blob `digest` of `repo` (pull access only; redirects to storage followed).
-    /// A missing blob is a `BLOB_UNKNOWN` error.
-    pub async fn open_blob(&self, repo: &str, digest: &Digest) -> Result<Response, RegistryError> {
-        let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
-        let scope = pull_scope(repo);
-        let resp = self
-            .send(&Method::GET, &url, &scope, &|| {
-                Ok(self.http.get(url.clone()))
-            })
-            .await?;
-        if resp.status().is_success() {
-            Ok(resp)
-        } else {
-            Err(error_from(&Method::GET, &url, resp).await)
-        }
-    }
-
-    /// `PUT /v2/<repo>/manifests/<reference>` with `bytes` of `media_type`.
-    pub async fn put_manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-        media_type: &str,
-        bytes: &[u8],
-    ) -> Result<(), RegistryError> {
-        let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
-        let scope = push_scope(repo);
-        self.retry(|| async {
-            if let Some(gap) = self.manifest_interval {
-                let mut next = self.next_manifest.lock().await;
-                tokio::time::sleep_until((*next).into()).await;
-                *next = Instant::now() + gap;
-            }
-            let resp = self
-                .send(&Method::PUT, &url, &scope, &|| {
-                    Ok(self
-                        .http
-                        .put(url.clone())
-                        .header(CONTENT_TYPE, media_type)
-                        .body(bytes.to_vec()))
-                })
-                .await?;
-            // 201 normally; ECR may answer without a Location header, which we never need.
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(error_from(&Method::PUT, &url, resp).await)
-            }
-        })
-        .await
-    }
 }
 
-fn pull_scope(repo: &str) -> String {
+pub(super) fn pull_scope(repo: &str) -> String {
     format!("repository:{repo}:pull")
 }
 
 /// An error about what a registry served.
-fn invalid(url: &Url, message: String) -> RegistryError {
+pub(super) fn invalid(url: &Url, message: String) -> RegistryError {
     RegistryError::new("GET", strip_query(url), message)
 }
 
 /// The body of `resp`, refused past `max` bytes.
-async fn read_limited(url: &Url, resp: Response, max: usize) -> Result<Vec<u8>, RegistryError> {
+pub(super) async fn read_limited(
+    url: &Url,
+    resp: Response,
+    max: usize,
+) -> Result<Vec<u8>, RegistryError> {
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(invalid(url, format!("document larger than {max} bytes")));
     }
@@ -779,8 +520,25 @@ async fn read_limited(url: &Url, resp: Response, max: usize) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-fn push_scope(repo: &str) -> String {
+pub(super) fn push_scope(repo: &str) -> String {
     format!("repository:{repo}:pull,push")
+}
+
+/// The token and how long to use it from a token service's answer `v` (from `url`): `token`
+/// or `access_token`, for 90% of `expires_in` (60 s if absent, at least 10 s).
+fn token_from(url: &Url, v: &serde_json::Value) -> Result<(String, Duration), RegistryError> {
+    let token = v
+        .get("token")
+        .or_else(|| v.get("access_token"))
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| RegistryError::new("GET", strip_query(url), "token response has no token"))?
+        .to_string();
+    let secs = v
+        .get("expires_in")
+        .and_then(|e| e.as_u64())
+        .unwrap_or(60)
+        .max(10);
+    Ok((token, Duration::from_secs(secs - secs / 10)))
 }
 
 fn basic_header(cred: &Credential) -> Option<HeaderValue> {
@@ -799,45 +557,6 @@ fn basic_header(cred: &Credential) -> Option<HeaderValue> {
     }
 }
 
-/// The `Location` of an upload session, resolved against the request URL (absolute or
-/// relative; its query string, which may carry signed state, is kept).
-fn location(request: &Url, resp: &Response) -> Result<Url, RegistryError> {
-    let loc = resp
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| RegistryError {
-            method: "POST".into(),
-            url: strip_query(request),
-            status: Some(resp.status().as_u16()),
-            code: None,
-            message: "upload session without a Location header".into(),
-            retry_after: None,
-            hint: None,
-        })?;
-    resolve_location(request, loc).map_err(|e| RegistryError {
-        method: "POST".into(),
-        url: strip_query(request),
-        status: Some(resp.status().as_u16()),
-        code: None,
-        message: format!("invalid Location header: {e}"),
-        retry_after: None,
-        hint: None,
-    })
-}
-
-/// Resolve an upload `Location` (absolute, or relative to the request) keeping its query.
-fn resolve_location(request: &Url, loc: &str) -> Result<Url, url::ParseError> {
-    request.join(loc)
-}
-
-/// The URL that completes an upload: the session URL plus `digest=` (after any query it has).
-fn completion_url(session: &Url, digest: &Digest) -> Url {
-    let mut put = session.clone();
-    put.query_pairs_mut().append_pair("digest", digest.as_str());
-    put
-}
-
 fn retry_after(h: &HeaderMap) -> Option<Duration> {
     h.get(RETRY_AFTER)?
         .to_str()
@@ -848,7 +567,7 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-async fn error_from(method: &Method, url: &Url, resp: Response) -> RegistryError {
+pub(super) async fn error_from(method: &Method, url: &Url, resp: Response) -> RegistryError {
     let status = resp.status().as_u16();
     let ra = retry_after(resp.headers());
     let body = resp.bytes().await.unwrap_or_default();
@@ -860,33 +579,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upload_locations_absolute_relative_and_signed() {
-        let req = Url::parse("http://127.0.0.1:5000/v2/team/app/blobs/uploads/").unwrap();
-        let d = Digest::of(b"x");
-        let rel =
-            resolve_location(&req, "/v2/team/app/blobs/uploads/abc?_state=s1%2Bgn&x=1").unwrap();
-        assert_eq!(
-            rel.as_str(),
-            "http://127.0.0.1:5000/v2/team/app/blobs/uploads/abc?_state=s1%2Bgn&x=1"
-        );
-        let put = completion_url(&rel, &d);
-        assert_eq!(
-            put.as_str(),
-            format!("http://127.0.0.1:5000/v2/team/app/blobs/uploads/abc?_state=s1%2Bgn&x=1&digest=sha256%3A{}", d.hex())
-        );
-        let abs = resolve_location(&req, "https://uploads.example/upload/xyz?sig=abc").unwrap();
-        assert_eq!(abs.host_str(), Some("uploads.example"));
-        assert!(completion_url(&abs, &d)
-            .as_str()
-            .starts_with("https://uploads.example/upload/xyz?sig=abc&digest="));
-        let bare = resolve_location(&req, "abc").unwrap();
-        assert_eq!(
-            completion_url(&bare, &d).as_str(),
-            format!(
-                "http://127.0.0.1:5000/v2/team/app/blobs/uploads/abc?digest=sha256%3A{}",
-                d.hex()
-            )
-        );
+    fn token_answers_and_lifetimes() {
+        let url = Url::parse("https://auth.example/token?service=r&scope=x").unwrap();
+        let (t, ttl) =
+            token_from(&url, &serde_json::json!({"token": "a", "expires_in": 300})).unwrap();
+        assert_eq!((t.as_str(), ttl), ("a", Duration::from_secs(270)));
+        let (t, ttl) = token_from(&url, &serde_json::json!({"access_token": "b"})).unwrap();
+        assert_eq!((t.as_str(), ttl), ("b", Duration::from_secs(54)));
+        let (_, ttl) =
+            token_from(&url, &serde_json::json!({"token": "c", "expires_in": 1})).unwrap();
+        assert_eq!(ttl, Duration::from_secs(9));
+        let e = token_from(&url, &serde_json::json!({"expires_in": 300})).unwrap_err();
+        assert_eq!(e.message, "token response has no token");
+        assert_eq!(e.url, "https://auth.example/token");
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! The registry side: an OCI Distribution client (`client`), its one error type (`error`),
-//! where credentials come from (`auth`) and one client per host made on demand (`clients`).
+//! The registry side: an OCI Distribution client (`client`, with its blob and manifest
+//! operations in `blobs` and `manifests`), its one error type (`error`), where credentials
+//! come from (`auth`) and one client per host made on demand (`clients`).
 //! Knows nothing of layouts, builds or AWS; `push` and `base` drive it and the `ecr` module
 //! supplies credentials through [`auth`] types.
 
 pub mod auth;
+pub mod blobs;
 pub mod client;
 pub mod clients;
 pub mod error;
+pub mod manifests;

@@ -1,0 +1,290 @@
+//! Blob operations of [`RegistryClient`]: existence checks, cross-repository mounts,
+//! one-request streamed uploads (from a file or straight from another registry), and reads;
+//! with the upload-session URL helpers (`Location` resolution, completion URL).
+//!
+//! Invariant: a blob body is streamed, never held in memory (only small documents such as
+//! configs are read whole, bounded by [`MAX_DOCUMENT`]); a retried upload starts a fresh
+//! upload session.
+
+// See `client`: RegistryError travels in results by value on purpose.
+#![allow(clippy::result_large_err)]
+
+use super::client::{
+    error_from, invalid, pull_scope, push_scope, read_limited, RegistryClient, MAX_DOCUMENT,
+};
+use super::error::{strip_query, RegistryError};
+use crate::digest::Digest;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, Response, StatusCode};
+use std::path::Path;
+use std::sync::Mutex;
+use url::Url;
+
+/// What a mount attempt gave.
+#[derive(Debug)]
+pub enum Mount {
+    /// The registry linked the blob (201).
+    Mounted,
+    /// It did not (202): upload into this session instead.
+    Upload(Url),
+}
+
+/// Where the bytes of a blob to upload come from.
+#[derive(Clone, Copy)]
+pub enum BlobSource<'a> {
+    /// A file (a layout's or the cache's blob).
+    File(&'a Path),
+    /// Another repository, possibly in another registry: read by digest and streamed straight
+    /// into the upload, never stored.
+    Registry {
+        /// The registry holding it.
+        client: &'a RegistryClient,
+        /// The repository there.
+        repository: &'a str,
+    },
+}
+
+impl RegistryClient {
+    /// `HEAD /v2/<repo>/blobs/<digest>`: whether the repository has the blob.
+    pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
+        self.exists(repo, &format!("blobs/{digest}"), None).await
+    }
+
+    /// Try to mount `digest` into `repo` from `from` (same registry).
+    pub async fn mount_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<Mount, RegistryError> {
+        let mut url = self.url(&format!("v2/{repo}/blobs/uploads/"));
+        url.query_pairs_mut()
+            .append_pair("mount", digest.as_str())
+            .append_pair("from", from);
+        let scope = format!("{} repository:{from}:pull", push_scope(repo));
+        self.retry(|| async {
+            let resp = self
+                .send(&Method::POST, &url, &scope, &|| {
+                    Ok(self.http.post(url.clone()).header(CONTENT_LENGTH, 0))
+                })
+                .await?;
+            match resp.status() {
+                StatusCode::CREATED => Ok(Mount::Mounted),
+                StatusCode::ACCEPTED => Ok(Mount::Upload(location(&url, &resp)?)),
+                _ => Err(error_from(&Method::POST, &url, resp).await),
+            }
+        })
+        .await
+    }
+
+    /// Upload blob `digest` (`size` bytes) to `repo` from `source` in one streamed request;
+    /// `session` is an upload already opened (by a mount that answered 202). Each retry opens
+    /// a fresh session (and, for a registry source, a fresh read).
+    pub async fn upload_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        source: BlobSource<'_>,
+        size: u64,
+        session: Option<Url>,
+    ) -> Result<(), RegistryError> {
+        let start = self.url(&format!("v2/{repo}/blobs/uploads/"));
+        let scope = push_scope(repo);
+        let session = Mutex::new(session);
+        self.retry(|| async {
+            // A registry source is opened before the session, so a missing source blob costs
+            // no upload session.
+            let remote = match source {
+                BlobSource::Registry { client, repository } => {
+                    Some(client.open_blob(repository, digest).await?)
+                }
+                BlobSource::File(_) => None,
+            };
+            let remote = Mutex::new(remote);
+            let given = session.lock().ok().and_then(|mut s| s.take());
+            let loc = match given {
+                Some(l) => l,
+                None => self.start_upload(&start, &scope).await?,
+            };
+            let put = completion_url(&loc, digest);
+            let resp = self
+                .send(&Method::PUT, &put, &scope, &|| {
+                    let body = upload_body(source, &put, &remote)?;
+                    Ok(self
+                        .http
+                        .put(put.clone())
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, size)
+                        .body(body))
+                })
+                .await?;
+            if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(error_from(&Method::PUT, &put, resp).await)
+            }
+        })
+        .await
+    }
+
+    /// `POST` to `start` (`/v2/<repo>/blobs/uploads/`): the URL of a new upload session.
+    async fn start_upload(&self, start: &Url, scope: &str) -> Result<Url, RegistryError> {
+        let resp = self
+            .send(&Method::POST, start, scope, &|| {
+                Ok(self.http.post(start.clone()).header(CONTENT_LENGTH, 0))
+            })
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED && resp.status() != StatusCode::CREATED {
+            return Err(error_from(&Method::POST, start, resp).await);
+        }
+        location(start, &resp)
+    }
+
+    /// `GET /v2/<repo>/blobs/<digest>` of a small blob (a config), checked against its digest.
+    pub async fn get_blob(&self, repo: &str, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
+        let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
+        self.retry(|| async {
+            let resp = self.open_blob(repo, digest).await?;
+            let bytes = read_limited(&url, resp, MAX_DOCUMENT).await?;
+            if Digest::of(&bytes) != *digest {
+                return Err(invalid(
+                    &url,
+                    "the registry served a blob with another digest".into(),
+                ));
+            }
+            Ok(bytes)
+        })
+        .await
+    }
+
+    /// Start reading blob `digest` of `repo` (pull access only; redirects to storage followed).
+    /// A missing blob is a `BLOB_UNKNOWN` error.
+    pub async fn open_blob(&self, repo: &str, digest: &Digest) -> Result<Response, RegistryError> {
+        let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
+        let scope = pull_scope(repo);
+        let resp = self
+            .send(&Method::GET, &url, &scope, &|| {
+                Ok(self.http.get(url.clone()))
+            })
+            .await?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(error_from(&Method::GET, &url, resp).await)
+        }
+    }
+}
+
+/// The body of the upload `PUT` to `put`: the file streamed from disk, or the source
+/// registry's response (`remote`) streamed through.
+fn upload_body(
+    source: BlobSource<'_>,
+    put: &Url,
+    remote: &Mutex<Option<Response>>,
+) -> Result<reqwest::Body, RegistryError> {
+    Ok(match source {
+        BlobSource::File(path) => {
+            let file = std::fs::File::open(path).map_err(|e| {
+                RegistryError::new(
+                    "PUT",
+                    strip_query(put),
+                    format!("reading {}: {e}", path.display()),
+                )
+            })?;
+            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                tokio::fs::File::from_std(file),
+                256 * 1024,
+            ))
+        }
+        BlobSource::Registry { .. } => {
+            // A stream can be sent once: a second call (after an auth
+            // challenge) fails retryably, and the retry reads it again.
+            let resp = remote
+                .lock()
+                .ok()
+                .and_then(|mut r| r.take())
+                .ok_or_else(|| {
+                    RegistryError::new(
+                        "PUT",
+                        strip_query(put),
+                        "the upload was challenged after its source stream was sent",
+                    )
+                })?;
+            reqwest::Body::wrap_stream(resp.bytes_stream())
+        }
+    })
+}
+
+/// The `Location` of an upload session, resolved against the request URL (absolute or
+/// relative; its query string, which may carry signed state, is kept).
+fn location(request: &Url, resp: &Response) -> Result<Url, RegistryError> {
+    let loc = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| RegistryError {
+            method: "POST".into(),
+            url: strip_query(request),
+            status: Some(resp.status().as_u16()),
+            code: None,
+            message: "upload session without a Location header".into(),
+            retry_after: None,
+            hint: None,
+        })?;
+    resolve_location(request, loc).map_err(|e| RegistryError {
+        method: "POST".into(),
+        url: strip_query(request),
+        status: Some(resp.status().as_u16()),
+        code: None,
+        message: format!("invalid Location header: {e}"),
+        retry_after: None,
+        hint: None,
+    })
+}
+
+/// Resolve an upload `Location` (absolute, or relative to the request) keeping its query.
+fn resolve_location(request: &Url, loc: &str) -> Result<Url, url::ParseError> {
+    request.join(loc)
+}
+
+/// The URL that completes an upload: the session URL plus `digest=` (after any query it has).
+fn completion_url(session: &Url, digest: &Digest) -> Url {
+    let mut put = session.clone();
+    put.query_pairs_mut().append_pair("digest", digest.as_str());
+    put
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_locations_absolute_relative_and_signed() {
+        let req = Url::parse("http://127.0.0.1:5000/v2/team/app/blobs/uploads/").unwrap();
+        let d = Digest::of(b"x");
+        let rel =
+            resolve_location(&req, "/v2/team/app/blobs/uploads/abc?_state=s1%2Bgn&x=1").unwrap();
+        assert_eq!(
+            rel.as_str(),
+            "http://127.0.0.1:5000/v2/team/app/blobs/uploads/abc?_state=s1%2Bgn&x=1"
+        );
+        let put = completion_url(&rel, &d);
+        assert_eq!(
+            put.as_str(),
+            format!("http://127.0.0.1:5000/v2/team/app/blobs/uploads/abc?_state=s1%2Bgn&x=1&digest=sha256%3A{}", d.hex())
+        );
+        let abs = resolve_location(&req, "https://uploads.example/upload/xyz?sig=abc").unwrap();
+        assert_eq!(abs.host_str(), Some("uploads.example"));
+        assert!(completion_url(&abs, &d)
+            .as_str()
+            .starts_with("https://uploads.example/upload/xyz?sig=abc&digest="));
+        let bare = resolve_location(&req, "abc").unwrap();
+        assert_eq!(
+            completion_url(&bare, &d).as_str(),
+            format!(
+                "http://127.0.0.1:5000/v2/team/app/blobs/uploads/abc?digest=sha256%3A{}",
+                d.hex()
+            )
+        );
+    }
+}

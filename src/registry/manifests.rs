@@ -1,0 +1,161 @@
+//! Manifest operations of [`RegistryClient`]: existence checks, reads (checked against a
+//! digest reference, with the media type taken from the answer) and PUTs (paced under the
+//! registry's manifest quota when one was set).
+
+// See `client`: RegistryError travels in results by value on purpose.
+#![allow(clippy::result_large_err)]
+
+use super::client::{
+    error_from, invalid, pull_scope, push_scope, read_limited, RegistryClient, MAX_DOCUMENT,
+};
+use super::error::RegistryError;
+use crate::digest::Digest;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use std::time::Instant;
+
+/// A manifest (or index) read from a registry.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// Its bytes, exactly as served.
+    pub bytes: Vec<u8>,
+    /// Its media type (the `Content-Type`, else the document's `mediaType`).
+    pub media_type: String,
+    /// The digest of its bytes (checked against the reference when that is a digest).
+    pub digest: Digest,
+}
+
+/// Accept header for manifest reads.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+impl RegistryClient {
+    /// `HEAD /v2/<repo>/manifests/<reference>`: whether the repository has it.
+    pub async fn manifest_exists(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<bool, RegistryError> {
+        self.exists(
+            repo,
+            &format!("manifests/{reference}"),
+            Some(MANIFEST_ACCEPT),
+        )
+        .await
+    }
+
+    /// `GET /v2/<repo>/manifests/<reference>` (pull access only): `None` if the registry has
+    /// no such manifest. The bytes are checked against `reference` when it is a digest.
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<FetchedManifest>, RegistryError> {
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
+        let scope = pull_scope(repo);
+        self.retry(|| async {
+            let resp = self
+                .send(&Method::GET, &url, &scope, &|| {
+                    Ok(self.http.get(url.clone()).header(ACCEPT, MANIFEST_ACCEPT))
+                })
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !resp.status().is_success() {
+                return Err(error_from(&Method::GET, &url, resp).await);
+            }
+            let header_type = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            let bytes = read_limited(&url, resp, MAX_DOCUMENT).await?;
+            let digest = Digest::of(&bytes);
+            if reference.starts_with("sha256:") && digest.as_str() != reference {
+                return Err(invalid(
+                    &url,
+                    format!("the registry served a manifest whose digest is {digest}"),
+                ));
+            }
+            let media_type = media_type_of(header_type, &bytes);
+            Ok(Some(FetchedManifest {
+                bytes,
+                media_type,
+                digest,
+            }))
+        })
+        .await
+    }
+
+    /// `PUT /v2/<repo>/manifests/<reference>` with `bytes` of `media_type`.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), RegistryError> {
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
+        let scope = push_scope(repo);
+        self.retry(|| async {
+            if let Some(gap) = self.manifest_interval {
+                let mut next = self.next_manifest.lock().await;
+                tokio::time::sleep_until((*next).into()).await;
+                *next = Instant::now() + gap;
+            }
+            let resp = self
+                .send(&Method::PUT, &url, &scope, &|| {
+                    Ok(self
+                        .http
+                        .put(url.clone())
+                        .header(CONTENT_TYPE, media_type)
+                        .body(bytes.to_vec()))
+                })
+                .await?;
+            // 201 normally; ECR may answer without a Location header, which we never need.
+            if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(error_from(&Method::PUT, &url, resp).await)
+            }
+        })
+        .await
+    }
+}
+
+/// A served manifest's media type: the `Content-Type` (`header`, parameters removed) when it is
+/// a specific `application/vnd.` type, else the document's own `mediaType`, else empty.
+fn media_type_of(header: Option<String>, bytes: &[u8]) -> String {
+    header
+        .filter(|t| t.starts_with("application/vnd."))
+        .or_else(|| {
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .ok()?
+                .get("mediaType")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_from_header_else_document() {
+        let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#;
+        let docker = "application/vnd.docker.distribution.manifest.v2+json";
+        assert_eq!(media_type_of(Some(docker.into()), index), docker);
+        assert_eq!(
+            media_type_of(Some("application/json".into()), index),
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(
+            media_type_of(None, index),
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(media_type_of(None, br#"{"schemaVersion":2}"#), "");
+        assert_eq!(media_type_of(Some("text/plain".into()), b"not json"), "");
+    }
+}
