@@ -492,10 +492,16 @@ fn build_into(
         _ => return Err(BuildError::Several(errors)),
     }
 
-    // Everything built: move the layouts into place.
-    for r in &reports {
-        let fresh = staging.path().join(&r.name);
-        let old = staging.path().join(format!(".old-{}", r.name));
+    move_into_place(staging.path(), &reports)?;
+    Ok(reports)
+}
+
+/// Everything built: move each layout from `staging` to its place (an earlier one is moved
+/// into `staging`, removed with it).
+fn move_into_place(staging: &Path, reports: &[ServiceReport]) -> Result<(), BuildError> {
+    for r in reports {
+        let fresh = staging.join(&r.name);
+        let old = staging.join(format!(".old-{}", r.name));
         let move_err = |e: std::io::Error| BuildError::Output {
             path: r.layout.clone(),
             message: format!("moving the new layout into place: {e}"),
@@ -505,7 +511,7 @@ fn build_into(
         }
         fs::rename(&fresh, &r.layout).map_err(move_err)?;
     }
-    Ok(reports)
+    Ok(())
 }
 
 /// Make sure `out` exists and every `out/<service>` is absent or an OCI layout we may replace.

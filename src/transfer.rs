@@ -15,6 +15,8 @@
 
 #![allow(clippy::result_large_err)] // RegistryError travels in results; see registry::client.
 
+#[cfg(test)]
+pub(crate) mod memory;
 mod remote;
 mod report;
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub mod publish;
 pub mod repos;
 pub mod scan;
 pub mod tags;
+#[cfg(test)]
+mod tests;
 
 use crate::platform::Platform;
 

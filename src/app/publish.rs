@@ -13,7 +13,7 @@ use crate::oci::read::Want;
 use crate::plan::git::Git;
 use crate::plan::{CiContext, PlanOptions};
 use crate::registry::clients::Clients;
-use crate::transfer::{self, PushReport, Remote, TransferImage, TransferOptions};
+use crate::transfer::{self, PushReport, Registry, Remote, TransferImage, TransferOptions};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -276,16 +276,7 @@ impl Push<'_> {
             jobs: req.jobs,
             dry_run: req.dry_run,
         };
-        let progress = |e| (self.events)(Event::Transfer(e));
-        let loaded: Vec<TransferImage> = images.iter().filter_map(|i| i.image.clone()).collect();
-        let pushed = rt.block_on(transfer::transfer(&remote, &loaded, &opts, &progress));
-        (self.events)(Event::TransferDone);
-        let reports = merge(
-            &images,
-            pushed,
-            transfer::Registry::host(&remote),
-            req.dry_run,
-        );
+        let reports = rt.block_on(send(&remote, &images, &opts, self.events));
         let mut report = PublishReport {
             services: reports,
             selected: vec![],
@@ -363,7 +354,7 @@ impl Push<'_> {
 }
 
 /// A service's layout, read (or why not).
-struct Opened {
+pub(crate) struct Opened {
     service: String,
     repository: String,
     image: Option<TransferImage>,
@@ -372,7 +363,7 @@ struct Opened {
 
 /// Read each service's layout `layouts/<service>`: a missing layout stops the run; an
 /// unreadable one fails its service only.
-fn open_layouts(
+pub(crate) fn open_layouts(
     services: &[&Service],
     registry: &RegistryConfig,
     layouts: &Path,
@@ -418,6 +409,27 @@ fn open_layouts(
         });
     }
     Ok(out)
+}
+
+/// Transfer the images that could be read; those that could not fail their service. One
+/// outcome per service, in order.
+pub(crate) async fn send<R: Registry>(
+    registry: &R,
+    images: &[Opened],
+    opts: &TransferOptions,
+    events: Events<'_>,
+) -> Vec<ServiceOutcome> {
+    let progress = |e| events(Event::Transfer(e));
+    let loaded: Vec<TransferImage> = images.iter().filter_map(|i| i.image.clone()).collect();
+    let pushed = transfer::transfer(registry, &loaded, opts, &progress).await;
+    for i in images.iter().filter(|i| i.image.is_none()) {
+        progress(transfer::Event::Service {
+            service: i.service.clone(),
+            error: i.error.clone(),
+        });
+    }
+    events(Event::TransferDone);
+    merge(images, pushed, registry.host(), opts.dry_run)
 }
 
 /// The transfer's reports and the unreadable layouts' failures, in service order.

@@ -18,6 +18,8 @@
 pub mod layout;
 pub mod read;
 pub mod select;
+#[cfg(test)]
+mod tests;
 
 use crate::digest::Digest;
 use crate::layout::LayoutError;

@@ -1,6 +1,7 @@
 //! Unit tests of the transfer against an in-memory registry: order of writes, failures,
 //! deduplication across repositories, mounts and their fallbacks, base layers.
 
+use super::memory::{Fake, MountMode};
 use super::*;
 use crate::oci::read::{BlobNeed, GraphReader, Want};
 use crate::oci::{BlobAt, Doc};
@@ -8,138 +9,6 @@ use crate::spec::{
     MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_MANIFEST,
 };
 use serde_json::json;
-use std::collections::HashSet;
-use std::sync::Mutex;
-
-/// How the fake answers a mount.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum MountMode {
-    Link,
-    Session,
-    Fail,
-}
-
-#[derive(Default)]
-struct State {
-    blobs: HashSet<(String, Digest)>,
-    manifests: HashSet<(String, String)>,
-    log: Vec<String>,
-    failing: HashSet<Digest>,
-}
-
-/// A registry in memory: records every write in order.
-struct Fake {
-    host: String,
-    mount: MountMode,
-    state: Mutex<State>,
-}
-
-impl Fake {
-    fn new(mount: MountMode) -> Self {
-        Fake {
-            host: "registry.test".into(),
-            mount,
-            state: Mutex::new(State::default()),
-        }
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.state.lock().unwrap().log.clone()
-    }
-
-    fn record(&self, entry: String) {
-        self.state.lock().unwrap().log.push(entry);
-    }
-
-    fn refused(what: &str) -> RegistryError {
-        let mut e = RegistryError::new("PUT", "https://registry.test/v2/", what.to_string());
-        e.status = Some(400);
-        e
-    }
-}
-
-impl Registry for Fake {
-    fn host(&self) -> &str {
-        &self.host
-    }
-
-    async fn manifest_exists(&self, repo: &str, reference: &str) -> Result<bool, RegistryError> {
-        let s = self.state.lock().unwrap();
-        Ok(s.manifests.contains(&(repo.into(), reference.into())))
-    }
-
-    async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
-        Ok(self
-            .state
-            .lock()
-            .unwrap()
-            .blobs
-            .contains(&(repo.into(), digest.clone())))
-    }
-
-    async fn mount(&self, repo: &str, digest: &Digest, from: &str) -> Result<Mount, RegistryError> {
-        match self.mount {
-            MountMode::Fail => Err(Fake::refused("mount refused")),
-            MountMode::Session => Ok(Mount::Upload(
-                Url::parse("https://registry.test/session").unwrap(),
-            )),
-            MountMode::Link => {
-                let mut s = self.state.lock().unwrap();
-                if !s.blobs.contains(&(from.into(), digest.clone())) {
-                    return Err(Fake::refused("blob unknown"));
-                }
-                s.blobs.insert((repo.into(), digest.clone()));
-                s.log
-                    .push(format!("mount {repo} {} from {from}", &digest.hex()[..6]));
-                Ok(Mount::Mounted)
-            }
-        }
-    }
-
-    async fn upload(
-        &self,
-        repo: &str,
-        blob: &BlobRef,
-        source: Source<'_>,
-        session: Option<Url>,
-    ) -> Result<(), RegistryError> {
-        let mut s = self.state.lock().unwrap();
-        if s.failing.contains(&blob.digest) {
-            return Err(Fake::refused("upload refused"));
-        }
-        let how = match source {
-            Source::File(_) => "file".to_string(),
-            Source::Registry(at) => format!("stream from {}/{}", at.host, at.repository),
-        };
-        let into = if session.is_some() {
-            " into session"
-        } else {
-            ""
-        };
-        s.log.push(format!(
-            "upload {repo} {} ({how}){into}",
-            &blob.digest.hex()[..6]
-        ));
-        s.blobs.insert((repo.into(), blob.digest.clone()));
-        Ok(())
-    }
-
-    async fn put_manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-        _media_type: &str,
-        _bytes: &[u8],
-    ) -> Result<(), RegistryError> {
-        let short = reference
-            .strip_prefix("sha256:")
-            .map_or(reference, |h| &h[..6]);
-        self.record(format!("manifest {repo} {short}"));
-        let mut s = self.state.lock().unwrap();
-        s.manifests.insert((repo.into(), reference.into()));
-        Ok(())
-    }
-}
 
 /// An image of one platform with layers of `contents` (files in `dir`), its layers also at
 /// `base` when given; tagged `tags`.

@@ -30,48 +30,14 @@ impl ProgressDisplay {
         if self.quiet {
             return;
         }
-        let Some(multi) = &self.bars else {
-            match e {
-                Event::Planned {
-                    service,
-                    blobs,
-                    bytes,
-                    ..
-                } => {
-                    eprintln!("{service}: {blobs} blobs, {} to check", human_bytes(bytes))
-                }
-                Event::Blob {
-                    repository,
-                    digest,
-                    size,
-                    outcome,
-                } => {
-                    let what = match outcome {
-                        BlobOutcome::Uploaded => "uploaded",
-                        BlobOutcome::Mounted => "mounted",
-                        BlobOutcome::Skipped => "exists",
-                        BlobOutcome::WouldUpload => "would upload",
-                        BlobOutcome::WouldMount => "would mount",
-                        BlobOutcome::Copied => "copied from the base's registry",
-                        BlobOutcome::WouldCopy => "would copy from the base's registry",
-                    };
-                    eprintln!(
-                        "{repository}: {what} {} ({})",
-                        short(&digest),
-                        human_bytes(size)
-                    );
-                }
-                Event::Service {
-                    service,
-                    error: None,
-                } => eprintln!("{service}: done"),
-                Event::Service {
-                    service,
-                    error: Some(e),
-                } => eprintln!("{service}: FAILED: {e}"),
-            }
-            return;
-        };
+        match &self.bars {
+            None => line(e),
+            Some(multi) => self.bar(multi, e),
+        }
+    }
+
+    /// Update the bars for one event.
+    fn bar(&self, multi: &indicatif::MultiProgress, e: Event) {
         let Ok(mut bars) = self.by_repo.lock() else {
             return;
         };
@@ -128,5 +94,48 @@ impl ProgressDisplay {
         if let Some(m) = &self.bars {
             let _ = m.clear();
         }
+    }
+}
+
+/// One event as a plain line on stderr (CI, or not a terminal).
+fn line(e: Event) {
+    match e {
+        Event::Planned {
+            service,
+            blobs,
+            bytes,
+            ..
+        } => {
+            eprintln!("{service}: {blobs} blobs, {} to check", human_bytes(bytes))
+        }
+        Event::Blob {
+            repository,
+            digest,
+            size,
+            outcome,
+        } => {
+            let what = match outcome {
+                BlobOutcome::Uploaded => "uploaded",
+                BlobOutcome::Mounted => "mounted",
+                BlobOutcome::Skipped => "exists",
+                BlobOutcome::WouldUpload => "would upload",
+                BlobOutcome::WouldMount => "would mount",
+                BlobOutcome::Copied => "copied from the base's registry",
+                BlobOutcome::WouldCopy => "would copy from the base's registry",
+            };
+            eprintln!(
+                "{repository}: {what} {} ({})",
+                short(&digest),
+                human_bytes(size)
+            );
+        }
+        Event::Service {
+            service,
+            error: None,
+        } => eprintln!("{service}: done"),
+        Event::Service {
+            service,
+            error: Some(e),
+        } => eprintln!("{service}: FAILED: {e}"),
     }
 }

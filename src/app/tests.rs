@@ -1,0 +1,160 @@
+//! Unit tests of the use cases that need no network: a push that must not push, and the
+//! publish path from layouts to an in-memory registry (an unreadable layout fails only its
+//! service; outcomes stay in service order; tags only on what was pushed).
+
+use super::publish::{self, NoPush, Publish, PublishRequest};
+use super::{Event, LayerSettings};
+use crate::plan::PlanOptions;
+use crate::transfer::memory::{Fake, MountMode};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// A project with two services on `scratch`, each with one small layer.
+fn project(dir: &Path) -> PathBuf {
+    for svc in ["cart", "ui"] {
+        let src = dir.join("dist").join(svc);
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("app.txt"), format!("{svc} app")).unwrap();
+    }
+    let config = dir.join("ocibuild.toml");
+    std::fs::write(
+        &config,
+        r#"[build]
+platforms = ["linux/amd64", "linux/arm64"]
+base = "scratch"
+
+[services.cart]
+repository = "shop-cart"
+[[services.cart.layers]]
+source = "dist/cart"
+target = "/app"
+
+[services.ui]
+repository = "shop-ui"
+[[services.ui.layers]]
+source = "dist/ui"
+target = "/app"
+"#,
+    )
+    .unwrap();
+    config
+}
+
+fn request(config: PathBuf, out: PathBuf) -> PublishRequest {
+    PublishRequest {
+        config: Some(config),
+        platforms: vec![],
+        layers: LayerSettings {
+            no_cache: true,
+            ..LayerSettings::default()
+        },
+        tags: vec!["v1".into()],
+        registry: None,
+        insecure: false,
+        layout: None,
+        out: Some(out),
+        jobs: 4,
+        dry_run: false,
+        create_repos: false,
+        scan: None,
+        selection: PlanOptions {
+            base: None,
+            head: None,
+            services: vec![],
+            all: true,
+        },
+        no_push: true,
+        timestamp_now: false,
+    }
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn no_push_builds_and_stops_before_any_registry_is_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = project(dir.path());
+    let out = dir.path().join("out");
+    // No registry is configured: a publisher that pushed would fail asking for one.
+    let req = request(config, out.clone());
+    let seen = Mutex::new(Vec::new());
+    let outcome = publish::publish(&req, &no_env, &|e| {
+        seen.lock().unwrap().push(format!("{e:?}"))
+    })
+    .unwrap();
+    let Publish::NotPushed {
+        why,
+        built,
+        services,
+        tags,
+    } = outcome
+    else {
+        panic!("expected NotPushed, got {outcome:?}");
+    };
+    assert_eq!(why, NoPush::Asked);
+    assert_eq!(services, ["cart", "ui"]);
+    assert_eq!(tags, ["v1"]);
+    assert_eq!(built.len(), 2);
+    assert!(out.join("cart/oci-layout").is_file() && out.join("ui/oci-layout").is_file());
+    let seen = seen.into_inner().unwrap();
+    assert!(seen[0].starts_with("Planned"), "{seen:?}");
+    assert!(seen.iter().any(|e| e.starts_with("Built")), "{seen:?}");
+    assert!(!seen.iter().any(|e| e.starts_with("Transfer")), "{seen:?}");
+}
+
+#[test]
+fn built_layouts_reach_the_registry_and_an_unreadable_one_fails_only_its_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = project(dir.path());
+    let out = dir.path().join("out");
+    let req = request(config.clone(), out.clone());
+    publish::publish(&req, &no_env, &|_| {}).unwrap();
+    // Damage cart's layout: its index.json is no longer JSON.
+    std::fs::write(out.join("cart/index.json"), b"{").unwrap();
+
+    let config = crate::config::Config::load(&config).unwrap();
+    let services = config.select(&[]).unwrap();
+    let registry = crate::config::RegistryConfig::parse("registry.test/team", None, false).unwrap();
+    let images = publish::open_layouts(&services, &registry, &out, &["v1".into()]).unwrap();
+    let fake = Fake::new(MountMode::Link);
+    let opts = crate::transfer::TransferOptions {
+        jobs: 2,
+        dry_run: false,
+    };
+    let events = Mutex::new(Vec::new());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let outcomes = rt.block_on(publish::send(&fake, &images, &opts, &|e| {
+        if let Event::Transfer(crate::transfer::Event::Service { service, error }) = e {
+            events.lock().unwrap().push((service, error.is_some()));
+        }
+    }));
+    let names: Vec<&str> = outcomes.iter().map(|o| o.push.service.as_str()).collect();
+    assert_eq!(names, ["cart", "ui"]);
+    let cart = &outcomes[0].push;
+    assert!(
+        cart.error
+            .as_deref()
+            .unwrap()
+            .starts_with("reading layout: "),
+        "{cart:?}"
+    );
+    assert!(cart.tags.is_empty());
+    let ui = &outcomes[1].push;
+    assert_eq!(ui.error, None);
+    assert_eq!(ui.tags, ["v1"]);
+    assert_eq!(ui.repository, "team/shop-ui");
+    assert_eq!(ui.manifest_digests.len(), 2, "two platforms");
+    let log = fake.log();
+    assert!(
+        log.iter().any(|l| l == "manifest team/shop-ui v1"),
+        "{log:#?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("shop-cart")), "{log:#?}");
+    let mut events = events.into_inner().unwrap();
+    events.sort();
+    assert_eq!(events, [("cart".into(), true), ("ui".into(), false)]);
+}

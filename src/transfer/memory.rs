@@ -1,0 +1,157 @@
+//! An in-memory registry for unit tests: it keeps which blobs and manifests each repository
+//! has and logs every write in order; mounts link, open a session or fail as told; uploads of
+//! chosen digests are refused.
+
+use super::{Registry, Source};
+use crate::digest::Digest;
+use crate::oci::BlobRef;
+use crate::registry::client::Mount;
+use crate::registry::error::RegistryError;
+use std::collections::HashSet;
+use std::sync::Mutex;
+use url::Url;
+
+/// How the fake answers a mount.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum MountMode {
+    /// Links the blob if the source repository has it.
+    Link,
+    /// Opens an upload session instead (as ECR without blob mounting).
+    Session,
+    /// Answers with an error.
+    Fail,
+}
+
+/// What the registry holds, and its log.
+#[derive(Default)]
+pub struct State {
+    /// (repository, digest) of each blob.
+    pub blobs: HashSet<(String, Digest)>,
+    /// (repository, reference) of each manifest.
+    pub manifests: HashSet<(String, String)>,
+    /// Every write, in order.
+    pub log: Vec<String>,
+    /// Digests whose uploads are refused.
+    pub failing: HashSet<Digest>,
+}
+
+/// A registry in memory: records every write in order.
+pub struct Fake {
+    /// `host[:port]`.
+    pub host: String,
+    /// How mounts are answered.
+    pub mount: MountMode,
+    /// Contents and log.
+    pub state: Mutex<State>,
+}
+
+impl Fake {
+    /// An empty registry answering mounts as `mount` says.
+    pub fn new(mount: MountMode) -> Self {
+        Fake {
+            host: "registry.test".into(),
+            mount,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The writes so far.
+    pub fn log(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// Log a write.
+    pub fn record(&self, entry: String) {
+        self.state.lock().unwrap().log.push(entry);
+    }
+
+    /// The error the fake answers with.
+    pub fn refused(what: &str) -> RegistryError {
+        let mut e = RegistryError::new("PUT", "https://registry.test/v2/", what.to_string());
+        e.status = Some(400);
+        e
+    }
+}
+
+impl Registry for Fake {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn manifest_exists(&self, repo: &str, reference: &str) -> Result<bool, RegistryError> {
+        let s = self.state.lock().unwrap();
+        Ok(s.manifests.contains(&(repo.into(), reference.into())))
+    }
+
+    async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .blobs
+            .contains(&(repo.into(), digest.clone())))
+    }
+
+    async fn mount(&self, repo: &str, digest: &Digest, from: &str) -> Result<Mount, RegistryError> {
+        match self.mount {
+            MountMode::Fail => Err(Fake::refused("mount refused")),
+            MountMode::Session => Ok(Mount::Upload(
+                Url::parse("https://registry.test/session").unwrap(),
+            )),
+            MountMode::Link => {
+                let mut s = self.state.lock().unwrap();
+                if !s.blobs.contains(&(from.into(), digest.clone())) {
+                    return Err(Fake::refused("blob unknown"));
+                }
+                s.blobs.insert((repo.into(), digest.clone()));
+                s.log
+                    .push(format!("mount {repo} {} from {from}", &digest.hex()[..6]));
+                Ok(Mount::Mounted)
+            }
+        }
+    }
+
+    async fn upload(
+        &self,
+        repo: &str,
+        blob: &BlobRef,
+        source: Source<'_>,
+        session: Option<Url>,
+    ) -> Result<(), RegistryError> {
+        let mut s = self.state.lock().unwrap();
+        if s.failing.contains(&blob.digest) {
+            return Err(Fake::refused("upload refused"));
+        }
+        let how = match source {
+            Source::File(_) => "file".to_string(),
+            Source::Registry(at) => format!("stream from {}/{}", at.host, at.repository),
+        };
+        let into = if session.is_some() {
+            " into session"
+        } else {
+            ""
+        };
+        s.log.push(format!(
+            "upload {repo} {} ({how}){into}",
+            &blob.digest.hex()[..6]
+        ));
+        s.blobs.insert((repo.into(), blob.digest.clone()));
+        Ok(())
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        _media_type: &str,
+        _bytes: &[u8],
+    ) -> Result<(), RegistryError> {
+        let short = reference
+            .strip_prefix("sha256:")
+            .map_or(reference, |h| &h[..6]);
+        self.record(format!("manifest {repo} {short}"));
+        let mut s = self.state.lock().unwrap();
+        s.manifests.insert((repo.into(), reference.into()));
+        Ok(())
+    }
+}
