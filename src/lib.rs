@@ -1,11 +1,10 @@
 //! ocibuild: build reproducible multi-arch OCI images from build outputs, without a daemon.
 //!
-//! Flow: `config` (what to build) -> `base` (resolve base images, from layouts or registries)
-//! -> `layer` (walk, tar, hash, compress) + `image` (config, manifests, index) -> `layout` (OCI
-//! image layout on disk), orchestrated by `build`; `push` sends layouts through `registry`.
+//! Layers, top to bottom (ARCHITECTURE.md; enforced by `tests/integration/layering.rs`):
+//! `cli` (flags in, text out, exit codes) > `app` (one use case per command) > `build`,
+//! `transfer`, `ecr`, `plan` > `base` > `oci` (the image graph and its one reader) > `image`,
+//! `layer`, `layout`, `registry` > `config`, `reference`, `platform`, `spec`, `digest`.
 //! The `cli` module is the only place that prints or picks exit codes.
-//! Dependencies point down this list: `cli` > `build`, `push` > `base`, `image`, `layer` >
-//! `layout`, `registry` > `config`, `reference`, `platform`, `spec`, `digest`.
 
 pub mod app;
 pub mod base;
