@@ -84,7 +84,7 @@ impl LayerMaker<'_> {
             Some(c) => from_cache(c, &entries, lc, self.epoch, self.opts),
             None => (None, vec![]),
         };
-        if let Some((blob, file)) = hit {
+        if let Some(layer::cache::CachedLayer { blob, file }) = hit {
             return Ok(MadeLayer {
                 blob,
                 file,
@@ -171,7 +171,7 @@ fn from_cache(
     cfg: &LayerConfig,
     epoch: u64,
     opts: &layer::LayerOptions,
-) -> (Option<(layer::LayerBlob, PathBuf)>, Vec<String>) {
+) -> (Option<layer::cache::CachedLayer>, Vec<String>) {
     use layer::cache::{key, racy, KeyKind};
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -191,7 +191,7 @@ fn from_cache(
     };
     if let Some(hit) = cache.get(&content) {
         if let Some(stat) = &stat {
-            let _ = cache.put(&[stat], &hit.0, &hit.1);
+            let _ = cache.put(&[stat], &hit.blob, &hit.file);
         }
         return (Some(hit), vec![]);
     }
@@ -583,7 +583,11 @@ fn build_service(
     let mut platform_reports = Vec::new();
     for (i, platform) in platforms.iter().enumerate() {
         let (report, digest, size) = b.platform(i, platform, built)?;
-        manifests.push((platform.clone(), digest, size));
+        manifests.push(image::IndexEntry {
+            platform: platform.clone(),
+            digest,
+            size,
+        });
         platform_reports.push(report);
     }
     b.finish(&manifests, tags, platform_reports)
@@ -741,7 +745,7 @@ impl ServiceBuild<'_> {
     /// The index (annotated with a registry base), `index.json` with the tags, the report.
     fn finish(
         &self,
-        manifests: &[(Platform, Digest, u64)],
+        manifests: &[image::IndexEntry],
         tags: &[String],
         platforms: Vec<PlatformReport>,
     ) -> Result<ServiceReport, BuildError> {

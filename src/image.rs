@@ -138,17 +138,28 @@ pub fn config_descriptor(digest: &Digest, size: u64) -> Descriptor {
     descriptor(MEDIA_TYPE_CONFIG, digest, size)
 }
 
-/// The image index over per-platform manifests `(platform, digest, size)`, in the given order.
-pub fn index(manifests: &[(Platform, Digest, u64)]) -> ImageIndex {
+/// A platform manifest as the index lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The platform it serves.
+    pub platform: Platform,
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// The manifest's size.
+    pub size: u64,
+}
+
+/// The image index over per-platform manifests, in the given order.
+pub fn index(manifests: &[IndexEntry]) -> ImageIndex {
     let mut idx = ImageIndex::default();
     idx.set_schema_version(2);
     idx.set_media_type(Some(MediaType::from(MEDIA_TYPE_INDEX)));
     idx.set_manifests(
         manifests
             .iter()
-            .map(|(p, d, size)| {
-                let mut desc = descriptor(MEDIA_TYPE_MANIFEST, d, *size);
-                desc.set_platform(Some(p.to_oci()));
+            .map(|m| {
+                let mut desc = descriptor(MEDIA_TYPE_MANIFEST, &m.digest, m.size);
+                desc.set_platform(Some(m.platform.to_oci()));
                 desc
             })
             .collect(),
@@ -228,9 +239,14 @@ mod tests {
 
     #[test]
     fn index_lists_platforms_in_order() {
+        let entry = |p: &str, d: &[u8], size| IndexEntry {
+            platform: p.parse().unwrap(),
+            digest: Digest::of(d),
+            size,
+        };
         let idx = index(&[
-            ("linux/amd64".parse().unwrap(), Digest::of(b"a"), 10),
-            ("linux/arm64".parse().unwrap(), Digest::of(b"b"), 11),
+            entry("linux/amd64", b"a", 10),
+            entry("linux/arm64", b"b", 11),
         ]);
         let v: serde_json::Value = serde_json::from_slice(&canonical_json(&idx).unwrap()).unwrap();
         assert_eq!(v["mediaType"], MEDIA_TYPE_INDEX);

@@ -81,8 +81,9 @@ pub async fn client(
     let retry = RetryPolicy::default();
     Ok(match (mode, ecr) {
         (AuthMode::Ecr, Some(ecr)) => {
-            let (cred, expires) = ecr.registry_credentials().await?;
-            RegistryClient::new(host, insecure, cred, retry)?.with_refresh(ecr.refresher(), expires)
+            let c = ecr.registry_credentials().await?;
+            RegistryClient::new(host, insecure, c.source, retry)?
+                .with_refresh(ecr.refresher(), c.expires)
         }
         (AuthMode::Ecr, None) => {
             return Err(AppError::Other(format!(

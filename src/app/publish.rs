@@ -200,7 +200,7 @@ fn resolve_tags(
         return Ok(vec![]);
     }
     let facts = tags::facts(config, git, ctx, req.timestamp_now)?;
-    let (tags, notes) = crate::plan::resolve_tags(&req.tags, &facts)?;
+    let crate::plan::ResolvedTags { tags, notes } = crate::plan::resolve_tags(&req.tags, &facts)?;
     for n in notes {
         events(Event::Note(format!("tag {n}")));
     }

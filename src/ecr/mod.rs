@@ -9,7 +9,7 @@ pub mod lifecycle;
 pub mod repos;
 pub mod scan;
 
-use crate::registry::auth::{Credential, CredentialSource, Secret};
+use crate::registry::auth::{Credential, CredentialSource, ExpiringCredential, Secret};
 use crate::registry::error::RegistryError;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata};
 use base64::Engine;
@@ -144,9 +144,7 @@ impl Ecr {
     }
 
     /// Registry credentials from `GetAuthorizationToken`, with their expiry.
-    pub async fn registry_credentials(
-        &self,
-    ) -> Result<(CredentialSource, Option<SystemTime>), EcrError> {
+    pub async fn registry_credentials(&self) -> Result<ExpiringCredential, EcrError> {
         let mut req = self.client.get_authorization_token();
         if let Some(id) = &self.registry_id {
             #[allow(deprecated)]
@@ -184,8 +182,8 @@ impl Ecr {
             .expires_at()
             .and_then(|t| u64::try_from(t.secs()).ok())
             .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
-        Ok((
-            CredentialSource {
+        Ok(ExpiringCredential {
+            source: CredentialSource {
                 credential: Credential::Basic {
                     username: user.to_string(),
                     password: Secret(password.to_string()),
@@ -196,7 +194,7 @@ impl Ecr {
                 ),
             },
             expires,
-        ))
+        })
     }
 
     /// A refresher for the registry client: a new token on demand.

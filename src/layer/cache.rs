@@ -24,6 +24,15 @@ use xxhash_rust::xxh3::Xxh3;
 /// Bumped whenever the bytes of a layer for the same inputs change (tar or compression).
 const FORMAT: &str = "ocibuild-layer-v2";
 
+/// A layer found in the cache: its blob and the file holding its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedLayer {
+    /// Digest, diff_id, size and media type.
+    pub blob: LayerBlob,
+    /// The blob's file in the cache.
+    pub file: PathBuf,
+}
+
 /// The cache directory.
 #[derive(Debug, Clone)]
 pub struct LayerCache {
@@ -168,7 +177,7 @@ impl LayerCache {
     }
 
     /// The layer stored under `key`, with its blob file, if both are there and consistent.
-    pub fn get(&self, key: &str) -> Option<(LayerBlob, PathBuf)> {
+    pub fn get(&self, key: &str) -> Option<CachedLayer> {
         let text = fs::read_to_string(self.root.join("keys").join(key)).ok()?;
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
         let blob = LayerBlob {
@@ -178,7 +187,7 @@ impl LayerCache {
             media_type: v["media_type"].as_str()?.to_string(),
         };
         let path = self.blob_path(&blob.digest);
-        (fs::metadata(&path).ok()?.len() == blob.size).then_some((blob, path))
+        (fs::metadata(&path).ok()?.len() == blob.size).then_some(CachedLayer { blob, file: path })
     }
 
     /// Record `blob` (whose bytes are at `file`) under `keys`.
@@ -286,7 +295,10 @@ mod tests {
             .put(&["stat-key", "content-key"], &blob, &file)
             .unwrap();
         for key in ["stat-key", "content-key"] {
-            let (got, path) = cache.get(key).expect(key);
+            let CachedLayer {
+                blob: got,
+                file: path,
+            } = cache.get(key).expect(key);
             assert_eq!(got, blob);
             assert_eq!(fs::read(&path).unwrap(), b"compressed layer bytes");
             assert!(path.starts_with(tmp.path().join("cache")));
@@ -295,7 +307,7 @@ mod tests {
         // The source stays where it was; a second cache at the same place sees the entry.
         assert!(file.exists());
         let again = LayerCache::open(&tmp.path().join("cache")).unwrap();
-        assert_eq!(again.get("stat-key").unwrap().0, blob);
+        assert_eq!(again.get("stat-key").unwrap().blob, blob);
     }
 
     #[test]
@@ -305,13 +317,16 @@ mod tests {
         let bytes = b"0123456789 layer";
         let (file, blob) = layer_file(tmp.path(), "layer.tgz", bytes);
         cache.put(&["k"], &blob, &file).unwrap();
-        let (_, path) = cache.get("k").unwrap();
+        let path = cache.get("k").unwrap().file;
 
         // Putting the layer again (from a fresh file) restores the blob under the same key.
         let (fresh, _) = layer_file(tmp.path(), "again.tgz", bytes);
         let repaired = || {
             cache.put(&["k"], &blob, &fresh).unwrap();
-            let (got, path) = cache.get("k").unwrap();
+            let CachedLayer {
+                blob: got,
+                file: path,
+            } = cache.get("k").unwrap();
             assert_eq!(got, blob);
             assert_eq!(fs::read(path).unwrap(), bytes);
         };

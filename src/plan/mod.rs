@@ -508,11 +508,17 @@ pub fn validate_tags(list: &[String]) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// Tags from a tag list, and notes on kinds skipped here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedTags {
+    /// The tags to write.
+    pub tags: Vec<String>,
+    /// Why a kind gave no tag here.
+    pub notes: Vec<String>,
+}
+
 /// Turn a tag list (kinds and literals) into tags; also returns notes on kinds skipped here.
-pub fn resolve_tags(
-    list: &[String],
-    f: &TagFacts,
-) -> Result<(Vec<String>, Vec<String>), PlanError> {
+pub fn resolve_tags(list: &[String], f: &TagFacts) -> Result<ResolvedTags, PlanError> {
     validate_tags(list)?;
     let mut tags: Vec<String> = Vec::new();
     let mut notes = Vec::new();
@@ -572,7 +578,7 @@ pub fn resolve_tags(
     if tags.is_empty() {
         return Err(PlanError(format!("no tag to write: {}", notes.join("; "))));
     }
-    Ok((tags, notes))
+    Ok(ResolvedTags { tags, notes })
 }
 
 #[cfg(test)]
@@ -610,10 +616,11 @@ mod tests {
 
     #[test]
     fn tags_on_main() {
-        let (t, notes) = resolve_tags(&list("sha,timestamp,latest,pr"), &facts()).unwrap();
+        let ResolvedTags { tags: t, notes } =
+            resolve_tags(&list("sha,timestamp,latest,pr"), &facts()).unwrap();
         assert_eq!(t, ["3f9a1c2", "20231114-221320", "latest"]);
         assert_eq!(notes, ["pr: skipped, not a pull request"]);
-        let (t, _) = resolve_tags(
+        let ResolvedTags { tags: t, .. } = resolve_tags(
             &list("timestamp"),
             &TagFacts {
                 use_now: true,
@@ -630,10 +637,10 @@ mod tests {
             branch: Some("feature/x".into()),
             ..facts()
         };
-        let (t, notes) = resolve_tags(&list("sha,latest"), &f).unwrap();
+        let ResolvedTags { tags: t, notes } = resolve_tags(&list("sha,latest"), &f).unwrap();
         assert_eq!(t, ["3f9a1c2"]);
         assert!(notes[0].contains("branch feature/x is not the default branch main"));
-        let (t, notes) = resolve_tags(
+        let ResolvedTags { tags: t, notes } = resolve_tags(
             &list("latest"),
             &TagFacts {
                 branch: None,
@@ -647,7 +654,7 @@ mod tests {
             pr: Some(42),
             ..facts()
         };
-        let (t, notes) = resolve_tags(&list("sha,latest,pr"), &f).unwrap();
+        let ResolvedTags { tags: t, notes } = resolve_tags(&list("sha,latest,pr"), &f).unwrap();
         assert_eq!(t, ["3f9a1c2", "pr-42"]);
         assert!(notes[0].contains("pull request"));
     }
@@ -658,7 +665,8 @@ mod tests {
             release: vec!["v1.4.0".into()],
             ..facts()
         };
-        let (t, _) = resolve_tags(&list("release,stable,stable"), &f).unwrap();
+        let ResolvedTags { tags: t, .. } =
+            resolve_tags(&list("release,stable,stable"), &f).unwrap();
         assert_eq!(t, ["v1.4.0", "stable"]);
         assert!(resolve_tags(&list("bad tag"), &f)
             .unwrap_err()

@@ -37,6 +37,15 @@ pub enum Credential {
     IdentityToken(Secret),
 }
 
+/// Credentials that stop working at `expires` (ECR's registry passwords), if known.
+#[derive(Debug, Clone)]
+pub struct ExpiringCredential {
+    /// The credentials.
+    pub source: CredentialSource,
+    /// When they stop working.
+    pub expires: Option<std::time::SystemTime>,
+}
+
 /// A credential and where it came from (for messages; never the secret itself).
 #[derive(Clone, Debug)]
 pub struct CredentialSource {

@@ -17,7 +17,7 @@
 pub use super::blobs::{BlobSource, Mount};
 pub use super::manifests::FetchedManifest;
 
-use super::auth::{parse_challenge, Challenge, Credential, CredentialSource};
+use super::auth::{parse_challenge, Challenge, Credential, CredentialSource, ExpiringCredential};
 use super::error::{strip_query, RegistryError};
 use base64::Engine;
 use reqwest::header::{
@@ -60,12 +60,8 @@ pub const MAX_DOCUMENT: usize = 4 << 20;
 /// Fetches fresh credentials (for registries whose passwords expire, such as ECR's), with the
 /// time they stop working if known.
 pub type Refresh = Arc<
-    dyn Fn() -> Pin<
-            Box<
-                dyn Future<Output = Result<(CredentialSource, Option<SystemTime>), RegistryError>>
-                    + Send,
-            >,
-        > + Send
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<ExpiringCredential, RegistryError>> + Send>>
+        + Send
         + Sync,
 >;
 
@@ -178,7 +174,10 @@ impl RegistryClient {
         let Some(refresh) = &self.refresh else {
             return Ok(());
         };
-        let (cred, expires) = refresh().await?;
+        let ExpiringCredential {
+            source: cred,
+            expires,
+        } = refresh().await?;
         if let Ok(mut c) = self.cred.lock() {
             *c = cred;
         }
