@@ -291,7 +291,7 @@ async fn put_blob<R: Registry>(
     let Some(base) = blob.registry() else {
         return Err(RegistryError::new(
             "PUT",
-            repo.to_string(),
+            format!("{}/v2/{repo}/blobs/uploads/", registry.host()),
             format!("blob {digest} has neither a file nor a repository to come from"),
         ));
     };

@@ -1,7 +1,7 @@
 //! `ocibuild iam-policy`: the minimal IAM policy for the config's repositories (push) and the
 //! ECR repositories of its registry bases (read).
 
-use super::{access, AppError, Env};
+use super::{access, AppError, Env, Event, Events};
 use crate::config::{parse_ecr_host, BaseRef, Config};
 use crate::ecr::iam;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ pub struct IamPolicy {
 }
 
 /// Work out the policy.
-pub fn policy(req: &IamRequest, env: Env<'_>) -> Result<IamPolicy, AppError> {
+pub fn policy(req: &IamRequest, env: Env<'_>, events: Events<'_>) -> Result<IamPolicy, AppError> {
     let config = Config::find_and_load(req.config.as_deref())?;
     let registry = access::destination(&config, req.registry.as_deref(), false)?;
     let region = registry
@@ -36,6 +36,9 @@ pub fn policy(req: &IamRequest, env: Env<'_>) -> Result<IamPolicy, AppError> {
         .or_else(|| env("AWS_DEFAULT_REGION"));
     let account = registry.ecr_registry_id();
     let wildcard = region.is_none() || account.is_none();
+    if wildcard {
+        events(Event::Note("region or account unknown (use an ECR host, or region / registry_id in [registry]): written as *".into()));
+    }
     let region = region.unwrap_or_else(|| "*".into());
     let services = config.select(&req.services)?;
     // Base images in ECR are read: to build (manifests, configs) and to mount or copy layers.

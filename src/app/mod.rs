@@ -118,9 +118,9 @@ pub fn source_date_epoch(env: Env<'_>) -> Result<u64, AppError> {
     match env("SOURCE_DATE_EPOCH") {
         None => Ok(0),
         Some(v) if v.trim().is_empty() => Ok(0),
-        Some(v) => v.trim().parse::<u64>().map_err(|_| {
+        Some(v) => v.trim().parse::<u64>().map_err(|e| {
             AppError::Refused(format!(
-                "SOURCE_DATE_EPOCH={v:?} is not a non-negative integer number of seconds"
+                "SOURCE_DATE_EPOCH={v:?} is not a non-negative integer number of seconds: {e}"
             ))
         }),
     }

@@ -399,7 +399,10 @@ pub(crate) fn open_layouts(
                 };
                 (Some(image), None)
             }
-            Err(e) => (None, Some(format!("reading layout: {e}"))),
+            Err(e @ crate::oci::OciError::Layout(_)) => {
+                (None, Some(format!("reading layout: {e}")))
+            }
+            Err(e) => (None, Some(format!("reading layout: {name}: {e}"))),
         };
         out.push(Opened {
             service: s.name.clone(),
@@ -420,14 +423,14 @@ pub(crate) async fn send<R: Registry>(
     events: Events<'_>,
 ) -> Vec<ServiceOutcome> {
     let progress = |e| events(Event::Transfer(e));
-    let loaded: Vec<TransferImage> = images.iter().filter_map(|i| i.image.clone()).collect();
-    let pushed = transfer::transfer(registry, &loaded, opts, &progress).await;
     for i in images.iter().filter(|i| i.image.is_none()) {
         progress(transfer::Event::Service {
             service: i.service.clone(),
             error: i.error.clone(),
         });
     }
+    let loaded: Vec<TransferImage> = images.iter().filter_map(|i| i.image.clone()).collect();
+    let pushed = transfer::transfer(registry, &loaded, opts, &progress).await;
     events(Event::TransferDone);
     merge(images, pushed, registry.host(), opts.dry_run)
 }

@@ -111,8 +111,13 @@ fn built_layouts_reach_the_registry_and_an_unreadable_one_fails_only_its_service
     let out = dir.path().join("out");
     let req = request(config.clone(), out.clone());
     publish::publish(&req, &no_env, &|_| {}).unwrap();
-    // Damage cart's layout: its index.json is no longer JSON.
-    std::fs::write(out.join("cart/index.json"), b"{").unwrap();
+    // Damage cart's layout: one of its layer blobs is gone.
+    let cart_layer = std::fs::read_dir(out.join("cart/blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read(p).unwrap().starts_with(&[0x1f, 0x8b]))
+        .unwrap();
+    std::fs::remove_file(&cart_layer).unwrap();
 
     let config = crate::config::Config::load(&config).unwrap();
     let services = config.select(&[]).unwrap();
@@ -135,12 +140,11 @@ fn built_layouts_reach_the_registry_and_an_unreadable_one_fails_only_its_service
     let names: Vec<&str> = outcomes.iter().map(|o| o.push.service.as_str()).collect();
     assert_eq!(names, ["cart", "ui"]);
     let cart = &outcomes[0].push;
+    let e = cart.error.as_deref().unwrap();
+    let prefix = format!("reading layout: {}: ", out.join("cart").display());
     assert!(
-        cart.error
-            .as_deref()
-            .unwrap()
-            .starts_with("reading layout: "),
-        "{cart:?}"
+        e.starts_with(&prefix) && e.ends_with("rebuild the layout"),
+        "{e}"
     );
     assert!(cart.tags.is_empty());
     let ui = &outcomes[1].push;
@@ -157,4 +161,19 @@ fn built_layouts_reach_the_registry_and_an_unreadable_one_fails_only_its_service
     let mut events = events.into_inner().unwrap();
     events.sort();
     assert_eq!(events, [("cart".into(), true), ("ui".into(), false)]);
+}
+
+#[test]
+fn source_date_epoch_is_read_through_the_lookup_and_refused_with_its_cause() {
+    let epoch = |v: &'static str| {
+        super::source_date_epoch(&move |k: &str| (k == "SOURCE_DATE_EPOCH").then(|| v.to_string()))
+    };
+    assert_eq!(epoch("42").unwrap(), 42);
+    assert_eq!(epoch(" ").unwrap(), 0);
+    assert_eq!(super::source_date_epoch(&no_env).unwrap(), 0);
+    let e = epoch("\u{fffd}").unwrap_err().to_string();
+    assert!(
+        e.starts_with("SOURCE_DATE_EPOCH=") && e.contains("invalid digit"),
+        "{e}"
+    );
 }

@@ -4,8 +4,7 @@
 
 use super::render::human_bytes;
 use crate::app::publish::ServiceOutcome;
-use crate::app::reports::ServiceReport;
-use crate::app::scan::ServiceScans;
+use crate::app::reports::{ScanResult, ServiceReport};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -127,16 +126,12 @@ pub fn write_summary_built(built: &[ServiceReport], tags: &[String]) -> anyhow::
     append_to_env_file("GITHUB_STEP_SUMMARY", &md)
 }
 
-/// One `::warning` annotation per CRITICAL or HIGH finding.
-pub fn annotate_scans(scans: &[ServiceScans]) {
-    for s in scans {
-        for r in &s.results {
-            for f in &r.findings {
-                println!(
-                    "::warning title={}: {} {}::{} in {} ({})",
-                    s.service, f.severity, f.name, f.package, r.repository, f.link
-                );
-            }
-        }
+/// One `::warning` annotation per CRITICAL or HIGH finding of `r`.
+pub fn annotate_scan(service: &str, r: &ScanResult) {
+    for f in &r.findings {
+        println!(
+            "::warning title={service}: {} {}::{} in {} ({})",
+            f.severity, f.name, f.package, r.repository, f.link
+        );
     }
 }

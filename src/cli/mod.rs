@@ -35,7 +35,9 @@ pub fn main() -> i32 {
 
 /// The process environment, as the use cases read it.
 fn env() -> impl Fn(&str) -> Option<String> + Sync {
-    |k: &str| std::env::var(k).ok()
+    // A value that is not UTF-8 is passed on (lossily) so that the use case refuses it by name
+    // rather than taking it as unset.
+    |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -63,10 +65,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Scan(a) => scan(&a),
         Command::IamPolicy(a) => {
-            let p = app::iam::policy(&a.request(), &env)?;
-            if p.wildcard {
-                eprintln!("note: region or account unknown (use an ECR host, or region / registry_id in [registry]): written as *");
-            }
+            let r = Renderer::new(false, true);
+            let p = app::iam::policy(&a.request(), &env, &|e| r.event(e))?;
             render::json(&p.document)
         }
         Command::Plan(a) => plan(&a, &env),

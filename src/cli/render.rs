@@ -7,8 +7,7 @@ pub use progress::ProgressDisplay;
 
 use crate::app::plan::PlanReport;
 use crate::app::publish::PublishReport;
-use crate::app::reports::{Plan, RepoPlan, SEVERITIES};
-use crate::app::scan::ServiceScans;
+use crate::app::reports::{Plan, RepoPlan, ScanResult, SEVERITIES};
 use crate::app::Event;
 use anyhow::Context;
 
@@ -73,11 +72,16 @@ impl Renderer {
             Event::Transfer(e) => self.progress.event(e),
             Event::TransferDone => self.progress.finish(),
             Event::Scanned(scans) => {
-                if self.text {
-                    scan_table(&scans);
-                }
-                if super::github::active() {
-                    super::github::annotate_scans(&scans);
+                let github = super::github::active();
+                for s in &scans {
+                    for r in &s.results {
+                        if self.text {
+                            scan_rows(&s.service, r);
+                        }
+                        if github {
+                            super::github::annotate_scan(&s.service, r);
+                        }
+                    }
                 }
             }
             _ => {}
@@ -136,36 +140,32 @@ fn repo_plans(plans: &[RepoPlan], dry_run: bool) {
     }
 }
 
-/// Scan results as a table, on stdout.
-fn scan_table(scans: &[ServiceScans]) {
-    for s in scans {
-        for r in &s.results {
-            let counts: Vec<String> = SEVERITIES
-                .iter()
-                .filter_map(|sev| r.counts.get(*sev).map(|n| format!("{sev} {n}")))
-                .collect();
-            let counts = if counts.is_empty() {
-                "no findings".to_string()
-            } else {
-                counts.join(", ")
-            };
-            println!(
-                "{} {}@{}: {} {counts}",
-                s.service,
-                r.repository,
-                short(&r.digest),
-                r.status
-            );
-            if let Some(d) = &r.description {
-                println!("  {d}");
-            }
-            for f in &r.findings {
-                println!(
-                    "  {:<8} {:<20} {:<30} {}",
-                    f.severity, f.name, f.package, f.link
-                );
-            }
-        }
+/// One scan result as table rows, on stdout.
+fn scan_rows(service: &str, r: &ScanResult) {
+    let counts: Vec<String> = SEVERITIES
+        .iter()
+        .filter_map(|sev| r.counts.get(*sev).map(|n| format!("{sev} {n}")))
+        .collect();
+    let counts = if counts.is_empty() {
+        "no findings".to_string()
+    } else {
+        counts.join(", ")
+    };
+    println!(
+        "{} {}@{}: {} {counts}",
+        service,
+        r.repository,
+        short(&r.digest),
+        r.status
+    );
+    if let Some(d) = &r.description {
+        println!("  {d}");
+    }
+    for f in &r.findings {
+        println!(
+            "  {:<8} {:<20} {:<30} {}",
+            f.severity, f.name, f.package, f.link
+        );
     }
 }
 

@@ -6,9 +6,10 @@
 //! Imports `layout`.
 
 use super::read::{BlobNeed, GraphReader, Want};
+use super::select::Declared;
 use super::{BlobAt, Doc, ImageGraph, OciError, Result};
-use crate::digest::Digest;
 use crate::layout::Layout;
+use crate::spec::ANNOTATION_BASE_NAME;
 use std::path::Path;
 
 /// Where a layout's blobs must be.
@@ -47,7 +48,12 @@ pub fn read(
         digest,
         media_type: top.media_type().to_string(),
     };
-    let mut reader = GraphReader::new(name, doc, want)?;
+    let declared = top.platform().as_ref().map(|p| Declared {
+        os: p.os().to_string(),
+        arch: p.architecture().to_string(),
+        variant: p.variant().clone(),
+    });
+    let mut reader = GraphReader::new(name, doc, want)?.declare_top(declared);
     loop {
         let wanted = reader.wanted()?;
         if wanted.is_empty() {
@@ -77,22 +83,29 @@ fn locate(layout: &Layout, need: &BlobNeed<'_>, blobs: Blobs) -> Result<Vec<Blob
         }
     }
     if at.is_empty() {
-        return Err(missing(layout, need.digest, blobs));
+        return Err(missing(layout, need, blobs));
     }
     Ok(at)
 }
 
-fn missing(layout: &Layout, digest: &Digest, blobs: Blobs) -> OciError {
+/// Blob `need` is not in `layout` and cannot be had elsewhere.
+fn missing(layout: &Layout, need: &BlobNeed<'_>, blobs: Blobs) -> OciError {
     let root = layout.root().display();
+    let (digest, what) = (need.digest, if need.is_config { "config" } else { "layer" });
+    let message = match (blobs, need.base) {
+        (Blobs::AllHere, _) => format!(
+            "{what} blob {digest} is missing from {root} or has the wrong size: re-create the base layout"
+        ),
+        (Blobs::BaseLayersMayBeRemote, Some(b)) if b.at.is_none() && !need.is_config => format!(
+            "{what} blob {digest} is not in the layout, and its base's annotation {ANNOTATION_BASE_NAME} ({:?}) names no registry to read it from; rebuild the layout",
+            b.name
+        ),
+        (Blobs::BaseLayersMayBeRemote, _) => format!(
+            "{what} blob {digest} is missing or has the wrong size; rebuild the layout"
+        ),
+    };
     OciError::Invalid {
         image: root.to_string(),
-        message: match blobs {
-            Blobs::AllHere => format!(
-                "layer blob {digest} is missing from {root} or has the wrong size: re-create the base layout"
-            ),
-            Blobs::BaseLayersMayBeRemote => {
-                format!("{root}: blob {digest} is missing or has the wrong size; rebuild the layout")
-            }
-        },
+        message,
     }
 }

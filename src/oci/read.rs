@@ -170,6 +170,15 @@ impl GraphReader {
         Ok(r)
     }
 
+    /// Declare the platform of a single-manifest top document (as the descriptor that named it
+    /// says); without one, its config's counts.
+    pub fn declare_top(mut self, platform: Option<Declared>) -> Self {
+        if let (Some(e), false) = (self.entries.first_mut(), is_index(&self.top.media_type)) {
+            e.declared = platform;
+        }
+        self
+    }
+
     /// The image entries of `index`: manifests only (nested indexes are not images we read;
     /// when every image is wanted, one is an error).
     fn index_entries(&self, index: &ImageIndex) -> Result<Vec<Entry>> {
@@ -180,7 +189,9 @@ impl GraphReader {
                 if matches!(self.want, Want::Every) {
                     return Err(invalid(
                         &self.name,
-                        format!("its index lists a {media:?}: only image manifests are supported"),
+                        format!(
+                            "the index lists a {media:?} entry: only image manifests are supported"
+                        ),
                     ));
                 }
                 continue;

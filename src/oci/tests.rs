@@ -204,3 +204,72 @@ fn damaged_documents_and_inconsistent_images_are_refused() {
         .to_string();
     assert!(e.contains("unsupported media type"), "{e}");
 }
+
+#[test]
+fn a_single_manifest_takes_the_platform_its_descriptor_declares() {
+    let mut s = Store::default();
+    let (m, _) = s.image("amd64", 1);
+    let declared = super::select::Declared {
+        os: "linux".into(),
+        arch: "arm64".into(),
+        variant: None,
+    };
+    let want = Want::Platforms(vec![p("linux/arm64")]);
+    let reader = GraphReader::new("b", s.doc(&m, MEDIA_TYPE_MANIFEST), want)
+        .unwrap()
+        .declare_top(Some(declared));
+    assert_eq!(s.read(reader).unwrap().0.images[0].platform, "linux/arm64");
+}
+
+/// A layout holding `m`'s manifest and config (not its layer), annotated with base `name`.
+fn layout_without_layers(dir: &std::path::Path, base_name: &str) {
+    let w = crate::layout::LayoutWriter::create(dir).unwrap();
+    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [Digest::of(b"x").as_str()]}}))
+    .unwrap();
+    let c = w.write_blob(&config).unwrap();
+    let manifest = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_MANIFEST,
+        "config": {"mediaType": MEDIA_TYPE_CONFIG, "digest": c.as_str(), "size": config.len()},
+        "layers": [{"mediaType": MEDIA_TYPE_LAYER_GZIP, "digest": Digest::of(b"gz").as_str(), "size": 2}],
+        "annotations": {ANNOTATION_BASE_NAME: base_name}}))
+    .unwrap();
+    let m = w.write_blob(&manifest).unwrap();
+    let d = crate::image::descriptor(MEDIA_TYPE_MANIFEST, &m, manifest.len() as u64);
+    w.write_index_json(vec![d]).unwrap();
+}
+
+#[test]
+fn a_layer_missing_from_a_layout_is_placed_at_the_base_or_refused_by_name() {
+    use super::layout::{read, Blobs};
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good");
+    layout_without_layers(&good, "registry.test:5000/base/static:1");
+    let img = read(
+        &good,
+        None,
+        Want::Every,
+        Blobs::BaseLayersMayBeRemote,
+        "good",
+    )
+    .unwrap();
+    let layer = &img.graph.blobs[1];
+    assert_eq!(layer.file(), None);
+    assert_eq!(layer.registry().unwrap().repository, "base/static");
+    let e = read(&good, None, Want::Every, Blobs::AllHere, "good")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("layer blob sha256:") && e.contains("re-create the base layout"),
+        "{e}"
+    );
+
+    let bad = tmp.path().join("bad");
+    layout_without_layers(&bad, "alpine:3");
+    let e = read(&bad, None, Want::Every, Blobs::BaseLayersMayBeRemote, "bad")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("(\"alpine:3\") names no registry") && e.ends_with("rebuild the layout"),
+        "{e}"
+    );
+}
