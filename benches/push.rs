@@ -116,7 +116,8 @@ fn main() {
         ));
     }
     fs::write(root.join("ocibuild.toml"), cfg).unwrap();
-    let bin = env!("CARGO_BIN_EXE_ocibuild");
+    let bin = support::ocibuild_bin();
+    let bin = bin.as_str();
     let layouts = t.path().join("layouts");
     eprintln!("building the generated monorepo ...");
     ok(Command::new(bin)
@@ -208,7 +209,8 @@ fn main() {
 
 /// The registry-base scenarios: the runtime layer moves into a base image in the registry.
 fn registry_base(t: &Path, root: &Path, host: &str, port: u16) {
-    let bin = env!("CARGO_BIN_EXE_ocibuild");
+    let bin = support::ocibuild_bin();
+    let bin = bin.as_str();
     // The base: the runtime layer, both platforms, put in the registry directly.
     fs::write(
         root.join("base.toml"),

@@ -41,3 +41,10 @@ pub fn have(tool: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// The ocibuild binary the benches run: this build's, or the one `OCIBUILD_BENCH_BIN` names
+/// (to compare with another build, e.g. the previous commit's, in the same run).
+pub fn ocibuild_bin() -> String {
+    std::env::var("OCIBUILD_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ocibuild").to_string())
+}
