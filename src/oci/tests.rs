@@ -234,7 +234,9 @@ fn layout_without_layers(dir: &std::path::Path, base_name: &str) {
         "annotations": {ANNOTATION_BASE_NAME: base_name}}))
     .unwrap();
     let m = w.write_blob(&manifest).unwrap();
-    let d = crate::image::descriptor(MEDIA_TYPE_MANIFEST, &m, manifest.len() as u64);
+    let d = serde_json::from_value(json!({"mediaType": MEDIA_TYPE_MANIFEST,
+        "digest": m.as_str(), "size": manifest.len()}))
+    .unwrap();
     w.write_index_json(vec![d]).unwrap();
 }
 
