@@ -73,6 +73,8 @@ pub trait Registry: Sync {
     fn host(&self) -> &str;
     /// Whether `repo` has the manifest `reference` (a digest).
     async fn manifest_exists(&self, repo: &str, reference: &str) -> Result<bool, RegistryError>;
+    /// What tag `tag` of `repo` names now (`None`: no such tag).
+    async fn tag_digest(&self, repo: &str, tag: &str) -> Result<Option<Digest>, RegistryError>;
     /// Whether `repo` has blob `digest`.
     async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError>;
     /// Mount `digest` into `repo` from repository `from` of the same registry.
@@ -327,7 +329,7 @@ impl<R: Registry> Finish<'_, R> {
         }
         if report.error.is_none() && !self.dry_run {
             if let Err(e) = self.write_manifests().await {
-                report.error = Some(TransferError::Manifest(e).to_string());
+                report.error = Some(e.to_string());
             }
         }
         if report.error.is_some() {
@@ -358,24 +360,58 @@ impl<R: Registry> Finish<'_, R> {
 
     /// Platform manifests by digest, then the index by digest (unless the registry has it),
     /// then each tag.
-    async fn write_manifests(&self) -> Result<(), RegistryError> {
+    async fn write_manifests(&self) -> Result<(), TransferError> {
         let (registry, repo, graph) = (self.registry, &self.image.repository, &self.image.graph);
         let top = &graph.top;
         if !self.complete {
             for m in graph.manifest_docs() {
                 registry
                     .put_manifest(repo, m.digest.as_str(), &m.media_type, &m.bytes)
-                    .await?;
+                    .await
+                    .map_err(TransferError::Manifest)?;
             }
             registry
                 .put_manifest(repo, top.digest.as_str(), &top.media_type, &top.bytes)
-                .await?;
+                .await
+                .map_err(TransferError::Manifest)?;
         }
         for t in &self.image.tags {
-            registry
-                .put_manifest(repo, t, &top.media_type, &top.bytes)
-                .await?;
+            self.write_tag(t).await?;
         }
         Ok(())
     }
+
+    /// Point tag `t` at the image, unless it already does (a rerun: an immutable repository
+    /// refuses even the same write). A tag that names another image in a repository that
+    /// refuses to move it is an error naming both digests.
+    async fn write_tag(&self, t: &str) -> Result<(), TransferError> {
+        let (registry, repo, top) = (self.registry, &self.image.repository, &self.image.graph.top);
+        // A failed look is no reason to stop: the PUT says what the registry thinks.
+        let now = registry.tag_digest(repo, t).await.ok().flatten();
+        if now.as_ref() == Some(&top.digest) {
+            return Ok(());
+        }
+        match registry
+            .put_manifest(repo, t, &top.media_type, &top.bytes)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if refuses_to_move_tags(&e) => Err(TransferError::TagImmutable {
+                tag: t.to_string(),
+                repository: repo.clone(),
+                existing: now.map_or_else(|| "another image".to_string(), |d| d.to_string()),
+                wanted: top.digest.clone(),
+            }),
+            Err(e) => Err(TransferError::Manifest(e)),
+        }
+    }
+}
+
+/// Whether `e` is a registry refusing to move an existing tag: ECR's answer for an IMMUTABLE
+/// repository (400 `TAG_INVALID` "... cannot be overwritten", or
+/// `ImageTagAlreadyExistsException` through other front ends).
+fn refuses_to_move_tags(e: &RegistryError) -> bool {
+    let immutable =
+        e.code.as_deref() == Some("TAG_INVALID") && e.message.contains("cannot be overwritten");
+    e.status == Some(400) && (immutable || e.message.contains("ImageTagAlreadyExists"))
 }

@@ -43,6 +43,43 @@ impl RegistryClient {
         .await
     }
 
+    /// What `reference` (a tag) names in `repo`: `HEAD` of the manifest, its
+    /// `Docker-Content-Digest`; `None` if there is no such manifest. A registry that answers
+    /// without the header (or with one that is not a sha256 digest) is asked with a `GET`, and
+    /// the digest is computed from the bytes.
+    pub async fn manifest_digest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<Digest>, RegistryError> {
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
+        let scope = push_scope(repo);
+        let header = self
+            .retry(|| async {
+                let resp = self
+                    .send(&Method::HEAD, &url, &scope, &|| {
+                        Ok(self.http.head(url.clone()).header(ACCEPT, MANIFEST_ACCEPT))
+                    })
+                    .await?;
+                match resp.status() {
+                    StatusCode::NOT_FOUND => Ok(None),
+                    s if s.is_success() => Ok(Some(
+                        resp.headers()
+                            .get("docker-content-digest")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<Digest>().ok()),
+                    )),
+                    _ => Err(error_from(&Method::HEAD, &url, resp).await),
+                }
+            })
+            .await?;
+        match header {
+            None => Ok(None),
+            Some(Some(d)) => Ok(Some(d)),
+            Some(None) => Ok(self.get_manifest(repo, reference).await?.map(|m| m.digest)),
+        }
+    }
+
     /// `GET /v2/<repo>/manifests/<reference>` (pull access only): `None` if the registry has
     /// no such manifest. The bytes are checked against `reference` when it is a digest.
     pub async fn get_manifest(

@@ -31,6 +31,10 @@ pub struct State {
     pub manifests: HashSet<(String, String)>,
     /// Every write, in order.
     pub log: Vec<String>,
+    /// What each (repository, tag) names.
+    pub tags: std::collections::HashMap<(String, String), Digest>,
+    /// Tags cannot be moved once written (ECR's IMMUTABLE), not even to the same image.
+    pub immutable: bool,
     /// Digests whose uploads are refused.
     pub failing: HashSet<Digest>,
 }
@@ -60,11 +64,6 @@ impl Fake {
         self.state.lock().unwrap().log.clone()
     }
 
-    /// Log a write.
-    pub fn record(&self, entry: String) {
-        self.state.lock().unwrap().log.push(entry);
-    }
-
     /// The error the fake answers with.
     pub fn refused(what: &str) -> RegistryError {
         let mut e = RegistryError::new("PUT", "https://registry.test/v2/", what.to_string());
@@ -81,6 +80,11 @@ impl Registry for Fake {
     async fn manifest_exists(&self, repo: &str, reference: &str) -> Result<bool, RegistryError> {
         let s = self.state.lock().unwrap();
         Ok(s.manifests.contains(&(repo.into(), reference.into())))
+    }
+
+    async fn tag_digest(&self, repo: &str, tag: &str) -> Result<Option<Digest>, RegistryError> {
+        let s = self.state.lock().unwrap();
+        Ok(s.tags.get(&(repo.to_string(), tag.to_string())).cloned())
     }
 
     async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
@@ -144,13 +148,24 @@ impl Registry for Fake {
         repo: &str,
         reference: &str,
         _media_type: &str,
-        _bytes: &[u8],
+        bytes: &[u8],
     ) -> Result<(), RegistryError> {
         let short = reference
             .strip_prefix("sha256:")
             .map_or(reference, |h| &h[..6]);
-        self.record(format!("manifest {repo} {short}"));
         let mut s = self.state.lock().unwrap();
+        if !reference.starts_with("sha256:") {
+            let tag = (repo.to_string(), reference.to_string());
+            if s.immutable && s.tags.contains_key(&tag) {
+                let mut e = Fake::refused(&format!(
+                    "The image tag '{reference}' already exists in the '{repo}' repository and cannot be overwritten because the repository is immutable."
+                ));
+                e.code = Some("TAG_INVALID".into());
+                return Err(e);
+            }
+            s.tags.insert(tag, Digest::of(bytes));
+        }
+        s.log.push(format!("manifest {repo} {short}"));
         s.manifests.insert((repo.into(), reference.into()));
         Ok(())
     }

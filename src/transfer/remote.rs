@@ -43,6 +43,10 @@ impl Registry for Remote<'_> {
         self.client.manifest_exists(repo, reference).await
     }
 
+    async fn tag_digest(&self, repo: &str, tag: &str) -> Result<Option<Digest>, RegistryError> {
+        self.client.manifest_digest(repo, tag).await
+    }
+
     async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
         self.client.blob_exists(repo, digest).await
     }

@@ -77,6 +77,18 @@ pub enum TransferError {
     /// A manifest, the index or a tag could not be written.
     #[error("{0}")]
     Manifest(RegistryError),
+    /// A tag names another image and the repository refuses to move tags.
+    #[error("tag {tag} in {repository} already names {existing}, not this image ({wanted}), and the repository refuses to move tags (IMMUTABLE): push under a tag that changes with each build (sha, timestamp), or make the repository MUTABLE (tag_mutability in [repositories])")]
+    TagImmutable {
+        /// The tag.
+        tag: String,
+        /// The repository.
+        repository: String,
+        /// What the tag names now (a digest, or "another image" when it could not be read).
+        existing: String,
+        /// What it was to name.
+        wanted: Digest,
+    },
 }
 
 /// The result for one image.

@@ -268,3 +268,62 @@ fn base_layers_are_mounted_in_the_same_registry_and_streamed_from_another() {
         .iter()
         .any(|l| l.ends_with("(stream from elsewhere.test/library/alpine)")));
 }
+
+#[test]
+fn a_rerun_on_an_immutable_repository_writes_no_tag_and_a_moved_tag_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(
+        dir.path(),
+        "cart",
+        &[b"layer"],
+        None,
+        &["abc1234", "latest"],
+    );
+    let fake = Fake::new(MountMode::Link);
+    fake.state.lock().unwrap().immutable = true;
+    assert_eq!(run(&fake, std::slice::from_ref(&img))[0].error, None);
+    // The same image again (a rerun): every tag already names it; nothing is written.
+    let before = fake.log().len();
+    let again = run(&fake, std::slice::from_ref(&img));
+    assert_eq!(again[0].error, None);
+    assert_eq!(again[0].tags, ["abc1234", "latest"]);
+    assert_eq!(fake.log().len(), before, "{:#?}", fake.log());
+    // Another image under the same tag: refused, naming the tag and both digests.
+    let other = image(dir.path(), "cart", &[b"changed layer"], None, &["abc1234"]);
+    let r = run(&fake, std::slice::from_ref(&other));
+    let e = r[0].error.as_deref().unwrap();
+    assert!(
+        e.starts_with("tag abc1234 in shop/cart already names"),
+        "{e}"
+    );
+    let (old, new) = (
+        img.graph.top.digest.as_str(),
+        other.graph.top.digest.as_str(),
+    );
+    assert!(e.contains(old) && e.contains(new), "{e}");
+    assert!(e.contains("IMMUTABLE"), "{e}");
+    assert!(r[0].tags.is_empty());
+}
+
+#[test]
+fn a_mutable_repository_moves_a_tag_and_skips_one_that_already_names_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new(MountMode::Link);
+    let first = image(dir.path(), "cart", &[b"one"], None, &["latest"]);
+    let second = image(dir.path(), "cart", &[b"two"], None, &["latest"]);
+    run(&fake, std::slice::from_ref(&first));
+    assert_eq!(run(&fake, std::slice::from_ref(&second))[0].error, None);
+    let key = ("shop/cart".to_string(), "latest".to_string());
+    assert_eq!(
+        fake.state.lock().unwrap().tags[&key],
+        second.graph.top.digest
+    );
+    let puts = |log: &[String]| {
+        log.iter()
+            .filter(|l| *l == "manifest shop/cart latest")
+            .count()
+    };
+    assert_eq!(puts(&fake.log()), 2);
+    run(&fake, std::slice::from_ref(&second));
+    assert_eq!(puts(&fake.log()), 2, "already there: not written again");
+}

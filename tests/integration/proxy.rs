@@ -18,6 +18,8 @@ pub enum Fault {
     Code(u16, &'static str),
     ResetMidBody,
     Slow(Duration),
+    /// ECR's answer to a PUT of an existing tag in an IMMUTABLE repository (400 TAG_INVALID).
+    Immutable,
     /// Forward a mount request as a plain upload request: the registry opens a session and
     /// answers 202 instead of mounting (as ECR does without its blob-mounting setting).
     NoMount,
@@ -177,15 +179,19 @@ fn serve(
                 let _ = out.shutdown(Shutdown::Both);
                 return Ok(());
             }
-            Fault::Status(_, _) | Fault::Code(_, _) => {
+            Fault::Status(_, _) | Fault::Code(_, _) | Fault::Immutable => {
                 let (code, retry_after, name) = match fault {
                     Fault::Code(c, n) => (c, None, n),
                     Fault::Status(c, r) => (c, r, "INJECTED"),
+                    Fault::Immutable => (400, None, "TAG_INVALID"),
                     _ => (500, None, "INJECTED"),
                 };
                 copy_body(&mut reader, &mut std::io::sink(), len, chunked)?;
-                let body =
-                    format!(r#"{{"errors":[{{"code":"{name}","message":"injected {code}"}}]}}"#);
+                let message = match fault {
+                    Fault::Immutable => "The image tag already exists in the repository and cannot be overwritten because the repository is immutable.".to_string(),
+                    _ => format!("injected {code}"),
+                };
+                let body = format!(r#"{{"errors":[{{"code":"{name}","message":"{message}"}}]}}"#);
                 let ra = retry_after
                     .map(|s| format!("Retry-After: {s}\r\n"))
                     .unwrap_or_default();

@@ -454,6 +454,94 @@ mod faults {
     use std::sync::Arc;
     use std::time::Duration;
 
+    /// A registry that answers like ECR for an IMMUTABLE repository: any PUT to a tag that was
+    /// written before is refused with 400 TAG_INVALID.
+    fn immutable_registry(upstream: u16) -> FaultProxy {
+        let rule: crate::proxy::Rule = Arc::new(|method: &str, path: &str, n: usize| {
+            let tag_put = method == "PUT"
+                && path.contains("/manifests/")
+                && !path.contains("/manifests/sha256:");
+            if tag_put && n > 0 {
+                Fault::Immutable
+            } else {
+                Fault::Forward
+            }
+        });
+        FaultProxy::start(upstream, rule, false)
+    }
+
+    #[test]
+    fn reruns_on_immutable_repositories_write_nothing_and_a_moved_tag_is_refused_by_name() {
+        let reg = TestRegistry::start(None);
+        let proxy = immutable_registry(reg.port);
+        let (tmp, p) = retail_store();
+        let cfg = docker_config(tmp.path(), "{}");
+        let rep = tmp.path().join("r.json");
+        let args = |rep: &Path| {
+            let host = proxy.host();
+            let r = rep.to_str().unwrap().to_string();
+            move || {
+                vec![
+                    "--registry".to_string(),
+                    host.clone(),
+                    "--tag".into(),
+                    "v1,stable".into(),
+                    "--service".into(),
+                    "catalog".into(),
+                    "--report".into(),
+                    r.clone(),
+                    "-q".into(),
+                ]
+            }
+        };
+        let run_push = |a: Vec<String>| {
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            push(&p, &cfg, &a)
+        };
+        let a = args(&rep);
+        ok(run_push(a()));
+        let first = report(&rep)[0]["index_digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // A rerun of the same commit: the tags already name the image; no tag PUT at all.
+        ok(run_push(a()));
+        assert_eq!(
+            proxy.count(|f| matches!(f, Fault::Immutable)),
+            0,
+            "no tag was rewritten"
+        );
+        assert_eq!(report(&rep)[0]["tags"], serde_json::json!(["v1", "stable"]));
+        // The catalog changes but the tag does not: refused, naming the tag and both digests.
+        let bin = p.join("src/catalog/dist/linux-amd64/catalog");
+        let mut bytes = fs::read(&bin).unwrap();
+        bytes.extend_from_slice(b"changed");
+        fs::write(&bin, bytes).unwrap();
+        let out = run_push(a());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{stdout}\n{err}");
+        let second = report(&rep)[0]["index_digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_ne!(first, second);
+        let e = report(&rep)[0]["error"].as_str().unwrap().to_string();
+        assert!(
+            e.starts_with("tag v1 in retail-store-catalog already names"),
+            "{e}"
+        );
+        assert!(
+            e.contains(&first) && e.contains(&second) && e.contains("IMMUTABLE"),
+            "{e}"
+        );
+        assert!(proxy.count(|f| matches!(f, Fault::Immutable)) >= 1);
+        assert!(
+            err.contains("1 of 1 services failed to push: catalog"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn transient_faults_are_retried_and_the_push_is_correct() {
         require("skopeo");
