@@ -22,10 +22,13 @@ pub fn destination(
 ) -> Result<RegistryConfig, AppError> {
     let from_config = config.registry.as_ref();
     match arg {
+        Some(r) if r.trim().is_empty() => Err(AppError::Usage(
+            "--registry is empty: in a workflow this usually means the variable it comes from (e.g. vars.ECR_REGISTRY) is not set; set it, or pass --registry HOST[/PREFIX]".into(),
+        )),
         Some(r) => {
             let insecure = insecure || from_config.is_some_and(|c| c.insecure);
             let mut reg = RegistryConfig::parse(r, from_config.and_then(|c| c.auth), insecure)
-                .map_err(AppError::Refused)?;
+                .map_err(AppError::Usage)?;
             if let Some(c) = from_config {
                 reg.region = c.region.clone();
                 reg.registry_id = c.registry_id.clone();
@@ -39,7 +42,7 @@ pub fn destination(
                 c.insecure |= insecure;
                 Ok(c)
             }
-            None => Err(AppError::Refused(format!(
+            None => Err(AppError::Usage(format!(
                 "no registry: pass --registry HOST[/PREFIX] or set [registry] url in {}",
                 config.file.display()
             ))),
@@ -50,7 +53,7 @@ pub fn destination(
 /// Connect to ECR for `registry`, which must be an ECR registry (by host or `auth = "ecr"`).
 pub async fn connect_ecr(registry: &RegistryConfig) -> Result<Ecr, AppError> {
     if registry.auth_mode() != AuthMode::Ecr {
-        return Err(AppError::Refused(format!(
+        return Err(AppError::Usage(format!(
             "{} is not an Amazon ECR registry: use a <account>.dkr.ecr.<region>.amazonaws.com host or set auth = \"ecr\" in [registry]",
             registry.host
         )));

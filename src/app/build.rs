@@ -37,6 +37,8 @@ pub fn build(
 ) -> Result<Vec<ServiceReport>, AppError> {
     let epoch = super::source_date_epoch(env)?;
     let config = Config::find_and_load(req.config.as_deref())?;
+    super::check_tags(&req.tags, false)?;
+    super::check_services(&config, &req.services)?;
     let platforms = super::parse_platforms(&req.platforms)?;
     let runtime = super::runtime()?;
     let opts = BuildOptions {

@@ -29,6 +29,7 @@ pub struct IamPolicy {
 /// Work out the policy.
 pub fn policy(req: &IamRequest, env: Env<'_>, events: Events<'_>) -> Result<IamPolicy, AppError> {
     let config = Config::find_and_load(req.config.as_deref())?;
+    super::check_services(&config, &req.services)?;
     let registry = access::destination(&config, req.registry.as_deref(), false)?;
     let region = registry
         .ecr_region()

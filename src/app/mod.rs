@@ -71,6 +71,11 @@ pub enum AppError {
     /// The request cannot be carried out as asked (a missing or contradictory setting).
     #[error("{0}")]
     Refused(String),
+    /// The command line asks for something that cannot be (an unknown service, a bad tag or
+    /// platform, a missing registry, an option that does not apply): refused before any work;
+    /// the CLI exits 2.
+    #[error("{0}")]
+    Usage(String),
     /// The config file.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -126,19 +131,46 @@ pub fn source_date_epoch(env: Env<'_>) -> Result<u64, AppError> {
     }
 }
 
-/// Platforms from the command line (`None`: the config's), duplicates dropped.
+/// Platforms from the command line (`None`, or `all`: the config's), duplicates dropped.
 pub fn parse_platforms(list: &[String]) -> Result<Option<Vec<Platform>>, AppError> {
-    if list.is_empty() {
+    if list.is_empty() || list.iter().all(|p| p == "all") {
         return Ok(None);
     }
     let mut out: Vec<Platform> = Vec::new();
     for p in list {
-        let p: Platform = p.parse().map_err(AppError::Refused)?;
+        if p == "all" {
+            return Err(AppError::Usage(
+                "--platform all means every platform of the config: give it alone".into(),
+            ));
+        }
+        let p: Platform = p.parse().map_err(AppError::Usage)?;
         if !out.contains(&p) {
             out.push(p);
         }
     }
     Ok(Some(out))
+}
+
+/// Check that every named service exists (a usage error otherwise).
+pub fn check_services(config: &crate::config::Config, names: &[String]) -> Result<(), AppError> {
+    config
+        .select(names)
+        .map(|_| ())
+        .map_err(|e| AppError::Usage(e.0))
+}
+
+/// Check tags written on the command line (a usage error otherwise); `kinds`: tag kinds such as
+/// `sha` are allowed too.
+pub fn check_tags(tags: &[String], kinds: bool) -> Result<(), AppError> {
+    if kinds {
+        return crate::plan::validate_tags(tags).map_err(|e| AppError::Usage(e.0));
+    }
+    match tags.iter().find(|t| !crate::spec::is_valid_tag(t)) {
+        Some(t) => Err(AppError::Usage(format!(
+            "invalid tag {t:?}: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The async runtime a use case runs its network work on.

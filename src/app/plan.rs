@@ -28,6 +28,7 @@ pub struct PlanReport {
 /// Decide which services to build.
 pub fn plan(req: &PlanRequest, env: Env<'_>) -> Result<PlanReport, AppError> {
     let config = Config::find_and_load(req.config.as_deref())?;
+    super::check_services(&config, &req.options.services)?;
     let ctx = tags::ci_context(env)?;
     let git = Git::open(&config.dir).ok();
     let plan = crate::plan::plan(&config, git.as_ref(), &ctx, &req.options)?;

@@ -123,11 +123,18 @@ pub fn publish(
     events: Events<'_>,
 ) -> Result<Publish, AppError> {
     let config = Config::find_and_load(req.config.as_deref())?;
-    crate::plan::validate_tags(&req.tags)?;
-    if req.layout.is_some() && !req.platforms.is_empty() {
-        return Err(AppError::Refused("--platform chooses what to build; with --layout the layouts are pushed as they are (rebuild them with `ocibuild build --platform ...`)".into()));
-    }
+    check_request(req, &config)?;
     let ctx = tags::ci_context(env)?;
+    let no_push = match (req.no_push, ctx.is_pull_request()) {
+        (true, _) => Some(NoPush::Asked),
+        (false, true) => Some(NoPush::PullRequest),
+        (false, false) => None,
+    };
+    // Where it goes is settled before any work, unless nothing will be pushed.
+    let registry = match no_push {
+        None => Some(destination(req, &config)?),
+        Some(_) => None,
+    };
     let git = Git::open(&config.dir).ok();
     let plan = crate::plan::plan(&config, git.as_ref(), &ctx, &req.selection)?;
     events(Event::Planned(plan.clone()));
@@ -136,11 +143,6 @@ pub fn publish(
     }
     let names: Vec<String> = plan.services.iter().map(|s| s.service.clone()).collect();
     let tags = resolve_tags(req, &config, git.as_ref(), &ctx, events)?;
-    let no_push = match (req.no_push, ctx.is_pull_request()) {
-        (true, _) => Some(NoPush::Asked),
-        (false, true) => Some(NoPush::PullRequest),
-        (false, false) => None,
-    };
     let runtime = super::runtime()?;
     let remote = super::build::remote_options(&config, &runtime, &req.layers);
     let layouts = match &req.layout {
@@ -166,14 +168,15 @@ pub fn publish(
             out
         }
     };
-    if let Some(why) = no_push {
+    let Some(registry) = registry else {
+        let why = no_push.unwrap_or(NoPush::Asked);
         return Ok(Publish::NotPushed {
             why,
             built: vec![],
             services: names,
             tags,
         });
-    }
+    };
     let services = config.select(&names)?;
     let push = Push {
         req,
@@ -181,11 +184,35 @@ pub fn publish(
         runtime: &runtime,
         events,
     };
-    let report = push.run(&services, &layouts, &tags, &remote.clients)?;
+    let report = push.run(&registry, &services, &layouts, &tags, &remote.clients)?;
     Ok(Publish::Pushed(PublishReport {
         selected: names,
         ..report
     }))
+}
+
+/// What the command line asks for must make sense before any work: tags, services,
+/// platforms, and `--platform` only when building.
+fn check_request(req: &PublishRequest, config: &Config) -> Result<(), AppError> {
+    super::check_tags(&req.tags, true)?;
+    super::check_services(config, &req.selection.services)?;
+    super::parse_platforms(&req.platforms)?;
+    if req.layout.is_some() && !req.platforms.is_empty() {
+        return Err(AppError::Usage("--platform chooses what to build; with --layout the layouts are pushed as they are (rebuild them with `ocibuild build --platform ...`)".into()));
+    }
+    Ok(())
+}
+
+/// The destination registry, with the ECR-only options checked against it.
+fn destination(req: &PublishRequest, config: &Config) -> Result<RegistryConfig, AppError> {
+    let registry = access::destination(config, req.registry.as_deref(), req.insecure)?;
+    if registry.auth_mode() != AuthMode::Ecr && (req.create_repos || req.scan.is_some()) {
+        return Err(AppError::Usage(format!(
+            "--create-repos and --scan work with Amazon ECR; {} is not an ECR registry (set auth = \"ecr\" in [registry] for an ECR-compatible endpoint)",
+            registry.host
+        )));
+    }
+    Ok(registry)
 }
 
 /// Tags from kinds and literals (empty: the layouts' own); kinds skipped here are noted.
@@ -257,20 +284,20 @@ impl Push<'_> {
     /// Open the layouts, connect, ensure repositories, transfer, scan.
     fn run(
         &self,
+        registry: &RegistryConfig,
         services: &[&Service],
         layouts: &Path,
         tags: &[String],
         sources: &Clients,
     ) -> Result<PublishReport, AppError> {
         let req = self.req;
-        let registry = access::destination(self.config, req.registry.as_deref(), req.insecure)?;
-        let images = open_layouts(services, &registry, layouts, tags)?;
-        let ecr = self.connect(&registry)?;
+        let images = open_layouts(services, registry, layouts, tags)?;
+        let ecr = self.connect(registry)?;
         if let (true, Some(ecr)) = (req.create_repos, &ecr) {
             self.ensure_repositories(ecr, &images)?;
         }
         let rt = self.runtime;
-        let client = rt.block_on(access::destination_client(&registry, ecr.as_ref()))?;
+        let client = rt.block_on(access::destination_client(registry, ecr.as_ref()))?;
         let remote = Remote::new(&client, sources);
         let opts = TransferOptions {
             jobs: req.jobs,
@@ -289,18 +316,12 @@ impl Push<'_> {
         Ok(report)
     }
 
-    /// The ECR connection, for an ECR registry; refuses ECR-only options elsewhere.
+    /// The ECR connection, for an ECR registry (the ECR-only options were checked before).
     fn connect(&self, registry: &RegistryConfig) -> Result<Option<Ecr>, AppError> {
-        if registry.auth_mode() == AuthMode::Ecr {
-            return Ok(Some(self.runtime.block_on(access::connect_ecr(registry))?));
+        if registry.auth_mode() != AuthMode::Ecr {
+            return Ok(None);
         }
-        if self.req.create_repos || self.req.scan.is_some() {
-            return Err(AppError::Refused(format!(
-                "--create-repos and --scan work with Amazon ECR; {} is not an ECR registry (set auth = \"ecr\" in [registry] for an ECR-compatible endpoint)",
-                registry.host
-            )));
-        }
-        Ok(None)
+        Ok(Some(self.runtime.block_on(access::connect_ecr(registry))?))
     }
 
     fn ensure_repositories(&self, ecr: &Ecr, images: &[Opened]) -> Result<(), AppError> {

@@ -25,6 +25,8 @@ pub struct EnsureRequest {
 /// Plan and (unless `dry_run`) apply the settings of the requested services' repositories.
 pub fn ensure(req: &EnsureRequest, events: Events<'_>) -> Result<Vec<RepoPlan>, AppError> {
     let config = Config::find_and_load(req.config.as_deref())?;
+    super::check_services(&config, &req.services)?;
+    super::check_tags(&req.tag_policy, true)?;
     let registry = access::destination(&config, req.registry.as_deref(), false)?;
     let repositories: Vec<String> = config
         .select(&req.services)?

@@ -62,6 +62,7 @@ pub(crate) struct Target {
 /// Wait for and read the scans of the requested services' images.
 pub fn scan(req: &ScanRequest, events: Events<'_>) -> Result<ScanReport, AppError> {
     let config = Config::find_and_load(req.config.as_deref())?;
+    super::check_services(&config, &req.services)?;
     let registry = access::destination(&config, req.registry.as_deref(), false)?;
     let runtime = super::runtime()?;
     let ecr = runtime.block_on(access::connect_ecr(&registry))?;

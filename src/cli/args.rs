@@ -42,7 +42,7 @@ pub(super) enum ReposCommand {
 #[derive(Debug, clap::Args)]
 pub(super) struct EnsureArgs {
     #[command(flatten)]
-    pub(super) select: Selection,
+    pub(super) select: ServiceSelection,
     #[command(flatten)]
     pub(super) registry: RegistryArg,
     /// Only print the plan.
@@ -50,7 +50,8 @@ pub(super) struct EnsureArgs {
     pub(super) dry_run: bool,
     /// The tags ocibuild writes, to check the lifecycle rules against.
     #[arg(
-        long = "tags",
+        long = "tag",
+        alias = "tags",
         value_name = "KINDS",
         value_delimiter = ',',
         default_value = "sha,timestamp,latest"
@@ -64,7 +65,7 @@ pub(super) struct EnsureArgs {
 #[derive(Debug, clap::Args)]
 pub(super) struct ScanArgs {
     #[command(flatten)]
-    pub(super) select: Selection,
+    pub(super) select: ServiceSelection,
     #[command(flatten)]
     pub(super) registry: RegistryArg,
     /// The image to look at, by tag (default: latest).
@@ -94,7 +95,7 @@ pub(super) struct ScanWait {
 #[derive(Debug, clap::Args)]
 pub(super) struct IamArgs {
     #[command(flatten)]
-    pub(super) select: Selection,
+    pub(super) select: ServiceSelection,
     #[command(flatten)]
     pub(super) registry: RegistryArg,
 }
@@ -142,18 +143,17 @@ pub(super) struct RegistryArg {
     pub(super) host: Option<String>,
 }
 
-/// Which config, services and platforms a command works on.
+/// Which config, services and platforms `build` works on.
 #[derive(Debug, clap::Args)]
 pub(super) struct Selection {
     /// Config file (default: ./ocibuild.toml).
     #[arg(long, value_name = "FILE")]
     pub(super) config: Option<PathBuf>,
-    /// Only these services (repeat, or a comma list; default: all for build, what changed
-    /// for push, see `ocibuild plan`).
+    /// Only these services (repeat, or a comma list; default: every service).
     #[arg(long = "service", value_name = "NAME", value_delimiter = ',')]
     pub(super) services: Vec<String>,
-    /// Only these platforms, e.g. linux/arm64 (repeat, or a comma list; default: the
-    /// config's). Not with `push --layout`, which pushes the layouts as they are.
+    /// Only these platforms, e.g. linux/arm64 (repeat, or a comma list; default, or `all`:
+    /// every platform of the config).
     #[arg(
         long = "platform",
         value_name = "OS/ARCH[/VARIANT]",
@@ -162,10 +162,43 @@ pub(super) struct Selection {
     pub(super) platforms: Vec<String>,
 }
 
+/// Which config, services and platforms `push` works on.
+#[derive(Debug, clap::Args)]
+pub(super) struct PushSelection {
+    /// Config file (default: ./ocibuild.toml).
+    #[arg(long, value_name = "FILE")]
+    pub(super) config: Option<PathBuf>,
+    /// These services, whatever changed (repeat, or a comma list; default: the services
+    /// `ocibuild plan` selects).
+    #[arg(long = "service", value_name = "NAME", value_delimiter = ',')]
+    pub(super) services: Vec<String>,
+    /// Build only these platforms, e.g. linux/arm64 (repeat, or a comma list; default, or
+    /// `all`: every platform of the config). Not with --layout, which pushes the layouts as
+    /// they are.
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH[/VARIANT]",
+        value_delimiter = ','
+    )]
+    pub(super) platforms: Vec<String>,
+}
+
+/// Which config and services a repository command (`repos ensure`, `scan`, `iam-policy`)
+/// works on: repositories have no platform.
+#[derive(Debug, clap::Args)]
+pub(super) struct ServiceSelection {
+    /// Config file (default: ./ocibuild.toml).
+    #[arg(long, value_name = "FILE")]
+    pub(super) config: Option<PathBuf>,
+    /// Only these services' repositories (repeat, or a comma list; default: every service).
+    #[arg(long = "service", value_name = "NAME", value_delimiter = ',')]
+    pub(super) services: Vec<String>,
+}
+
 #[derive(Debug, clap::Args)]
 pub(super) struct PushArgs {
     #[command(flatten)]
-    pub(super) select: Selection,
+    pub(super) select: PushSelection,
     #[command(flatten)]
     pub(super) compress: CompressArgs,
     /// Tags: kinds sha, timestamp, latest, pr, release and literal tags (repeat, or a comma

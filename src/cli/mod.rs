@@ -28,7 +28,10 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
-            1
+            match e.downcast_ref::<app::AppError>() {
+                Some(app::AppError::Usage(_)) => 2,
+                _ => 1,
+            }
         }
     }
 }

@@ -434,7 +434,7 @@ fn push_pushes_only_what_changed_with_the_right_tags_and_prs_push_nothing() {
     // Invalid tags are refused before anything is built.
     let out_dir = p.join(".ocibuild");
     fs::remove_dir_all(&out_dir).unwrap();
-    let err = fails(oci_env(
+    let err = refused(oci_env(
         &p,
         &["push", "--registry", &reg.host(), "--tag", "sha,not a tag"],
         &[],

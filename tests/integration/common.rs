@@ -32,6 +32,21 @@ pub fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// Stderr of a run refused as a usage error (exit code 2, no panic, an `error:` line).
+pub fn refused(out: Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit code 2, got {}:\nstdout: {}\nstderr: {err}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.lines().any(|l| l.starts_with("error")), "{err}");
+    err
+}
+
 /// Stderr of a failed run (exit code 1, no panic).
 pub fn fails(out: Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
