@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, runnable on a fresh Debian machine with a Rust toolchain:
 # installs what the tests need (skopeo, umoci, podman, qemu-user-static, an arm64 cross compiler,
-# the CNCF registry docker-registry and htpasswd, and moto[server] from PyPI),
+# the CNCF registry docker-registry and htpasswd, a JDK 17 runtime as a real tree with absolute
+# symlinks, and moto[server] from PyPI),
 # then checks formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,7 @@ declare -A want=(
   [gzip]=gzip
   [zstd]=zstd
   [igzip]=isal
+  ["/usr/lib/jvm/java-17-openjdk-$(dpkg --print-architecture)/bin/java"]=openjdk-17-jre-headless
 )
 missing=()
 for what in "${!want[@]}"; do

@@ -35,14 +35,6 @@ pub enum LayerError {
     /// A socket, fifo or device.
     #[error("{0} is {1}: special files cannot go into a layer; remove it or add it to `exclude`")]
     Special(PathBuf, &'static str),
-    /// A symlink leading out of the layer root.
-    #[error("symlink {path} -> {link} escapes the layer root: make it point inside the source directory")]
-    EscapingSymlink {
-        /// The link on disk.
-        path: PathBuf,
-        /// Where it points.
-        link: String,
-    },
     /// An I/O failure on a named path.
     #[error("{action} {path}")]
     Io {

@@ -143,39 +143,6 @@ fn join(target: &str, rel: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Whether a symlink at `rel` (relative to the layer root, which sits at `target` in the image)
-/// pointing to `link` leaves the layer root.
-pub fn symlink_escapes(target: &str, rel: &[u8], link: &[u8]) -> bool {
-    let parts = |b: &'_ [u8]| -> Vec<Vec<u8>> {
-        b.split(|&c| c == b'/')
-            .filter(|c| !c.is_empty() && *c != b".")
-            .map(<[u8]>::to_vec)
-            .collect()
-    };
-    let (mut stack, floor) = if link.starts_with(b"/") {
-        // Absolute: must stay under the layer's target directory in the image.
-        (Vec::new(), parts(target.as_bytes()))
-    } else {
-        let mut dir = parts(rel);
-        dir.pop(); // the link's own name
-        (dir, Vec::new())
-    };
-    for c in parts(link) {
-        if c == b".." {
-            if stack.pop().is_none() {
-                return true;
-            }
-        } else {
-            stack.push(c);
-        }
-    }
-    if link.starts_with(b"/") {
-        !stack.starts_with(&floor)
-    } else {
-        false
-    }
-}
-
 /// List the entries of one layer. `source` is the expanded source path on disk, `cfg` the
 /// layer's settings (target, ownership, modes, excludes).
 pub fn entries(source: &Path, cfg: &LayerConfig) -> Result<Vec<Entry>, LayerError> {
@@ -324,14 +291,11 @@ fn walk_dir(
             )
         } else if ft.is_symlink() {
             let link = fs::read_link(&abs).map_err(|e| LayerError::io("reading link", &abs, e))?;
-            let link = link.as_os_str().as_bytes().to_vec();
-            if symlink_escapes(&cfg.target, rel_bytes, &link) {
-                return Err(LayerError::EscapingSymlink {
-                    path: abs,
-                    link: String::from_utf8_lossy(&link).into_owned(),
-                });
-            }
-            (EntryKind::Symlink(link), false)
+            // Stored as it is, never followed: the runtime resolves it inside the image.
+            (
+                EntryKind::Symlink(link.as_os_str().as_bytes().to_vec()),
+                false,
+            )
         } else {
             return Err(LayerError::Special(abs, kind_name(&meta)));
         };
@@ -428,32 +392,31 @@ mod tests {
     }
 
     #[test]
-    fn symlinks_inside_are_kept_escaping_ones_refused() {
+    fn every_symlink_is_stored_verbatim_and_never_followed() {
         let t = tempfile::tempdir().unwrap();
         write(&t.path().join("lib/real"), 0o644);
-        symlink("real", t.path().join("lib/ok")).unwrap();
-        symlink("../lib/real", t.path().join("lib/ok2")).unwrap();
-        symlink("/app/lib/real", t.path().join("lib/abs")).unwrap();
+        let links: [(&str, &str); 6] = [
+            ("lib/ok", "real"),
+            ("lib/abs", "/etc/java-17-openjdk/accessibility.properties"),
+            ("lib/up", "../../shared/y"),
+            ("lib/dangling", "nowhere/x"),
+            ("lib/loop-a", "loop-b"),
+            ("lib/loop-b", "loop-a"),
+        ];
+        for (at, to) in links {
+            symlink(to, t.path().join(at)).unwrap();
+        }
+        symlink("/etc", t.path().join("etc-dir")).unwrap();
         let es = entries(t.path(), &cfg("/app")).unwrap();
-        let l = es.iter().find(|e| e.path == b"app/lib/ok2").unwrap();
-        assert_eq!(l.kind, EntryKind::Symlink(b"../lib/real".to_vec()));
-        assert_eq!(l.mode, 0o777);
-        symlink("../../etc/passwd", t.path().join("lib/bad")).unwrap();
-        let e = entries(t.path(), &cfg("/app")).unwrap_err();
-        assert!(matches!(e, LayerError::EscapingSymlink { .. }), "{e}");
-        assert!(e.to_string().contains("lib/bad"), "{e}");
-    }
-
-    #[test]
-    fn escape_rules() {
-        assert!(!symlink_escapes("/app", b"a/l", b"../x"));
-        assert!(symlink_escapes("/app", b"a/l", b"../../x"));
-        assert!(symlink_escapes("/app", b"l", b"/etc/passwd"));
-        assert!(!symlink_escapes("/app", b"l", b"/app/x"));
-        assert!(symlink_escapes("/app", b"l", b"/app/../etc"));
-        assert!(symlink_escapes("/app", b"l", b"/application"));
-        assert!(!symlink_escapes("/", b"l", b"/etc/passwd"));
-        assert!(!symlink_escapes("/app", b"l", b"./a/./b"));
+        for (at, to) in links {
+            let path = format!("app/{at}");
+            let l = es.iter().find(|e| e.path == path.as_bytes()).unwrap();
+            assert_eq!(l.kind, EntryKind::Symlink(to.as_bytes().to_vec()), "{at}");
+            assert_eq!(l.mode, 0o777);
+        }
+        // A link to a directory is a link: nothing under /etc is walked.
+        assert!(es.iter().any(|e| e.path == b"app/etc-dir"));
+        assert!(!es.iter().any(|e| e.path.starts_with(b"app/etc-dir/")));
     }
 
     #[test]

@@ -680,3 +680,140 @@ fn layers_of_many_chunks_are_read_by_every_gzip_reader_and_umoci() {
         .arg(&bundle));
     assert!(fs::read(bundle.join("rootfs/app/lib/big.jar")).unwrap() == big);
 }
+
+/// Every entry under `root`, by relative path: `link -> target`, `file <size>` or `dir`.
+fn entries_of(root: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let what = if meta.file_type().is_symlink() {
+                format!("link -> {}", fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                todo.push(path.clone());
+                "dir".to_string()
+            } else {
+                format!("file {}", meta.len())
+            };
+            out.insert(rel, what);
+        }
+    }
+    out
+}
+
+/// Build `service` of `project` for linux/amd64 and unpack it with umoci; the rootfs.
+fn build_and_unpack(tmp: &Path, project: &Path, service: &str) -> std::path::PathBuf {
+    let out = tmp.join("out");
+    ok(ocibuild(
+        project,
+        &[
+            "build",
+            "--out",
+            out.to_str().unwrap(),
+            "--service",
+            service,
+            "--platform",
+            "linux/amd64",
+        ],
+    ));
+    let one = tmp.join("one");
+    run(Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        &format!("oci:{}:latest", out.join(service).display()),
+        &format!("oci:{}:x", one.display()),
+    ]));
+    let bundle = tmp.join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:x", one.display())])
+        .arg(&bundle));
+    bundle.join("rootfs")
+}
+
+#[test]
+fn every_symlink_is_stored_verbatim_and_unpacks_as_it_was() {
+    require("skopeo");
+    require("umoci");
+    let (tmp, p) = retail_store();
+    let st = p.join("src/cart/target/static/links");
+    fs::create_dir_all(&st).unwrap();
+    let links = [
+        ("shadow", "/etc/shadow"),
+        ("jdk-conf", "/etc/java-17-openjdk/accessibility.properties"),
+        ("shared", "../../../../shared/y"),
+        ("dangling", "no/such/file"),
+        ("loop-a", "loop-b"),
+        ("loop-b", "loop-a"),
+        ("etc", "/etc"),
+    ];
+    for (at, to) in links {
+        std::os::unix::fs::symlink(to, st.join(at)).unwrap();
+    }
+    let rootfs = build_and_unpack(tmp.path(), &p, "cart");
+    for (at, to) in links {
+        let got = rootfs.join("app/static/links").join(at);
+        let meta = fs::symlink_metadata(&got).unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert!(
+            meta.file_type().is_symlink(),
+            "{at} is still a link, never its target's bytes"
+        );
+        assert_eq!(fs::read_link(&got).unwrap(), Path::new(to), "{at}");
+    }
+}
+
+#[test]
+fn a_real_jdk_tree_builds_and_unpacks_link_for_link() {
+    require("skopeo");
+    require("umoci");
+    let jdk = fs::read_dir("/usr/lib/jvm")
+        .ok()
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("java-17-openjdk-") && !p.is_symlink() && p.join("bin/java").exists()
+        })
+        .expect("no JDK 17 under /usr/lib/jvm: run the tests with scripts/test.sh, which installs openjdk-17-jre-headless");
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("project");
+    fs::create_dir_all(&project).unwrap();
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(&jdk)
+        .arg(project.join("jre")));
+    // The biggest files only cost time here; every link stays.
+    for big in ["lib/modules", "lib/server", "jmods", "lib/src.zip"] {
+        let p = project.join("jre").join(big);
+        if p.is_dir() {
+            fs::remove_dir_all(&p).unwrap();
+        } else if p.exists() {
+            fs::remove_file(&p).unwrap();
+        }
+    }
+    fs::write(
+        project.join("ocibuild.toml"),
+        "[build]\nplatforms = [\"linux/amd64\"]\nbase = \"scratch\"\n\n[services.jre]\nrepository = \"jre\"\n\
+         [[services.jre.layers]]\nsource = \"jre\"\ntarget = \"/usr/lib/jvm/java-17\"\n",
+    )
+    .unwrap();
+    let want = entries_of(&project.join("jre"));
+    let absolute = want.values().filter(|w| w.starts_with("link -> /")).count();
+    assert!(absolute > 5, "a JDK tree has absolute links: {absolute}");
+    let rootfs = build_and_unpack(tmp.path(), &project, "jre");
+    let got = entries_of(&rootfs.join("usr/lib/jvm/java-17"));
+    let differ: Vec<String> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: {v} became {:?}", got.get(k)))
+        .collect();
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    assert_eq!(got.len(), want.len());
+}
