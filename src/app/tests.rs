@@ -62,6 +62,7 @@ fn request(config: PathBuf, out: PathBuf) -> PublishRequest {
             head: None,
             services: vec![],
             all: true,
+            changed: false,
         },
         no_push: true,
         timestamp_now: false,

@@ -256,16 +256,21 @@ pub(super) enum TimestampSource {
     Now,
 }
 
-/// Change detection overrides.
+/// Which services: by default the changed ones in a CI event (GITHUB_EVENT_NAME set), every
+/// service anywhere else.
 #[derive(Debug, Clone, clap::Args)]
 pub(super) struct ChangeArgs {
-    /// Compare with this revision (default: from the CI event, else HEAD~1).
+    /// Only the services changed between two commits, even outside CI (the default in a CI
+    /// event).
+    #[arg(long, conflicts_with = "all")]
+    pub(super) changed: bool,
+    /// Compare with this revision (implies --changed; default: from the CI event, else HEAD~1).
     #[arg(long, value_name = "REV")]
     pub(super) base: Option<String>,
-    /// Compare this revision (default: GITHUB_SHA, else HEAD).
+    /// Compare this revision (implies --changed; default: GITHUB_SHA, else HEAD).
     #[arg(long, value_name = "REV")]
     pub(super) head: Option<String>,
-    /// Every service, whatever changed.
+    /// Every service, whatever changed (the default outside a CI event).
     #[arg(long, conflicts_with = "base")]
     pub(super) all: bool,
 }
@@ -277,6 +282,7 @@ impl ChangeArgs {
             head: self.head.clone(),
             services: services.to_vec(),
             all: self.all,
+            changed: self.changed,
         }
     }
 }

@@ -91,6 +91,7 @@ impl Renderer {
 
 /// The plan, briefly, on stderr.
 fn plan_summary(plan: &Plan) {
+    eprintln!("selected: {}", plan.rule);
     if let (Some(b), Some(h)) = (&plan.base, &plan.head) {
         eprintln!("changes {}..{}", short_rev(b), short_rev(h));
     }
@@ -112,7 +113,12 @@ pub fn plan_text(r: &PlanReport) {
     if let (Some(b), Some(h)) = (&plan.base, &plan.head) {
         println!("comparing {b} .. {h}");
     }
-    println!("{} of {} services to build", plan.services.len(), r.total);
+    println!(
+        "{} of {} services to build: {}",
+        plan.services.len(),
+        r.total,
+        plan.rule
+    );
     for s in &plan.services {
         println!("  {:<12} {}", s.service, s.reason);
     }

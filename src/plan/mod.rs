@@ -57,6 +57,8 @@ pub enum Trigger {
 pub struct CiContext {
     /// The trigger.
     pub trigger: Trigger,
+    /// `GITHUB_EVENT_NAME`, when this runs for a CI event.
+    pub event: Option<String>,
     /// The branch being built (the PR's source branch on pull requests), if known.
     pub branch: Option<String>,
     /// A `refs/tags/...` name when a tag was pushed.
@@ -107,6 +109,7 @@ impl CiContext {
             _ => github_ref.strip_prefix("refs/heads/").map(str::to_string),
         };
         Ok(CiContext {
+            event: event_name.clone(),
             git_tag: github_ref.strip_prefix("refs/tags/").map(str::to_string),
             trigger,
             branch,
@@ -132,6 +135,8 @@ pub struct Selected {
 /// The services to build.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// Which rule selected the services, for people (e.g. "changed since the last push").
+    pub rule: String,
     /// Base commit compared, when detection ran.
     pub base: Option<String>,
     /// Head commit compared, when detection ran.
@@ -153,6 +158,8 @@ pub struct PlanOptions {
     pub services: Vec<String>,
     /// All services.
     pub all: bool,
+    /// Compare commits even outside a CI event (`--changed`).
+    pub changed: bool,
 }
 
 /// Whether config-relative `path` falls under `pattern` (a directory with a trailing `/`, a
@@ -201,15 +208,27 @@ pub fn plan(
     opts: &PlanOptions,
 ) -> Result<Plan, PlanError> {
     let mut plan = Plan {
+        rule: String::new(),
         base: None,
         head: None,
         services: vec![],
         skipped: vec![],
     };
-    if let Some(services) = requested(config, ctx, opts)? {
+    if let Some((rule, services)) = requested(config, ctx, opts)? {
+        plan.rule = rule.to_string();
         plan.services = services;
         return Ok(plan);
     }
+    let explicit = opts.changed || opts.base.is_some() || opts.head.is_some();
+    if !explicit && ctx.event.is_none() {
+        plan.rule = "every service: not a CI event (--changed compares commits)".into();
+        plan.services = everything(config, "every service outside CI");
+        return Ok(plan);
+    }
+    plan.rule = match (&ctx.event, explicit) {
+        (Some(e), false) => format!("what changed ({e} event)"),
+        _ => "what changed (--changed)".to_string(),
+    };
     let Some(git) = git else {
         plan.services = everything(
             config,
@@ -244,9 +263,9 @@ fn requested(
     config: &Config,
     ctx: &CiContext,
     opts: &PlanOptions,
-) -> Result<Option<Vec<Selected>>, PlanError> {
+) -> Result<Option<(&'static str, Vec<Selected>)>, PlanError> {
     if opts.all {
-        return Ok(Some(everything(config, "--all")));
+        return Ok(Some(("every service (--all)", everything(config, "--all"))));
     }
     if !opts.services.is_empty() {
         let named = config
@@ -258,14 +277,14 @@ fn requested(
                 reason: "named".into(),
             })
             .collect();
-        return Ok(Some(named));
+        return Ok(Some(("the services named (--service)", named)));
     }
     let Trigger::Dispatch { services } = &ctx.trigger else {
         return Ok(None);
     };
     let input = services.as_deref().unwrap_or("all").trim();
     if input.is_empty() || input == "all" {
-        return Ok(Some(everything(config, "manual run: all")));
+        return Ok(Some(("manual run", everything(config, "manual run: all"))));
     }
     let names: Vec<String> = input
         .split(',')
@@ -281,7 +300,7 @@ fn requested(
             reason: "manual run".into(),
         })
         .collect();
-    Ok(Some(selected))
+    Ok(Some(("manual run", selected)))
 }
 
 /// What to compare the head with.

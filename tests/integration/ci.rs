@@ -64,9 +64,14 @@ fn oci_env(p: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
     c.output().unwrap()
 }
 
+/// The services `plan` selects: by change detection (the default in a CI event, `--changed`
+/// without one).
 fn planned(p: &Path, env: &[(&str, String)]) -> Vec<String> {
-    let v: Value =
-        serde_json::from_str(&ok(oci_env(p, &["plan", "--format", "json"], env))).unwrap();
+    let mut args = vec!["plan", "--format", "json"];
+    if env.is_empty() {
+        args.push("--changed");
+    }
+    let v: Value = serde_json::from_str(&ok(oci_env(p, &args, env))).unwrap();
     v["services"]
         .as_array()
         .unwrap()
@@ -97,7 +102,7 @@ fn changes_select_services() {
     assert_eq!(planned(&p, &[]), ["cart"]);
     let matrix: Value = serde_json::from_str(&ok(oci_env(
         &p,
-        &["plan", "--format", "github-matrix"],
+        &["plan", "--format", "github-matrix", "--changed"],
         &[],
     )))
     .unwrap();
@@ -126,15 +131,28 @@ fn changes_select_services() {
     fs::write(p.join("README.txt"), "docs\n").unwrap();
     commit(&p, "docs");
     assert!(planned(&p, &[]).is_empty());
+    let text = ok(oci_env(&p, &["plan", "--changed"], &[]));
+    assert!(
+        text.contains("0 of 5 services to build: what changed (--changed)"),
+        "{text}"
+    );
+    // Without --changed and outside a CI event: every service, and the output says why.
     let text = ok(oci_env(&p, &["plan"], &[]));
-    assert!(text.contains("0 of 5 services to build"), "{text}");
+    assert!(
+        text.contains("5 of 5 services to build: every service: not a CI event"),
+        "{text}"
+    );
     // A shared path (the config itself) marks every service.
     let cfg = fs::read_to_string(p.join("ocibuild.toml")).unwrap();
     fs::write(p.join("ocibuild.toml"), format!("# changed\n{cfg}")).unwrap();
     let base = commit(&p, "config");
     assert_eq!(planned(&p, &[]).len(), 5);
-    let v: Value =
-        serde_json::from_str(&ok(oci_env(&p, &["plan", "--format", "json"], &[]))).unwrap();
+    let v: Value = serde_json::from_str(&ok(oci_env(
+        &p,
+        &["plan", "--format", "json", "--changed"],
+        &[],
+    )))
+    .unwrap();
     assert_eq!(
         v["services"][0]["reason"],
         "shared path changed: ocibuild.toml"
@@ -142,8 +160,12 @@ fn changes_select_services() {
     // A service whose sources were deleted is skipped, with the reason.
     git(&p, &["rm", "-q", "-r", "src/orders"]);
     commit(&p, "drop orders");
-    let v: Value =
-        serde_json::from_str(&ok(oci_env(&p, &["plan", "--format", "json"], &[]))).unwrap();
+    let v: Value = serde_json::from_str(&ok(oci_env(
+        &p,
+        &["plan", "--format", "json", "--changed"],
+        &[],
+    )))
+    .unwrap();
     assert_eq!(v["services"], json!([]));
     assert_eq!(v["skipped"][0]["service"], "orders");
     assert!(v["skipped"][0]["reason"]
@@ -259,7 +281,7 @@ fn a_shallow_clone_says_how_to_fix_it() {
             &format!("file://{}", p.display()),
         ])
         .arg(&shallow));
-    let err = fails(oci_env(&shallow, &["plan"], &[]));
+    let err = fails(oci_env(&shallow, &["plan", "--changed"], &[]));
     assert!(
         err.contains("shallow") && err.contains("fetch-depth: 0"),
         "{err}"

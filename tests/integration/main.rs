@@ -12,6 +12,7 @@ mod layering;
 mod moto;
 mod proxy;
 mod push;
+mod readme;
 mod registry;
 mod remote_base;
 mod reproducible;
