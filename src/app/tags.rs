@@ -34,7 +34,12 @@ pub fn facts(
             release.push(t.clone());
         }
     }
+    let on_default_branch = match (git, &head, release.is_empty()) {
+        (Some(g), Some(h), false) => on_default_branch(g, h, &config.default_branch),
+        _ => None,
+    };
     Ok(TagFacts {
+        on_default_branch,
         commit_time: match (git, &head) {
             (Some(g), Some(h)) => Some(g.commit_time(h).map_err(git_err)?),
             _ => None,
@@ -50,4 +55,13 @@ pub fn facts(
         pr,
         release,
     })
+}
+
+/// Whether commit `head` is on the history of `default` (its remote-tracking branch, else the
+/// local one); `None` when this clone has neither.
+fn on_default_branch(git: &Git, head: &str, default: &str) -> Option<bool> {
+    [format!("origin/{default}"), default.to_string()]
+        .into_iter()
+        .find(|r| git.has_commit(r))
+        .map(|r| git.is_ancestor(head, &r))
 }

@@ -122,6 +122,12 @@ impl Git {
             .collect())
     }
 
+    /// Whether `ancestor` is on the history of `rev` (both must exist).
+    pub fn is_ancestor(&self, ancestor: &str, rev: &str) -> bool {
+        self.run(&["merge-base", "--is-ancestor", ancestor, rev])
+            .is_ok()
+    }
+
     /// The current branch, if HEAD is on one.
     pub fn branch(&self) -> Option<String> {
         self.run(&["symbolic-ref", "--quiet", "--short", "HEAD"])

@@ -509,6 +509,9 @@ pub struct TagFacts {
     pub pr: Option<u64>,
     /// `v*` git tags of the head commit (or the pushed tag).
     pub release: Vec<String>,
+    /// Whether the head commit is on the default branch's history (checked for release builds,
+    /// where no branch is known); `None`: not known (the branch is not in this clone).
+    pub on_default_branch: Option<bool>,
 }
 
 /// The tag kinds understood besides literal tags.
@@ -534,6 +537,27 @@ pub struct ResolvedTags {
     pub tags: Vec<String>,
     /// Why a kind gave no tag here.
     pub notes: Vec<String>,
+}
+
+/// Whether `latest` is written: only for the default branch, or for a release tag whose commit
+/// is on the default branch's history. Otherwise why not.
+fn latest(f: &TagFacts) -> Result<(), String> {
+    let default = &f.default_branch;
+    match (&f.branch, f.pr, f.release.first(), f.on_default_branch) {
+        (_, Some(_), ..) => Err("this is a pull request".into()),
+        (Some(b), None, ..) if b == default => Ok(()),
+        (Some(b), None, ..) => Err(format!("branch {b} is not the default branch {default}")),
+        (None, None, Some(_), Some(true)) => Ok(()),
+        (None, None, Some(t), Some(false)) => Err(format!(
+            "release {t} is not on the history of the default branch {default}"
+        )),
+        (None, None, Some(t), None) => Err(format!(
+            "the default branch {default} is not in this clone to check release {t} against (fetch it: actions/checkout with fetch-depth: 0)"
+        )),
+        (None, None, None, _) => Err(format!(
+            "no branch is known here, and latest is only for the default branch {default}"
+        )),
+    }
 }
 
 /// Turn a tag list (kinds and literals) into tags; also returns notes on kinds skipped here.
@@ -562,18 +586,9 @@ pub fn resolve_tags(list: &[String], f: &TagFacts) -> Result<ResolvedTags, PlanE
                 };
                 tags.push(crate::spec::compact_utc(t));
             }
-            "latest" => match (&f.branch, f.pr) {
-                (_, Some(_)) => notes.push("latest: skipped on a pull request".to_string()),
-                (Some(b), None) if *b == f.default_branch => tags.push("latest".into()),
-                (Some(b), None) => notes.push(format!(
-                    "latest: skipped, branch {b} is not the default branch {}",
-                    f.default_branch
-                )),
-                // No branch at all (not a git repository, no CI): nothing says otherwise.
-                (None, None) => {
-                    notes.push("latest: written, no branch is known here".into());
-                    tags.push("latest".into());
-                }
+            "latest" => match latest(f) {
+                Ok(()) => tags.push("latest".into()),
+                Err(why) => notes.push(format!("latest: skipped, {why}")),
             },
             "pr" => match f.pr {
                 Some(n) => tags.push(format!("pr-{n}")),
@@ -626,6 +641,7 @@ mod tests {
             default_branch: "main".into(),
             pr: None,
             release: vec![],
+            on_default_branch: None,
         }
     }
 
@@ -659,16 +675,31 @@ mod tests {
         let ResolvedTags { tags: t, notes } = resolve_tags(&list("sha,latest"), &f).unwrap();
         assert_eq!(t, ["3f9a1c2"]);
         assert!(notes[0].contains("branch feature/x is not the default branch main"));
-        let ResolvedTags { tags: t, notes } = resolve_tags(
-            &list("latest"),
-            &TagFacts {
-                branch: None,
-                ..facts()
-            },
-        )
-        .unwrap();
-        assert_eq!(t, ["latest"]);
-        assert!(notes[0].contains("no branch"));
+        let no_branch = TagFacts {
+            branch: None,
+            ..facts()
+        };
+        let ResolvedTags { tags: t, notes } =
+            resolve_tags(&list("sha,latest"), &no_branch).unwrap();
+        assert_eq!(t, ["3f9a1c2"], "no branch known: no latest");
+        assert!(notes[0].contains("no branch is known here"), "{notes:?}");
+        // A release tag: latest only when its commit is on the default branch's history.
+        let release = |on: Option<bool>| TagFacts {
+            release: vec!["v2.0.0".into()],
+            on_default_branch: on,
+            ..no_branch.clone()
+        };
+        let t = resolve_tags(&list("release,latest"), &release(Some(true))).unwrap();
+        assert_eq!(t.tags, ["v2.0.0", "latest"]);
+        let t = resolve_tags(&list("release,latest"), &release(Some(false))).unwrap();
+        assert_eq!(t.tags, ["v2.0.0"]);
+        assert!(
+            t.notes[0].contains("not on the history of the default branch main"),
+            "{:?}",
+            t.notes
+        );
+        let t = resolve_tags(&list("release,latest"), &release(None)).unwrap();
+        assert!(t.notes[0].contains("fetch-depth: 0"), "{:?}", t.notes);
         let f = TagFacts {
             pr: Some(42),
             ..facts()

@@ -540,3 +540,55 @@ fn the_shipped_workflow_is_valid_and_its_commands_parse() {
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+#[test]
+fn latest_goes_only_to_the_default_branch_and_to_releases_on_its_history() {
+    let reg = TestRegistry::start(None);
+    let (t, p) = repo();
+    let cfg = docker_config(t.path(), "{}");
+    // A release tag on main's history, and one on a branch that never reached main.
+    git(&p, &["tag", "v1.0.0"]);
+    git(&p, &["checkout", "-q", "-b", "experiment"]);
+    fs::write(p.join("src/cart/target/static/index.html"), "experiment\n").unwrap();
+    commit(&p, "experiment");
+    git(&p, &["tag", "v1.1.0-rc"]);
+    let tags_for = |tag: &str| {
+        git(&p, &["checkout", "-q", tag]);
+        let mut env = event(
+            t.path(),
+            "push",
+            json!({"before": "0000000000000000000000000000000000000000"}),
+        );
+        env.push(("GITHUB_REF", format!("refs/tags/{tag}")));
+        env.push(("DOCKER_CONFIG", cfg.to_string_lossy().into_owned()));
+        let o = oci_env(
+            &p,
+            &[
+                "push",
+                "--registry",
+                &reg.host(),
+                "--tag",
+                "release,latest",
+                "--service",
+                "cart",
+                "--format",
+                "json",
+                "--dry-run",
+            ],
+            &env,
+        );
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        let v: Value = serde_json::from_str(&ok(o)).unwrap();
+        (v[0]["tags"].clone(), err)
+    };
+    let (tags, _) = tags_for("v1.0.0");
+    assert_eq!(tags, json!(["v1.0.0", "latest"]));
+    let (tags, err) = tags_for("v1.1.0-rc");
+    assert_eq!(tags, json!(["v1.1.0-rc"]));
+    assert!(
+        err.contains(
+            "latest: skipped, release v1.1.0-rc is not on the history of the default branch main"
+        ),
+        "{err}"
+    );
+}
