@@ -90,32 +90,90 @@ pub(crate) async fn wait_all(
     let jobs = targets.iter().map(|t| async move {
         let mut results = Vec::new();
         for d in &t.digests {
-            results.push(scan::wait_and_read(ecr, &t.repository, d, policy.wait).await?);
+            // A scan that cannot be read is reported (status ERROR), not fatal: the images are
+            // pushed, and scans are informational unless a gate is asked for.
+            let r = scan::wait_and_read(ecr, &t.repository, d, policy.wait).await;
+            results.push(r.unwrap_or_else(|e| {
+                ScanResult::new(&t.repository, d, "ERROR".into(), Some(e.to_string()))
+            }));
         }
-        Ok::<_, crate::ecr::EcrError>(ServiceScans {
+        ServiceScans {
             service: t.service.clone(),
             results,
-        })
+        }
     });
-    let services = futures_util::future::try_join_all(jobs).await?;
+    let services = futures_util::future::join_all(jobs).await;
+    for s in &services {
+        for r in s.results.iter().filter(|r| r.status == "ERROR") {
+            let why = r.description.as_deref().unwrap_or("no reason given");
+            events(Event::Warning(format!(
+                "scan of {} {}@{} could not be read: {why}",
+                s.service, r.repository, r.digest
+            )));
+        }
+    }
     events(Event::Scanned(services.clone()));
     let failure = fails(&services, policy.fail_on.as_deref());
     Ok(ScanReport { services, failure })
 }
 
-/// The services (and manifests) with a finding at `fail_on` or worse; `None` when none, or
-/// when no gate is asked for.
+/// Why the gate fails: the services (and manifests) with a finding at `fail_on` or worse, or
+/// whose scan did not complete (a gate cannot pass without a result); `None` when it passes,
+/// or when no gate is asked for.
 pub fn fails(results: &[ServiceScans], fail_on: Option<&str>) -> Option<String> {
     let limit = scan::rank(fail_on?);
     let bad: Vec<String> = results
         .iter()
         .flat_map(|s| s.results.iter().map(move |r| (&s.service, r)))
-        .filter(|(_, r)| {
-            r.counts
+        .filter_map(|(svc, r)| {
+            let at = format!("{svc} ({})", r.digest.chars().take(19).collect::<String>());
+            if r.status != "COMPLETE" {
+                return Some(format!("{at}: the scan did not complete ({})", r.status));
+            }
+            let found = r
+                .counts
                 .iter()
-                .any(|(sev, n)| *n > 0 && scan::rank(sev) <= limit)
+                .any(|(sev, n)| *n > 0 && scan::rank(sev) <= limit);
+            found.then_some(at)
         })
-        .map(|(svc, r)| format!("{svc} ({})", r.digest.chars().take(19).collect::<String>()))
         .collect();
     (!bad.is_empty()).then(|| bad.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scans(status: &str, high: i64) -> Vec<ServiceScans> {
+        let mut r = ScanResult::new("shop/cart", "sha256:abcdef0123456789", status.into(), None);
+        if high > 0 {
+            r.counts.insert("HIGH".into(), high);
+        }
+        vec![ServiceScans {
+            service: "cart".into(),
+            results: vec![r],
+        }]
+    }
+
+    #[test]
+    fn the_gate_needs_a_result_and_judges_findings() {
+        assert_eq!(
+            fails(&scans("COMPLETE", 1), None),
+            None,
+            "no gate: informational"
+        );
+        assert_eq!(fails(&scans("TIMED_OUT", 0), None), None);
+        assert_eq!(fails(&scans("COMPLETE", 0), Some("HIGH")), None);
+        let bad = fails(&scans("COMPLETE", 1), Some("CRITICAL"));
+        assert_eq!(bad, None, "HIGH is below a CRITICAL gate");
+        let bad = fails(&scans("COMPLETE", 1), Some("HIGH")).unwrap();
+        assert_eq!(bad, "cart (sha256:abcdef012345)");
+        for status in ["TIMED_OUT", "FAILED", "ERROR"] {
+            let bad = fails(&scans(status, 0), Some("CRITICAL")).unwrap();
+            assert!(
+                bad.contains(&format!("did not complete ({status})")),
+                "{bad}"
+            );
+        }
+    }
 }

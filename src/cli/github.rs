@@ -65,6 +65,14 @@ fn scan_cell(s: &ServiceOutcome) -> String {
     let Some(results) = &s.scan else {
         return String::new();
     };
+    let incomplete: Vec<&str> = results
+        .iter()
+        .filter(|r| r.status != "COMPLETE")
+        .map(|r| r.status.as_str())
+        .collect();
+    if !incomplete.is_empty() {
+        return incomplete.join(", ");
+    }
     let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
     for r in results {
         for (k, v) in &r.counts {
@@ -128,6 +136,16 @@ pub fn write_summary_built(built: &[ServiceReport], tags: &[String]) -> anyhow::
 
 /// One `::warning` annotation per CRITICAL or HIGH finding of `r`.
 pub fn annotate_scan(service: &str, r: &ScanResult) {
+    if r.status != "COMPLETE" {
+        let why = r.description.as_deref().unwrap_or("no result");
+        println!(
+            "::warning title={service}: scan {}::{}@{}: {}",
+            r.status,
+            r.repository,
+            r.digest,
+            why.replace(['\n', '\r'], " ")
+        );
+    }
     for f in &r.findings {
         println!(
             "::warning title={service}: {} {}::{} in {} ({})",

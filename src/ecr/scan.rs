@@ -65,7 +65,13 @@ fn image(digest: &str) -> ImageIdentifier {
 }
 
 impl ScanResult {
-    fn new(repository: &str, digest: &str, status: String, description: Option<String>) -> Self {
+    /// A result with no findings (yet): `status` and why.
+    pub fn new(
+        repository: &str,
+        digest: &str,
+        status: String,
+        description: Option<String>,
+    ) -> Self {
         ScanResult {
             repository: repository.into(),
             digest: digest.into(),

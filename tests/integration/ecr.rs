@@ -657,3 +657,77 @@ fn an_expired_registry_password_is_renewed_once_and_manifest_puts_are_paced() {
         );
     }
 }
+
+#[test]
+fn a_scan_that_cannot_be_read_warns_and_the_push_and_its_outputs_stand() {
+    let reg = TestRegistry::start(Some(("AWS", TOKEN_PASSWORD)));
+    let ep = fake_ecr(Arc::new(move |op: &str, _: &Value| match op {
+        "GetAuthorizationToken" => {
+            use base64::Engine;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("AWS:{TOKEN_PASSWORD}"));
+            (
+                200,
+                json!({"authorizationData": [{"authorizationToken": token, "expiresAt": 4102444800.0, "proxyEndpoint": "https://x"}]}),
+            )
+        }
+        _ => (
+            400,
+            json!({"__type": "AccessDeniedException", "message": "User is not authorized to perform: ecr:DescribeImageScanFindings"}),
+        ),
+    }));
+    let (t, p) = ecr_project(&reg.host(), "");
+    let output = t.path().join("github-output");
+    let summary = t.path().join("summary.md");
+    let report = t.path().join("report.json");
+    let push = |extra: &[&str]| {
+        let mut args = vec![
+            "push",
+            "--service",
+            "cart",
+            "--scan",
+            "--wait",
+            "5s",
+            "--report",
+        ];
+        args.push(report.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+        c.args(&args).current_dir(&p);
+        c.env("DOCKER_CONFIG", p.join(".no-docker-config"));
+        aws_env(&mut c, &ep);
+        c.env("SOURCE_DATE_EPOCH", "0")
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_OUTPUT", &output)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .output()
+            .unwrap()
+    };
+    let o = push(&[]);
+    let text = both(&o);
+    assert!(o.status.success(), "scans are informational: {text}");
+    assert!(
+        text.contains("warning: scan of cart") && text.contains("could not be read"),
+        "{text}"
+    );
+    assert!(
+        text.contains("::warning title=cart: scan ERROR::"),
+        "{text}"
+    );
+    let v: Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    assert_eq!(v[0]["scan"][0]["status"], "ERROR", "{v}");
+    assert!(fs::read_to_string(&output)
+        .unwrap()
+        .contains("cart-digest=sha256:"));
+    assert!(fs::read_to_string(&summary)
+        .unwrap()
+        .contains("| ERROR, ERROR |"));
+    // A gate cannot pass without a result.
+    let o = push(&["--fail-on", "CRITICAL"]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        both(&o).contains("the scan did not complete (ERROR)"),
+        "{}",
+        both(&o)
+    );
+}
