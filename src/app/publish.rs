@@ -326,10 +326,11 @@ impl Push<'_> {
 
     fn ensure_repositories(&self, ecr: &Ecr, images: &[Opened]) -> Result<(), AppError> {
         let repositories: Vec<String> = images.iter().map(|i| i.repository.clone()).collect();
-        let mut policy = self.req.tags.clone();
-        if policy.is_empty() {
-            policy.push("latest".into());
-        }
+        // The kinds this push writes, else what the project pushes (`[ci] tags`).
+        let policy = match self.req.tags.is_empty() {
+            true => self.config.tag_kinds.clone(),
+            false => self.req.tags.clone(),
+        };
         let settings = super::repos::Settings {
             config: self.config,
             tag_policy: &policy,

@@ -16,7 +16,7 @@ pub struct EnsureRequest {
     pub services: Vec<String>,
     /// Registry (default: the config's).
     pub registry: Option<String>,
-    /// The tag kinds pushed, to check lifecycle rules against.
+    /// The tag kinds pushed, to check lifecycle rules against (empty: the config's `[ci] tags`).
     pub tag_policy: Vec<String>,
     /// Only plan.
     pub dry_run: bool,
@@ -35,9 +35,13 @@ pub fn ensure(req: &EnsureRequest, events: Events<'_>) -> Result<Vec<RepoPlan>, 
         .collect();
     let runtime = super::runtime()?;
     let ecr = runtime.block_on(access::connect_ecr(&registry))?;
+    let tag_policy = match req.tag_policy.is_empty() {
+        true => config.tag_kinds.clone(),
+        false => req.tag_policy.clone(),
+    };
     let settings = Settings {
         config: &config,
-        tag_policy: &req.tag_policy,
+        tag_policy: &tag_policy,
         dry_run: req.dry_run,
     };
     runtime.block_on(settings.apply(&ecr, &repositories, events))

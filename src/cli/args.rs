@@ -48,13 +48,13 @@ pub(super) struct EnsureArgs {
     /// Only print the plan.
     #[arg(long)]
     pub(super) dry_run: bool,
-    /// The tags ocibuild writes, to check the lifecycle rules against.
+    /// The tag kinds pushed, to check the lifecycle rules against (default: `[ci] tags` in the
+    /// config, itself by default sha,timestamp,latest,pr,release).
     #[arg(
         long = "tag",
         alias = "tags",
         value_name = "KINDS",
-        value_delimiter = ',',
-        default_value = "sha,timestamp,latest"
+        value_delimiter = ','
     )]
     pub(super) tag_policy: Vec<String>,
     /// Output format.

@@ -67,6 +67,9 @@ pub struct Config {
     pub shared_paths: Vec<String>,
     /// The branch that gets the `latest` tag.
     pub default_branch: String,
+    /// The tag kinds (and literal tags) the project pushes (`[ci] tags`): what `repos ensure`
+    /// and `push --create-repos` check the lifecycle rules against.
+    pub tag_kinds: Vec<String>,
     /// How layers are compressed (`[build] compression`, `compression_level`).
     pub compression: Compression,
 }

@@ -79,7 +79,7 @@ impl Config {
             None => RepositorySettings::default(),
             Some(r) => parse_repositories(&text, r)?,
         };
-        let (shared_paths, default_branch) = parse_ci(file, raw.ci);
+        let (shared_paths, default_branch, tag_kinds) = parse_ci(file, raw.ci);
         Ok(Config {
             file: file.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -89,6 +89,7 @@ impl Config {
             repositories,
             shared_paths,
             default_branch,
+            tag_kinds,
             compression,
         })
     }
@@ -304,18 +305,26 @@ fn lifecycle_rule(l: RawLifecycleRule) -> LifecycleRule {
 
 /// `[ci]`: the paths whose change marks every service changed (default: the config file) and
 /// the branch that gets `latest` (default: main).
-fn parse_ci(file: &Path, raw: Option<RawCi>) -> (Vec<String>, String) {
+/// The tag kinds pushed when `[ci] tags` says nothing.
+pub const DEFAULT_TAG_KINDS: [&str; 5] = ["sha", "timestamp", "latest", "pr", "release"];
+
+/// `[ci]`: shared paths, the default branch, the tag kinds pushed.
+fn parse_ci(file: &Path, raw: Option<RawCi>) -> (Vec<String>, String, Vec<String>) {
     let file_name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| DEFAULT_FILE.to_string());
+    let default_kinds = || DEFAULT_TAG_KINDS.iter().map(|k| k.to_string()).collect();
     match raw {
-        None => (vec![file_name], "main".to_string()),
+        None => (vec![file_name], "main".to_string(), default_kinds()),
         Some(ci) => (
             ci.shared_paths
                 .map(|p| p.into_iter().map(|g| g.0).collect())
                 .unwrap_or_else(|| vec![file_name]),
             ci.default_branch.unwrap_or_else(|| "main".into()),
+            ci.tags
+                .map(|t| t.into_iter().map(|t| t.0).collect())
+                .unwrap_or_else(default_kinds),
         ),
     }
 }
@@ -598,6 +607,21 @@ modes = { "bin/*" = "0750" }
         let e = err(&src.replace("\"KMS\"", "\"DES\""));
         assert!(
             e.starts_with("ocibuild.toml:3:14:") && e.contains("unknown encryption"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ci_tags_default_to_every_kind_and_are_checked() {
+        assert_eq!(
+            parse(MINIMAL).unwrap().tag_kinds,
+            ["sha", "timestamp", "latest", "pr", "release"]
+        );
+        let c = parse(&format!("[ci]\ntags = [\"sha\", \"stable\"]\n{MINIMAL}")).unwrap();
+        assert_eq!(c.tag_kinds, ["sha", "stable"]);
+        let e = err(&format!("[ci]\ntags = [\"bad tag\"]\n{MINIMAL}"));
+        assert!(
+            e.starts_with("ocibuild.toml:2:") && e.contains("invalid tag"),
             "{e}"
         );
     }

@@ -163,6 +163,7 @@ pub(super) struct RawFile {
 pub(super) struct RawCi {
     pub(super) shared_paths: Option<Vec<GlobText>>,
     pub(super) default_branch: Option<String>,
+    pub(super) tags: Option<Vec<TagText>>,
 }
 
 #[derive(Deserialize)]
@@ -270,4 +271,21 @@ pub(super) struct RawLayer {
     pub(super) preserve_modes: bool,
     #[serde(default)]
     pub(super) setid: bool,
+}
+
+/// A tag kind (`sha`, `timestamp`, ...) or a literal tag: a valid tag either way.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+pub(super) struct TagText(pub(super) String);
+impl TryFrom<String> for TagText {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if crate::spec::is_valid_tag(&s) {
+            Ok(TagText(s))
+        } else {
+            Err(format!(
+                "invalid tag {s:?}: use sha, timestamp, latest, pr, release or a literal tag"
+            ))
+        }
+    }
 }

@@ -57,6 +57,7 @@ fn examples(tag_policy: &[String]) -> Vec<(String, String)> {
                 "sha" => "3f9a1c2".to_string(),
                 "timestamp" => "20260101-120000".to_string(),
                 "pr" => "pr-123".to_string(),
+                "release" => "v1.2.3".to_string(),
                 other => other.to_string(),
             };
             (t.clone(), example)
@@ -196,5 +197,20 @@ mod tests {
         assert!(wildcard("*", "anything"));
         assert!(wildcard("2026????-*", "20260101-120000"));
         assert!(!wildcard("v*", "3f9a1c2"));
+    }
+
+    #[test]
+    fn release_tags_start_with_v_so_the_default_rule_covers_them() {
+        let w = check_against_tags(
+            &default_lifecycle(),
+            &tags("sha,timestamp,latest,pr,release"),
+        );
+        assert!(!w.iter().any(|w| w.contains("rule 1")), "{w:?}");
+        assert!(
+            w.iter().any(|w| w.contains("sha and timestamp and pr")),
+            "{w:?}"
+        );
+        let w = check_against_tags(&default_lifecycle(), &tags("release,latest"));
+        assert!(w.is_empty(), "{w:?}");
     }
 }

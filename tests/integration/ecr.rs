@@ -731,3 +731,34 @@ fn a_scan_that_cannot_be_read_warns_and_the_push_and_its_outputs_stand() {
         both(&o)
     );
 }
+
+#[test]
+fn repos_ensure_checks_the_lifecycle_against_the_configs_ci_tags() {
+    let moto = Moto::start();
+    let ep = moto.endpoint();
+    let ensure = |p: &Path, extra: &[&str]| {
+        let mut args = vec!["repos", "ensure", "--dry-run", "--service", "cart"];
+        args.extend_from_slice(extra);
+        let o = oci(p, &ep, &args);
+        let text = both(&o);
+        assert!(o.status.success(), "{text}");
+        text
+    };
+    // The default [ci] tags include release: the default v-prefix rule covers it.
+    let (_t, p) = ecr_project("127.0.0.1:1", "");
+    let text = ensure(&p, &[]);
+    assert!(
+        !text.contains("matches none"),
+        "release tags start with v: {text}"
+    );
+    assert!(
+        text.contains("images tagged sha and timestamp and pr"),
+        "{text}"
+    );
+    // Only releases and latest pushed: nothing grows without bound.
+    let (_t, p) = ecr_project("127.0.0.1:1", "[ci]\ntags = [\"release\", \"latest\"]\n");
+    let text = ensure(&p, &[]);
+    assert!(!text.contains("warning:"), "{text}");
+    // --tag wins over the config.
+    assert!(ensure(&p, &["--tag", "sha"]).contains("images tagged sha"));
+}
