@@ -27,7 +27,7 @@ use crate::platform::Platform;
 pub mod reports {
     pub use crate::build::ServiceReport;
     pub use crate::ecr::repos::RepoPlan;
-    pub use crate::ecr::scan::{ScanResult, SEVERITIES};
+    pub use crate::ecr::scan::{Finding, ScanResult, SEVERITIES};
     pub use crate::plan::Plan;
     pub use crate::transfer::{BlobOutcome, Event as TransferEvent, PushReport};
 }

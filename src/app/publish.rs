@@ -356,6 +356,7 @@ impl Push<'_> {
                 service: s.push.service.clone(),
                 repository: s.push.repository.clone(),
                 digests: s.push.manifest_digests.clone(),
+                platforms: s.push.manifest_platforms.clone(),
             })
             .collect();
         let scans =

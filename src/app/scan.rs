@@ -57,6 +57,8 @@ pub(crate) struct Target {
     pub service: String,
     pub repository: String,
     pub digests: Vec<String>,
+    /// The platform of each digest, when known.
+    pub platforms: Vec<String>,
 }
 
 /// Wait for and read the scans of the requested services' images.
@@ -75,6 +77,7 @@ pub fn scan(req: &ScanRequest, events: Events<'_>) -> Result<ScanReport, AppErro
             service: s.name.clone(),
             repository,
             digests,
+            platforms: vec![],
         });
     }
     runtime.block_on(wait_all(&ecr, &targets, &req.policy, events))
@@ -89,13 +92,15 @@ pub(crate) async fn wait_all(
 ) -> Result<ScanReport, AppError> {
     let jobs = targets.iter().map(|t| async move {
         let mut results = Vec::new();
-        for d in &t.digests {
+        for (i, d) in t.digests.iter().enumerate() {
             // A scan that cannot be read is reported (status ERROR), not fatal: the images are
             // pushed, and scans are informational unless a gate is asked for.
             let r = scan::wait_and_read(ecr, &t.repository, d, policy.wait).await;
-            results.push(r.unwrap_or_else(|e| {
+            let mut r = r.unwrap_or_else(|e| {
                 ScanResult::new(&t.repository, d, "ERROR".into(), Some(e.to_string()))
-            }));
+            });
+            r.platform = t.platforms.get(i).cloned();
+            results.push(r);
         }
         ServiceScans {
             service: t.service.clone(),

@@ -134,9 +134,10 @@ pub fn write_summary_built(built: &[ServiceReport], tags: &[String]) -> anyhow::
     append_to_env_file("GITHUB_STEP_SUMMARY", &md)
 }
 
-/// One `::warning` annotation per CRITICAL or HIGH finding of `r`.
-pub fn annotate_scan(service: &str, r: &ScanResult) {
-    if r.status != "COMPLETE" {
+/// The annotations of one service's scans: one per scan that did not complete, and one per
+/// CRITICAL or HIGH finding, naming every platform it was found on.
+pub fn annotate_scans(service: &str, results: &[ScanResult]) {
+    for r in results.iter().filter(|r| r.status != "COMPLETE") {
         let why = r.description.as_deref().unwrap_or("no result");
         println!(
             "::warning title={service}: scan {}::{}@{}: {}",
@@ -146,10 +147,53 @@ pub fn annotate_scan(service: &str, r: &ScanResult) {
             why.replace(['\n', '\r'], " ")
         );
     }
-    for f in &r.findings {
+    // One finding, wherever it was found: the platforms, in first-seen order.
+    let mut seen: Vec<(FindingAt<'_>, Vec<String>)> = Vec::new();
+    for r in results {
+        let platform = r
+            .platform
+            .clone()
+            .unwrap_or_else(|| short_digest(&r.digest));
+        for finding in &r.findings {
+            let key = FindingAt {
+                finding,
+                repository: &r.repository,
+            };
+            match seen.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, ps)) if !ps.contains(&platform) => ps.push(platform.clone()),
+                Some(_) => {}
+                None => seen.push((key, vec![platform.clone()])),
+            }
+        }
+    }
+    for (at, platforms) in seen {
+        let f = at.finding;
         println!(
-            "::warning title={service}: {} {}::{} in {} ({})",
-            f.severity, f.name, f.package, r.repository, f.link
+            "::warning title={service}: {} {}::{} in {} ({}) on {}",
+            f.severity,
+            f.name,
+            f.package,
+            at.repository,
+            f.link,
+            platforms.join(", ")
         );
     }
+}
+
+/// A finding in a repository (the same on every platform it was found on).
+struct FindingAt<'a> {
+    finding: &'a crate::app::reports::Finding,
+    repository: &'a str,
+}
+
+impl PartialEq for FindingAt<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        let (a, b) = (self.finding, o.finding);
+        (a.severity == b.severity && a.name == b.name && a.package == b.package)
+            && (a.link == b.link && self.repository == o.repository)
+    }
+}
+
+fn short_digest(d: &str) -> String {
+    d.chars().take(19).collect()
 }

@@ -74,13 +74,11 @@ impl Renderer {
             Event::Scanned(scans) => {
                 let github = super::github::active();
                 for s in &scans {
-                    for r in &s.results {
-                        if self.text {
-                            scan_rows(&s.service, r);
-                        }
-                        if github {
-                            super::github::annotate_scan(&s.service, r);
-                        }
+                    for r in s.results.iter().filter(|_| self.text) {
+                        scan_rows(&s.service, r);
+                    }
+                    if github {
+                        super::github::annotate_scans(&s.service, &s.results);
                     }
                 }
             }
@@ -157,8 +155,13 @@ fn scan_rows(service: &str, r: &ScanResult) {
     } else {
         counts.join(", ")
     };
+    let platform = r
+        .platform
+        .as_ref()
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
     println!(
-        "{} {}@{}: {} {counts}",
+        "{} {}@{}{platform}: {} {counts}",
         service,
         r.repository,
         short(&r.digest),

@@ -58,6 +58,9 @@ pub struct ScanResult {
     pub counts: BTreeMap<String, i64>,
     /// The CRITICAL and HIGH findings.
     pub findings: Vec<Finding>,
+    /// The platform of the image scanned (`os/arch[/variant]`), when the caller knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 fn image(digest: &str) -> ImageIdentifier {
@@ -79,6 +82,7 @@ impl ScanResult {
             description,
             counts: BTreeMap::new(),
             findings: vec![],
+            platform: None,
         }
     }
 }

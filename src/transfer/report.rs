@@ -106,6 +106,8 @@ pub struct PushReport {
     pub reference: String,
     /// Platform manifest digests.
     pub manifest_digests: Vec<String>,
+    /// The platform of each of `manifest_digests` (`os/arch[/variant]`).
+    pub manifest_platforms: Vec<String>,
     /// Tags written (or, on a dry run, that would be).
     pub tags: Vec<String>,
     /// Blobs uploaded.
@@ -138,14 +140,16 @@ impl PushReport {
     /// The report of `image` before anything was sent, for registry `host`.
     pub fn new(image: &TransferImage, host: &str, dry_run: bool) -> Self {
         let g = &image.graph;
-        let manifests = if g.is_index() {
-            g.images.iter().map(|i| i.doc.digest.to_string()).collect()
+        let (manifests, platforms) = if g.is_index() {
+            let d = g.images.iter().map(|i| i.doc.digest.to_string()).collect();
+            (d, g.images.iter().map(|i| i.platform.clone()).collect())
         } else {
-            vec![]
+            (vec![], vec![])
         };
         PushReport {
             reference: format!("{host}/{}@{}", image.repository, g.top.digest),
             manifest_digests: manifests,
+            manifest_platforms: platforms,
             tags: image.tags.clone(),
             base_name: g.base.as_ref().map(|b| b.name.clone()),
             base_digest: g.base.as_ref().map(|b| b.digest.clone()),
@@ -169,6 +173,7 @@ impl PushReport {
             index_digest: String::new(),
             reference: String::new(),
             manifest_digests: vec![],
+            manifest_platforms: vec![],
             tags: vec![],
             blobs_uploaded: 0,
             blobs_mounted: 0,

@@ -260,6 +260,36 @@ fn push_with_ecr_auth_create_repos_and_scan_findings() {
     assert_eq!(scans[0]["status"], "COMPLETE");
     assert_eq!(scans[0]["counts"]["HIGH"], 1);
     assert_eq!(scans[0]["findings"][0]["package"], "moto_fake 9.9.9");
+    assert_eq!(scans[0]["platform"], "linux/amd64");
+    assert_eq!(scans[1]["platform"], "linux/arm64/v8");
+    // On GitHub Actions: one annotation per finding, naming every platform it was found on.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocibuild"));
+    c.args([
+        "push",
+        "--scan",
+        "--wait",
+        "30s",
+        "--service",
+        "cart",
+        "-q",
+        "--layout",
+    ])
+    .arg(&layouts)
+    .current_dir(&p)
+    .env("SOURCE_DATE_EPOCH", "0")
+    .env("DOCKER_CONFIG", p.join(".no-docker-config"))
+    .env("GITHUB_ACTIONS", "true");
+    aws_env(&mut c, &ep);
+    let text = both(&c.output().unwrap());
+    let notes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("::warning") && l.contains("CVE-9999-9999"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{text}");
+    assert!(
+        notes[0].ends_with("on linux/amd64, linux/arm64/v8"),
+        "{text}"
+    );
 
     // `scan` on its own: --fail-on decides, annotations on GitHub Actions.
     let o = oci(&p, &ep, &["scan", "--service", "cart", "--fail-on", "HIGH"]);
