@@ -126,6 +126,21 @@ pub async fn wait_and_read(
                 start_scan(ecr, repository, digest).await?;
                 continue;
             }
+            Err(e) if e.code.as_deref() == Some("ScanNotFoundException") => {
+                // Just started: ECR may not list it yet. Ask again until the deadline.
+                if Instant::now() + delay > deadline {
+                    let why = format!("the scan started was still not found after {wait:?}");
+                    return Ok(ScanResult::new(
+                        repository,
+                        digest,
+                        "TIMED_OUT".into(),
+                        Some(why),
+                    ));
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(15));
+                continue;
+            }
             Err(e) => return Err(e),
         };
         let (status, description) = scan_status(&out);

@@ -792,3 +792,55 @@ fn repos_ensure_checks_the_lifecycle_against_the_configs_ci_tags() {
     // --tag wins over the config.
     assert!(ensure(&p, &["--tag", "sha"]).contains("images tagged sha"));
 }
+
+#[test]
+fn a_scan_started_but_not_yet_listed_is_asked_again_and_times_out_cleanly() {
+    let reg = TestRegistry::start(Some(("AWS", TOKEN_PASSWORD)));
+    let describes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let d2 = describes.clone();
+    let ep = fake_ecr(Arc::new(move |op: &str, _: &Value| match op {
+        "GetAuthorizationToken" => {
+            use base64::Engine;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("AWS:{TOKEN_PASSWORD}"));
+            (
+                200,
+                json!({"authorizationData": [{"authorizationToken": token, "expiresAt": 4102444800.0, "proxyEndpoint": "https://x"}]}),
+            )
+        }
+        "StartImageScan" => (200, json!({"imageScanStatus": {"status": "IN_PROGRESS"}})),
+        _ => {
+            d2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (
+                400,
+                json!({"__type": "ScanNotFoundException", "message": "Image scan does not exist"}),
+            )
+        }
+    }));
+    let (t, p) = ecr_project(&reg.host(), "");
+    let report = t.path().join("report.json");
+    let o = oci(
+        &p,
+        &ep,
+        &[
+            "push",
+            "--service",
+            "catalog",
+            "--platform",
+            "linux/amd64",
+            "--scan",
+            "--wait",
+            "2s",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    let text = both(&o);
+    assert!(o.status.success(), "{text}");
+    let v: Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    assert_eq!(v[0]["scan"][0]["status"], "TIMED_OUT", "{v}");
+    assert!(
+        describes.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "asked again"
+    );
+}
