@@ -25,6 +25,7 @@ declare -A want=(
   [openssl]=openssl
   [python3]=python3
   [git]=git
+  [curl]=curl
   [gzip]=gzip
   [zstd]=zstd
   [igzip]=isal

@@ -532,6 +532,30 @@ fn the_shipped_workflow_is_valid_and_its_commands_parse() {
     }
     let joined: Vec<String> = commands.iter().map(|c| c.join(" ")).collect();
     assert!(joined.iter().any(|c| c.starts_with("ocibuild plan")));
+    // A workflow users can copy: installed by the action, never built from this source; the
+    // layer cache (not ocibuild's own build) is what actions/cache keeps, per branch.
+    assert!(!text.contains("cargo install"), "{text}");
+    assert!(
+        !text.contains("hashFiles"),
+        "no cache key over the user's sources: {text}"
+    );
+    let uses = |prefix: &str| {
+        steps
+            .iter()
+            .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(prefix)))
+            .cloned()
+    };
+    assert!(uses("./").unwrap()["with"]["version"].as_str().is_some());
+    let cache = uses("actions/cache").unwrap();
+    assert!(cache["with"]["key"]
+        .as_str()
+        .unwrap()
+        .contains("github.ref_name"));
+    assert!(cache["with"]["restore-keys"].as_str().is_some());
+    assert!(
+        text.contains("env.ECR_REGISTRY == ''") && text.contains("exit 1"),
+        "fails early without a registry"
+    );
     assert!(joined.iter().any(|c| c.contains("push")
         && c.contains("--tag sha,timestamp,latest,pr")
         && c.contains("--scan")));
@@ -591,4 +615,90 @@ fn latest_goes_only_to_the_default_branch_and_to_releases_on_its_history() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn the_action_and_the_release_workflow_fit_together() {
+    let read = |p: &str| -> serde_yaml::Value {
+        serde_yaml::from_str(&fs::read_to_string(repo_root().join(p)).unwrap()).expect(p)
+    };
+    let action = read("action.yml");
+    assert_eq!(action["runs"]["using"], "composite");
+    assert_eq!(action["inputs"]["version"]["required"], true);
+    assert!(!action["inputs"]["command"].is_null());
+    let steps = action["runs"]["steps"].as_sequence().unwrap();
+    assert!(steps[0]["run"]
+        .as_str()
+        .unwrap()
+        .contains("scripts/install.sh"));
+    let release = read(".github/workflows/release.yml");
+    assert_eq!(release["on"]["push"]["tags"][0], "v*");
+    let matrix = release["jobs"]["build"]["strategy"]["matrix"]["include"]
+        .as_sequence()
+        .unwrap();
+    let targets: Vec<&str> = matrix
+        .iter()
+        .map(|m| m["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]
+    );
+    let text = fs::read_to_string(repo_root().join(".github/workflows/release.yml")).unwrap();
+    assert!(
+        text.contains("ocibuild-$version-${{ matrix.target }}.tar.gz")
+            && text.contains("SHA256SUMS")
+    );
+}
+
+#[test]
+fn the_install_script_installs_a_checked_release_asset_and_refuses_a_bad_one() {
+    require("curl");
+    let t = tempfile::tempdir().unwrap();
+    let target = match std::env::consts::ARCH {
+        "x86_64" => "x86_64-unknown-linux-gnu",
+        "aarch64" => "aarch64-unknown-linux-gnu",
+        other => panic!("no release target for {other}"),
+    };
+    // A release directory as release.yml makes it: the tarball and SHA256SUMS.
+    let assets = t.path().join("assets");
+    let staging = t.path().join("staging");
+    fs::create_dir_all(&assets).unwrap();
+    fs::create_dir_all(&staging).unwrap();
+    fs::copy(env!("CARGO_BIN_EXE_ocibuild"), staging.join("ocibuild")).unwrap();
+    let asset = format!("ocibuild-9.9.9-{target}.tar.gz");
+    run(Command::new("tar")
+        .args(["-czf"])
+        .arg(assets.join(&asset))
+        .args(["-C"])
+        .arg(&staging)
+        .arg("ocibuild"));
+    let sums = run(Command::new("sha256sum").arg(&asset).current_dir(&assets));
+    fs::write(assets.join("SHA256SUMS"), &sums).unwrap();
+    let install = |dest: &Path| {
+        Command::new("bash")
+            .arg(repo_root().join("scripts/install.sh"))
+            .env("OCIBUILD_VERSION", "v9.9.9")
+            .env("OCIBUILD_BASE_URL", format!("file://{}", assets.display()))
+            .env("OCIBUILD_INSTALL_DIR", dest)
+            .output()
+            .unwrap()
+    };
+    let good = t.path().join("good/bin");
+    let o = install(&good);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let version = run(Command::new(good.join("ocibuild")).arg("--version"));
+    assert!(version.starts_with("ocibuild "), "{version}");
+    // A checksum that does not match: refused, nothing installed, no fallback.
+    let other = "0".repeat(64);
+    fs::write(assets.join("SHA256SUMS"), format!("{other}  {asset}\n")).unwrap();
+    let bad = t.path().join("bad/bin");
+    let o = install(&bad);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refusing to install") && err.contains(&other),
+        "{err}"
+    );
+    assert!(!bad.join("ocibuild").exists());
 }
