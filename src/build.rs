@@ -15,8 +15,8 @@ use crate::layer::{self, LayerError};
 use crate::layout::{LayoutError, LayoutWriter};
 use crate::platform::Platform;
 use crate::spec::{
-    canonical_json, is_valid_tag, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME,
-    ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX,
+    canonical_json, check_tag, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME,
+    MEDIA_TYPE_INDEX,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -392,12 +392,7 @@ pub fn build(config: &Config, opts: &BuildOptions) -> Result<Vec<ServiceReport>,
         opts.tags.clone()
     };
     for t in &tags {
-        if !is_valid_tag(t) {
-            return Err(ConfigError(format!(
-                "invalid tag {t:?}: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'"
-            ))
-            .into());
-        }
+        check_tag(t).map_err(ConfigError)?;
     }
 
     let out = &opts.out;

@@ -83,6 +83,16 @@ pub fn is_valid_tag(tag: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// `Ok` for a valid tag, else why not (the message names the tag and the rule).
+pub fn check_tag(tag: &str) -> Result<(), String> {
+    if is_valid_tag(tag) {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid tag {tag:?}: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'"
+    ))
+}
+
 /// RFC 3339 UTC form of a Unix time, e.g. `1970-01-01T00:00:00Z`.
 pub fn rfc3339_utc(epoch: u64) -> String {
     let days = (epoch / 86_400) as i64;

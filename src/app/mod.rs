@@ -165,12 +165,9 @@ pub fn check_tags(tags: &[String], kinds: bool) -> Result<(), AppError> {
     if kinds {
         return crate::plan::validate_tags(tags).map_err(|e| AppError::Usage(e.0));
     }
-    match tags.iter().find(|t| !crate::spec::is_valid_tag(t)) {
-        Some(t) => Err(AppError::Usage(format!(
-            "invalid tag {t:?}: tags are 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'"
-        ))),
-        None => Ok(()),
-    }
+    tags.iter()
+        .try_for_each(|t| crate::spec::check_tag(t))
+        .map_err(AppError::Usage)
 }
 
 /// The async runtime a use case runs its network work on.
