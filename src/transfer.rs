@@ -396,7 +396,7 @@ impl<R: Registry> Finish<'_, R> {
             .await
         {
             Ok(()) => Ok(()),
-            Err(e) if refuses_to_move_tags(&e) => Err(TransferError::TagImmutable {
+            Err(e) if e.is_immutable_tag() => Err(TransferError::TagImmutable {
                 tag: t.to_string(),
                 repository: repo.clone(),
                 existing: now.map_or_else(|| "another image".to_string(), |d| d.to_string()),
@@ -405,13 +405,4 @@ impl<R: Registry> Finish<'_, R> {
             Err(e) => Err(TransferError::Manifest(e)),
         }
     }
-}
-
-/// Whether `e` is a registry refusing to move an existing tag: ECR's answer for an IMMUTABLE
-/// repository (400 `TAG_INVALID` "... cannot be overwritten", or
-/// `ImageTagAlreadyExistsException` through other front ends).
-fn refuses_to_move_tags(e: &RegistryError) -> bool {
-    let immutable =
-        e.code.as_deref() == Some("TAG_INVALID") && e.message.contains("cannot be overwritten");
-    e.status == Some(400) && (immutable || e.message.contains("ImageTagAlreadyExists"))
 }

@@ -39,6 +39,13 @@ impl RegistryError {
         }
     }
 
+    /// Whether this is a registry refusing to move an existing tag: ECR's answer for an
+    /// IMMUTABLE repository (400 `TAG_INVALID` "... cannot be overwritten", or
+    /// `ImageTagAlreadyExistsException` through other front ends).
+    pub fn is_immutable_tag(&self) -> bool {
+        self.status == Some(400) && immutable_tag(self.code.as_deref(), &self.message)
+    }
+
     /// Whether a retry may succeed: connection errors, 408, 429 and 5xx.
     pub fn is_retryable(&self) -> bool {
         match self.status {
@@ -103,7 +110,7 @@ impl RegistryError {
             (_, Some("NAME_UNKNOWN")) => Some(
                 "the repository does not exist: create it (for ECR: `ocibuild repos ensure`)".into(),
             ),
-            (_, Some("TAG_INVALID")) if message.contains("cannot be overwritten") => Some(
+            (_, c) if immutable_tag(c, &message) => Some(
                 "the repository's tags are immutable: push a new tag instead of reusing this one"
                     .into(),
             ),
@@ -147,6 +154,12 @@ pub fn strip_query(url: &url::Url) -> String {
     let _ = u.set_password(None);
     let _ = u.set_username("");
     u.to_string()
+}
+
+/// The code and message of a refusal to move an existing tag.
+fn immutable_tag(code: Option<&str>, message: &str) -> bool {
+    (code == Some("TAG_INVALID") && message.contains("cannot be overwritten"))
+        || message.contains("ImageTagAlreadyExists")
 }
 
 impl fmt::Display for RegistryError {
