@@ -467,6 +467,16 @@ impl RegistryClient {
         what: &str,
         accept: Option<&str>,
     ) -> Result<bool, RegistryError> {
+        Ok(self.head(repo, what, accept).await?.is_some())
+    }
+
+    /// `HEAD /v2/<repo>/<what>` (push scope): the answer's headers, `None` on 404.
+    pub(super) async fn head(
+        &self,
+        repo: &str,
+        what: &str,
+        accept: Option<&str>,
+    ) -> Result<Option<reqwest::header::HeaderMap>, RegistryError> {
         let url = self.url(&format!("v2/{repo}/{what}"));
         let scope = push_scope(repo);
         self.retry(|| async {
@@ -480,8 +490,8 @@ impl RegistryClient {
                 })
                 .await?;
             match resp.status() {
-                s if s.is_success() => Ok(true),
-                StatusCode::NOT_FOUND => Ok(false),
+                s if s.is_success() => Ok(Some(resp.headers().clone())),
+                StatusCode::NOT_FOUND => Ok(None),
                 _ => Err(error_from(&Method::HEAD, &url, resp).await),
             }
         })

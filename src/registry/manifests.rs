@@ -52,31 +52,17 @@ impl RegistryClient {
         repo: &str,
         reference: &str,
     ) -> Result<Option<Digest>, RegistryError> {
-        let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
-        let scope = push_scope(repo);
-        let header = self
-            .retry(|| async {
-                let resp = self
-                    .send(&Method::HEAD, &url, &scope, &|| {
-                        Ok(self.http.head(url.clone()).header(ACCEPT, MANIFEST_ACCEPT))
-                    })
-                    .await?;
-                match resp.status() {
-                    StatusCode::NOT_FOUND => Ok(None),
-                    s if s.is_success() => Ok(Some(
-                        resp.headers()
-                            .get("docker-content-digest")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.parse::<Digest>().ok()),
-                    )),
-                    _ => Err(error_from(&Method::HEAD, &url, resp).await),
-                }
-            })
-            .await?;
-        match header {
-            None => Ok(None),
-            Some(Some(d)) => Ok(Some(d)),
-            Some(None) => Ok(self.get_manifest(repo, reference).await?.map(|m| m.digest)),
+        let what = format!("manifests/{reference}");
+        let Some(headers) = self.head(repo, &what, Some(MANIFEST_ACCEPT)).await? else {
+            return Ok(None);
+        };
+        let digest = headers
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<Digest>().ok());
+        match digest {
+            Some(d) => Ok(Some(d)),
+            None => Ok(self.get_manifest(repo, reference).await?.map(|m| m.digest)),
         }
     }
 
