@@ -2,7 +2,7 @@
 //! summaries (`GITHUB_STEP_SUMMARY`), and `::warning` annotations for scan findings. Writes
 //! only where those variables point; prints annotations only when `GITHUB_ACTIONS=true`.
 
-use super::render::human_bytes;
+use super::render::{human_bytes, short};
 use crate::app::publish::ServiceOutcome;
 use crate::app::reports::{ScanResult, ServiceReport};
 use anyhow::Context;
@@ -150,10 +150,7 @@ pub fn annotate_scans(service: &str, results: &[ScanResult]) {
     // One finding, wherever it was found: the platforms, in first-seen order.
     let mut seen: Vec<(FindingAt<'_>, Vec<String>)> = Vec::new();
     for r in results {
-        let platform = r
-            .platform
-            .clone()
-            .unwrap_or_else(|| short_digest(&r.digest));
+        let platform = r.platform.clone().unwrap_or_else(|| short(&r.digest));
         for finding in &r.findings {
             let key = FindingAt {
                 finding,
@@ -192,8 +189,4 @@ impl PartialEq for FindingAt<'_> {
         (a.severity == b.severity && a.name == b.name && a.package == b.package)
             && (a.link == b.link && self.repository == o.repository)
     }
-}
-
-fn short_digest(d: &str) -> String {
-    d.chars().take(19).collect()
 }

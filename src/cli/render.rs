@@ -28,7 +28,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// The first 19 characters of a digest (`sha256:` and 12 hex digits).
-fn short(digest: &str) -> String {
+pub(super) fn short(digest: &str) -> String {
     digest.chars().take(19).collect()
 }
 
