@@ -33,6 +33,17 @@ fn oci(project: &Path, endpoint: &str, args: &[&str]) -> Output {
     c.output().unwrap()
 }
 
+/// The fake ECR's answer to GetAuthorizationToken: a token for user AWS with `password`,
+/// valid until 2100.
+fn token_answer(password: &str) -> (u16, Value) {
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+    (
+        200,
+        json!({"authorizationData": [{"authorizationToken": token, "expiresAt": 4102444800.0, "proxyEndpoint": "https://x"}]}),
+    )
+}
+
 fn both(o: &Output) -> String {
     format!(
         "{}{}",
@@ -640,12 +651,7 @@ fn an_expired_registry_password_is_renewed_once_and_manifest_puts_are_paced() {
         } else {
             TOKEN_PASSWORD
         };
-        use base64::Engine;
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
-        (
-            200,
-            json!({"authorizationData": [{"authorizationToken": token, "expiresAt": 4102444800.0, "proxyEndpoint": "https://x"}]}),
-        )
+        token_answer(password)
     }));
     use crate::proxy::{Fault, FaultProxy};
     let proxy = FaultProxy::start(
@@ -692,15 +698,7 @@ fn an_expired_registry_password_is_renewed_once_and_manifest_puts_are_paced() {
 fn a_scan_that_cannot_be_read_warns_and_the_push_and_its_outputs_stand() {
     let reg = TestRegistry::start(Some(("AWS", TOKEN_PASSWORD)));
     let ep = fake_ecr(Arc::new(move |op: &str, _: &Value| match op {
-        "GetAuthorizationToken" => {
-            use base64::Engine;
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("AWS:{TOKEN_PASSWORD}"));
-            (
-                200,
-                json!({"authorizationData": [{"authorizationToken": token, "expiresAt": 4102444800.0, "proxyEndpoint": "https://x"}]}),
-            )
-        }
+        "GetAuthorizationToken" => token_answer(TOKEN_PASSWORD),
         _ => (
             400,
             json!({"__type": "AccessDeniedException", "message": "User is not authorized to perform: ecr:DescribeImageScanFindings"}),
@@ -799,15 +797,7 @@ fn a_scan_started_but_not_yet_listed_is_asked_again_and_times_out_cleanly() {
     let describes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let d2 = describes.clone();
     let ep = fake_ecr(Arc::new(move |op: &str, _: &Value| match op {
-        "GetAuthorizationToken" => {
-            use base64::Engine;
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("AWS:{TOKEN_PASSWORD}"));
-            (
-                200,
-                json!({"authorizationData": [{"authorizationToken": token, "expiresAt": 4102444800.0, "proxyEndpoint": "https://x"}]}),
-            )
-        }
+        "GetAuthorizationToken" => token_answer(TOKEN_PASSWORD),
         "StartImageScan" => (200, json!({"imageScanStatus": {"status": "IN_PROGRESS"}})),
         _ => {
             d2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
