@@ -119,7 +119,8 @@ impl Ecr {
     /// Connect with the standard AWS configuration chain (environment, profiles, web
     /// identity, instance roles; `AWS_ENDPOINT_URL[_ECR]` overrides), in `region` if given.
     pub async fn connect(region: Option<&str>, registry_id: Option<&str>) -> Result<Ecr, EcrError> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client());
         if let Some(r) = region {
             loader = loader.region(aws_config::Region::new(r.to_string()));
         }
@@ -215,4 +216,16 @@ impl Ecr {
             })
         })
     }
+}
+
+/// The SDK's HTTP client on rustls with the `ring` provider: the same TLS stack as the
+/// registry client, so one crypto library is compiled (the SDK's default, aws-lc, is C code
+/// that doubled the cold release build). Roots come from the system store.
+fn https_client() -> aws_sdk_ecr::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }

@@ -128,6 +128,7 @@ impl RegistryClient {
         let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
             RegistryError::new("-", host.to_string(), format!("invalid registry host: {e}"))
         })?;
+        use_ring_for_tls();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))
@@ -581,6 +582,13 @@ pub(super) async fn error_from(method: &Method, url: &Url, resp: Response) -> Re
     let ra = retry_after(resp.headers());
     let body = resp.bytes().await.unwrap_or_default();
     RegistryError::from_status(method.as_str(), url, status, ra, &body)
+}
+
+/// reqwest is built without a crypto provider of its own (`rustls-no-provider`): make rustls'
+/// `ring` provider the process default before the first client is built. Installing twice is
+/// harmless (the second call reports the first and changes nothing).
+fn use_ring_for_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[cfg(test)]

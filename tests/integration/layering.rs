@@ -63,6 +63,7 @@ const OWNED: &[(&str, &str)] = &[
     ("aws_config", "ecr"),
     ("aws_smithy", "ecr"),
     ("reqwest", "registry"),
+    ("rustls", "registry"),
     ("clap", "cli"),
     ("indicatif", "cli"),
 ];
