@@ -6,6 +6,7 @@ mod common;
 
 mod build;
 mod ci;
+mod dependencies;
 mod ecr;
 mod errors;
 mod layering;
