@@ -21,6 +21,8 @@
 
 mod model;
 mod parse;
+#[cfg(test)]
+mod proptests;
 mod raw;
 mod registry;
 mod repositories;
