@@ -17,4 +17,5 @@ mod readme;
 mod registry;
 mod remote_base;
 mod reproducible;
+mod tls;
 mod token;
