@@ -1,7 +1,7 @@
 //! Property tests of the config parser: whatever the text, `Config::parse` returns a config
 //! or an error naming the file, never panics; any value in any key either is refused or gives
-//! a config every later step can use (a rate that makes a finite interval, a level that is a
-//! level); valid services come back as written. `PROPTEST_CASES=10000 cargo test --lib
+//! a config every later step can use (a rate that makes a finite interval); valid services
+//! come back as written. `PROPTEST_CASES=10000 cargo test --lib
 //! config::proptests` runs them longer.
 
 use super::parse::tests::{parse, MINIMAL};
@@ -154,8 +154,6 @@ fn usable(c: &Config) -> Result<(), String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
     #[test]
     fn any_text_is_a_config_or_an_error_naming_the_file(src in "\\PC{0,300}") {
         if let Err(e) = parse(&src) {
