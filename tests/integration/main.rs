@@ -8,6 +8,7 @@ mod build;
 mod ci;
 mod ecr;
 mod errors;
+mod hostile;
 mod layering;
 mod moto;
 mod proxy;
