@@ -49,10 +49,9 @@ impl Reference {
     /// neither, with why.
     pub fn parse(s: &str) -> Result<Reference, String> {
         if s.contains(':') {
-            return s
-                .parse::<Digest>()
-                .map(Reference::Digest)
-                .map_err(|e| e.to_string());
+            return s.parse::<Digest>().map(Reference::Digest).map_err(|e| {
+                format!("{s:?} is neither a tag (no ':' allowed) nor a valid digest: {e}")
+            });
         }
         check_tag(s)?;
         Ok(Reference::Tag(s.to_string()))
