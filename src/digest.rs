@@ -179,4 +179,54 @@ mod tests {
         assert_eq!(n, 11);
         assert_eq!(d, Digest::of(b"hello world"));
     }
+
+    mod proptests {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+
+            #[test]
+            fn valid_digests_round_trip(hex in "[0-9a-f]{64}") {
+                let s = format!("sha256:{hex}");
+                let d: Digest = s.parse().unwrap();
+                prop_assert_eq!(d.as_str(), s.as_str());
+                prop_assert_eq!(d.hex(), hex.as_str());
+                prop_assert_eq!(d.to_string().parse::<Digest>().unwrap(), d.clone());
+                prop_assert_eq!(Digest::from_oci(&d.to_oci()).unwrap(), d.clone());
+                let diff_id: DiffId = s.parse().unwrap();
+                prop_assert_eq!(diff_id.as_str(), s.as_str());
+            }
+
+            #[test]
+            fn anything_else_is_refused_without_panic(s in any::<String>()) {
+                let ok = s.len() == 71
+                    && s.starts_with("sha256:")
+                    && s[7..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                prop_assert_eq!(s.parse::<Digest>().is_ok(), ok);
+                prop_assert_eq!(s.parse::<DiffId>().is_ok(), ok);
+            }
+
+            #[test]
+            fn near_misses_are_refused(
+                alg in "(sha256|sha512|SHA256|sha256 |md5|)",
+                sep in "(:|::|@|)",
+                hex in "[0-9a-fA-Fg./]{0,70}",
+            ) {
+                let s = format!("{alg}{sep}{hex}");
+                let ok = alg == "sha256" && sep == ":" && hex.len() == 64
+                    && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                prop_assert_eq!(s.parse::<Digest>().is_ok(), ok, "{:?}", s);
+            }
+
+            #[test]
+            fn hashing_counts_and_digests(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+                let mut w = HashingWriter::new(Vec::new());
+                w.write_all(&bytes).unwrap();
+                let (_, d, n) = w.finish_digest();
+                prop_assert_eq!(n, bytes.len() as u64);
+                prop_assert_eq!(d, Digest::of(&bytes));
+            }
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! Pure: no I/O. Imports `digest`, `spec`.
 
 use crate::digest::Digest;
-use crate::spec::is_valid_tag;
+use crate::spec::{is_valid_repository, is_valid_tag};
 use std::fmt;
 
 /// An image in a registry.
@@ -61,30 +61,25 @@ impl ImageRef {
             Some((r, t)) => (r, Some(t.to_string())),
             None => (path, None),
         };
+        if let Err(why) = check_host(host) {
+            return Err(bad(&why));
+        }
         if repo.is_empty() {
             return Err(bad("the repository is empty"));
         }
-        for part in repo.split('/') {
-            let ok = !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
-                && part.as_bytes()[0].is_ascii_alphanumeric()
-                && part.as_bytes()[part.len() - 1].is_ascii_alphanumeric();
-            if !ok {
-                return Err(bad(&format!(
-                    "repository path component {part:?} is not lowercase letters, digits and . _ - (starting and ending with a letter or digit)"
-                )));
-            }
+        let mut repository = repo.to_string();
+        if host == "docker.io" && !repository.contains('/') {
+            repository = format!("library/{repository}");
+        }
+        if !is_valid_repository(&repository) {
+            return Err(bad(&format!(
+                "repository {repo:?} is not lowercase letters and digits with '.', '_', '__' or '-' between them, in components split by '/' (at most 255 characters)"
+            )));
         }
         if let Some(t) = &tag {
             if !is_valid_tag(t) {
                 return Err(bad(&format!("{t:?} is not a valid tag")));
             }
-        }
-        let mut repository = repo.to_string();
-        if host == "docker.io" && !repository.contains('/') {
-            repository = format!("library/{repository}");
         }
         let tag = match (&tag, &digest) {
             (None, None) => Some("latest".to_string()),
@@ -127,6 +122,68 @@ impl ImageRef {
             (None, None) => self.name(),
         }
     }
+}
+
+/// The scheme a registry is reached over, when the user wrote one (`https://...`,
+/// `http://...`): always honoured, for any host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// TLS.
+    Https,
+    /// Plain HTTP.
+    Http,
+}
+
+/// `Ok` when `host` is a registry host as references and URLs spell it: a DNS name (labels of
+/// letters, digits and inner `-`, split by `.`), an IPv4 address or a bracketed IPv6 address,
+/// with an optional `:port` (1-65535). Else why not.
+pub fn check_host(host: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("registry host {host:?} {why}"));
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else {
+            return bad("has no closing ']'");
+        };
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return bad("is not a valid IPv6 address in brackets");
+        }
+        match after {
+            "" => (None, None),
+            p => match p.strip_prefix(':') {
+                Some(p) => (None, Some(p)),
+                None => return bad("has something after ']' that is not :port"),
+            },
+        }
+    } else {
+        match host.split_once(':') {
+            Some((n, p)) => (Some(n), Some(p)),
+            None => (Some(host), None),
+        }
+    };
+    if let Some(name) = name {
+        let label_ok = |l: &str| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        };
+        if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+            return bad(
+                "is not a host name: labels of letters, digits and inner '-', split by '.'",
+            );
+        }
+    }
+    if let Some(p) = port {
+        let ok = !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
+        if !ok {
+            return bad("has an invalid port: 1-65535");
+        }
+    }
+    Ok(())
 }
 
 /// The API host of registry `host` (Docker Hub's is `registry-1.docker.io`).
@@ -196,5 +253,108 @@ mod tests {
         assert!(e.contains("not a valid tag"), "{e}");
         assert!(ImageRef::parse("r.example/").is_err());
         assert!(ImageRef::parse("r.example//a").is_err());
+    }
+
+    #[test]
+    fn hosts_that_are_not_hosts_are_refused() {
+        for bad in [
+            "user:pw@evil.example/x:1",
+            "r.example:0/x",
+            "r.example:65536/x",
+            "r.example:/x",
+            "r_x.example/x",
+            "-r.example/x",
+            "[::1/x",
+            "[nope]:5000/x",
+            "r.example:5000:1/x",
+        ] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        for ok in [
+            "[::1]:5000/x",
+            "127.0.0.1/x",
+            "Registry.Example:443/x",
+            "localhost/x",
+        ] {
+            assert!(ImageRef::parse(ok).is_ok(), "{ok:?} refused");
+        }
+    }
+
+    mod proptests {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn host() -> impl Strategy<Value = String> {
+            (
+                prop_oneof![
+                    "[a-z][a-z0-9]{0,8}(-[a-z0-9]{1,4})?(\\.[a-z][a-z0-9]{0,8}){1,3}",
+                    Just("localhost".to_string()),
+                    "127\\.[0-9]{1,2}\\.[0-9]{1,2}\\.[0-9]{1,2}",
+                    Just("[::1]".to_string()),
+                ],
+                proptest::option::of(1u32..=65535),
+            )
+                .prop_map(|(h, p)| match p {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h,
+                })
+        }
+
+        fn repository() -> impl Strategy<Value = String> {
+            prop::collection::vec("[a-z0-9]{1,6}((\\.|_|__|-+)[a-z0-9]{1,6}){0,2}", 1..4)
+                .prop_map(|p| p.join("/"))
+        }
+
+        proptest! {
+
+            #[test]
+            fn parse_never_panics(s in any::<String>()) {
+                let _ = ImageRef::parse(&s);
+                let _ = check_host(&s);
+            }
+
+            #[test]
+            fn reference_like_text_never_panics(s in "[a-zA-Z0-9.:/@_\\[\\]-]{0,80}") {
+                if let Ok(r) = ImageRef::parse(&s) {
+                    // What parses is safe to put in a URL and a cache key.
+                    prop_assert!(check_host(&r.host).is_ok());
+                    prop_assert!(crate::spec::is_valid_repository(&r.repository));
+                    prop_assert!(r.tag.is_some() || r.digest.is_some());
+                }
+            }
+
+            #[test]
+            fn valid_references_round_trip(
+                host in host(),
+                repo in repository(),
+                tag in proptest::option::of("[a-zA-Z0-9_][a-zA-Z0-9._-]{0,20}"),
+                digest in proptest::option::of("[0-9a-f]{64}"),
+            ) {
+                prop_assume!(host != "docker.io");
+                let mut s = format!("{host}/{repo}");
+                if let Some(t) = &tag {
+                    s.push(':');
+                    s.push_str(t);
+                }
+                if let Some(d) = &digest {
+                    s.push_str("@sha256:");
+                    s.push_str(d);
+                }
+                let r = ImageRef::parse(&s).unwrap();
+                prop_assert_eq!(&r.host, &host);
+                prop_assert_eq!(&r.repository, &repo);
+                prop_assert_eq!(r.digest.as_ref().map(|d| d.hex().to_string()), digest.clone());
+                let want_tag = match (&tag, &digest) {
+                    (None, None) => Some("latest".to_string()),
+                    _ => tag.clone(),
+                };
+                prop_assert_eq!(&r.tag, &want_tag);
+                // parse(display(x)) == x, and the canonical form names the same image.
+                prop_assert_eq!(ImageRef::parse(&r.to_string()).unwrap(), r.clone());
+                let c = ImageRef::parse(&r.canonical()).unwrap();
+                prop_assert_eq!(c.name(), r.name());
+                prop_assert_eq!(c.reference(), r.reference());
+            }
+        }
     }
 }

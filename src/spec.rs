@@ -93,6 +93,52 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
     ))
 }
 
+/// Whether `s` is a valid repository name per the OCI distribution spec: path components of
+/// `[a-z0-9]+` joined by one separator (`.`, `_`, `__` or a run of `-`), split by `/`, at most
+/// 255 characters in all.
+pub fn is_valid_repository(s: &str) -> bool {
+    fn component(c: &str) -> bool {
+        let b = c.as_bytes();
+        let (Some(first), Some(last)) = (b.first(), b.last()) else {
+            return false;
+        };
+        if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+            return false;
+        }
+        // Runs of separators between alphanumeric runs: ".", "_", "__" or "-"+.
+        let mut run: &[u8] = &[];
+        let mut start = 0;
+        for (i, &ch) in b.iter().enumerate() {
+            if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
+                if !run.is_empty() {
+                    let ok = matches!(run, b"." | b"_" | b"__") || run.iter().all(|&c| c == b'-');
+                    if !ok {
+                        return false;
+                    }
+                    run = &[];
+                }
+                start = i + 1;
+            } else if matches!(ch, b'.' | b'_' | b'-') {
+                run = &b[start..=i];
+            } else {
+                return false;
+            }
+        }
+        true
+    }
+    !s.is_empty() && s.len() <= 255 && s.split('/').all(component)
+}
+
+/// `Ok` for a valid repository name, else why not (the message names it and the rule).
+pub fn check_repository(name: &str) -> Result<(), String> {
+    if is_valid_repository(name) {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid repository name {name:?}: lowercase letters and digits, with '.', '_', '__' or '-' between them, in components split by '/', at most 255 characters"
+    ))
+}
+
 /// RFC 3339 UTC form of a Unix time, e.g. `1970-01-01T00:00:00Z`.
 pub fn rfc3339_utc(epoch: u64) -> String {
     let days = (epoch / 86_400) as i64;
@@ -106,18 +152,16 @@ pub fn rfc3339_utc(epoch: u64) -> String {
     )
 }
 
-/// Compact UTC form of a Unix time for tags, e.g. `20260101-120000`.
+/// Compact UTC form of a Unix time for tags, e.g. `20260101-120000` (the year takes as many
+/// digits as it needs, so any time gives a valid tag).
 pub fn compact_utc(epoch: u64) -> String {
-    let r = rfc3339_utc(epoch);
-    // 2026-01-01T12:00:00Z -> 20260101-120000
+    let (y, m, d) = civil_from_days((epoch / 86_400) as i64);
+    let secs = epoch % 86_400;
     format!(
-        "{}{}{}-{}{}{}",
-        &r[0..4],
-        &r[5..7],
-        &r[8..10],
-        &r[11..13],
-        &r[14..16],
-        &r[17..19]
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
     )
 }
 
@@ -189,5 +233,121 @@ mod tests {
         assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339_utc(4_102_444_799), "2099-12-31T23:59:59Z");
         assert_eq!(compact_utc(1_700_000_000), "20231114-221320");
+    }
+
+    #[test]
+    fn repositories() {
+        for ok in ["a", "team/app", "a.b", "a_b", "a__b", "a---b", "0/1"] {
+            assert!(is_valid_repository(ok), "{ok}");
+        }
+        let long = "a".repeat(256);
+        for bad in [
+            "",
+            "A",
+            "-a",
+            "a-",
+            "a/",
+            "/a",
+            "a..b",
+            "a___b",
+            "a._b",
+            "a-.b",
+            "a_-b",
+            "a b",
+            "a:b",
+            "..",
+            "a/../b",
+            "a?b",
+            "a#b",
+            "a%2f",
+            long.as_str(),
+        ] {
+            assert!(!is_valid_repository(bad), "{bad}");
+            assert!(check_repository(bad)
+                .unwrap_err()
+                .contains("invalid repository"));
+        }
+    }
+
+    #[test]
+    fn compact_times_are_tags_for_any_time() {
+        for t in [0, 1_700_000_000, 253_402_300_799, 253_402_300_800, u64::MAX] {
+            assert!(is_valid_tag(&compact_utc(t)), "{t}: {}", compact_utc(t));
+        }
+        assert_eq!(compact_utc(253_402_300_800), "100000101-000000");
+    }
+
+    mod proptests {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// The tag grammar, written out independently of `is_valid_tag`.
+        fn grammar(t: &str) -> bool {
+            let ok = |c: char, first: bool| {
+                c.is_ascii_alphanumeric() || c == '_' || (!first && (c == '.' || c == '-'))
+            };
+            let n = t.chars().count();
+            (1..=128).contains(&n) && t.chars().enumerate().all(|(i, c)| ok(c, i == 0))
+        }
+
+        proptest! {
+
+            #[test]
+            fn valid_tags_are_accepted(t in "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}") {
+                prop_assert!(is_valid_tag(&t));
+                prop_assert!(check_tag(&t).is_ok());
+            }
+
+            #[test]
+            fn tags_follow_the_grammar_exactly(t in "[a-zA-Z0-9_.:/?#%é -]{0,135}") {
+                prop_assert_eq!(is_valid_tag(&t), grammar(&t), "{:?}", t);
+                prop_assert_eq!(check_tag(&t).is_ok(), grammar(&t));
+            }
+
+            #[test]
+            fn any_string_is_judged_without_panic(t in any::<String>()) {
+                prop_assert_eq!(is_valid_tag(&t), grammar(&t));
+                if let Err(e) = check_tag(&t) {
+                    prop_assert!(e.starts_with("invalid tag"));
+                }
+                let _ = is_valid_repository(&t);
+            }
+
+            #[test]
+            fn one_bad_character_spoils_a_tag(
+                t in "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,126}",
+                bad in "[/:?#%@ \\\\\\x00é+~!]",
+                at in any::<prop::sample::Index>(),
+            ) {
+                let mut chars: Vec<char> = t.chars().collect();
+                let i = at.index(chars.len() + 1);
+                chars.insert(i, bad.chars().next().unwrap());
+                let s: String = chars.into_iter().collect();
+                prop_assert!(!is_valid_tag(&s), "{:?}", s);
+            }
+
+            #[test]
+            fn too_long_or_badly_started_tags_are_refused(
+                long in "[a-zA-Z0-9_][a-zA-Z0-9._-]{128,200}",
+                start in "[.-][a-zA-Z0-9._-]{0,100}",
+            ) {
+                prop_assert!(!is_valid_tag(&long));
+                prop_assert!(!is_valid_tag(&start));
+            }
+
+            #[test]
+            fn valid_repositories_are_accepted(
+                parts in prop::collection::vec("[a-z0-9]{1,6}((\\.|_|__|-+)[a-z0-9]{1,6}){0,3}", 1..5)
+            ) {
+                let name = parts.join("/");
+                prop_assume!(name.len() <= 255);
+                prop_assert!(is_valid_repository(&name), "{}", name);
+            }
+
+            #[test]
+            fn compact_utc_is_always_a_tag(t in any::<u64>()) {
+                prop_assert!(is_valid_tag(&compact_utc(t)));
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! Docker's config for the rest). Credentials go only to the host they are for.
 
 use super::AppError;
-use crate::config::{parse_ecr_host, AuthMode, Config, RegistryConfig};
+use crate::config::{parse_ecr_host, AuthMode, Config, RegistryConfig, Scheme};
 use crate::ecr::Ecr;
 use crate::registry::auth::{self, CredentialSource};
 use crate::registry::client::{RegistryClient, RetryPolicy};
@@ -73,19 +73,40 @@ fn docker_credentials(host: &str) -> Result<CredentialSource, AppError> {
     })
 }
 
+/// How a registry host is reached: the scheme written for it (always honoured), else plain
+/// HTTP when `insecure` (or for a loopback host), else https.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Transport {
+    /// The scheme written, if any.
+    pub scheme: Option<Scheme>,
+    /// Plain HTTP for a host written without a scheme.
+    pub insecure: bool,
+}
+
+impl Transport {
+    /// How `registry` says to reach its host.
+    pub fn of(registry: &RegistryConfig) -> Self {
+        Transport {
+            scheme: registry.scheme,
+            insecure: registry.insecure,
+        }
+    }
+}
+
 /// A client for registry `host` with the credentials `mode` names (`ecr`: connected already,
 /// required for `AuthMode::Ecr`).
 pub async fn client(
     host: &str,
     mode: AuthMode,
-    insecure: bool,
+    transport: Transport,
     ecr: Option<&Ecr>,
 ) -> Result<RegistryClient, AppError> {
     let retry = RetryPolicy::default();
+    let Transport { scheme, insecure } = transport;
     Ok(match (mode, ecr) {
         (AuthMode::Ecr, Some(ecr)) => {
             let c = ecr.registry_credentials().await?;
-            RegistryClient::new(host, insecure, c.source, retry)?
+            RegistryClient::new(host, scheme, insecure, c.source, retry)?
                 .with_refresh(ecr.refresher(), c.expires)
         }
         (AuthMode::Ecr, None) => {
@@ -95,12 +116,13 @@ pub async fn client(
         }
         (AuthMode::Anonymous, _) => RegistryClient::new(
             host,
+            scheme,
             insecure,
             CredentialSource::anonymous("anonymous (auth = \"anonymous\")"),
             retry,
         )?,
         (AuthMode::Docker, _) => {
-            RegistryClient::new(host, insecure, docker_credentials(host)?, retry)?
+            RegistryClient::new(host, scheme, insecure, docker_credentials(host)?, retry)?
         }
     })
 }
@@ -110,7 +132,13 @@ pub async fn destination_client(
     registry: &RegistryConfig,
     ecr: Option<&Ecr>,
 ) -> Result<RegistryClient, AppError> {
-    let mut c = client(&registry.host, registry.auth_mode(), registry.insecure, ecr).await?;
+    let mut c = client(
+        &registry.host,
+        registry.auth_mode(),
+        Transport::of(registry),
+        ecr,
+    )
+    .await?;
     if let Some(rate) = registry.manifest_rate() {
         c = c.with_manifest_rate(rate);
     }
@@ -124,15 +152,20 @@ pub fn base_registries(config: &Config) -> Arc<Clients> {
     let connect: Connect = Arc::new(move |host: String| {
         let own = own.clone().filter(|r| r.host == host);
         Box::pin(async move {
-            let (mode, insecure, region, id) = match (&own, parse_ecr_host(&host)) {
+            let (mode, transport, region, id) = match (&own, parse_ecr_host(&host)) {
                 (Some(r), _) => (
                     r.auth_mode(),
-                    r.insecure,
+                    Transport::of(r),
                     r.ecr_region(),
                     r.ecr_registry_id(),
                 ),
-                (None, Some(h)) => (AuthMode::Ecr, false, Some(h.region), Some(h.account)),
-                (None, None) => (AuthMode::Docker, false, None, None),
+                (None, Some(h)) => (
+                    AuthMode::Ecr,
+                    Transport::default(),
+                    Some(h.region),
+                    Some(h.account),
+                ),
+                (None, None) => (AuthMode::Docker, Transport::default(), None, None),
             };
             let ecr = match mode {
                 AuthMode::Ecr => Some(
@@ -142,7 +175,7 @@ pub fn base_registries(config: &Config) -> Arc<Clients> {
                 ),
                 _ => None,
             };
-            client(&host, mode, insecure, ecr.as_ref())
+            client(&host, mode, transport, ecr.as_ref())
                 .await
                 .map_err(|e| format!("{host}: {e}"))
         })

@@ -227,6 +227,7 @@ fn resolve_tags(
         return Ok(vec![]);
     }
     let facts = tags::facts(config, git, ctx, req.timestamp_now)?;
+    // Every tag resolved (from CI facts too) is checked there against the tag grammar.
     let crate::plan::ResolvedTags { tags, notes } = crate::plan::resolve_tags(&req.tags, &facts)?;
     for n in notes {
         events(Event::Note(format!("tag {n}")));
@@ -411,7 +412,7 @@ pub(crate) fn open_layouts(
             Ok(l) => {
                 let tags = match (tags.is_empty(), l.refs.is_empty()) {
                     (false, _) => tags.to_vec(),
-                    (true, false) => l.refs,
+                    (true, false) => layout_tags(&name, l.refs)?,
                     (true, true) => vec!["latest".to_string()],
                 };
                 let image = TransferImage {
@@ -435,6 +436,22 @@ pub(crate) fn open_layouts(
         });
     }
     Ok(out)
+}
+
+/// The ref names of the layout `name` as tags, each checked against the tag grammar before
+/// anything is sent (a ref name becomes part of a registry URL): an invalid one refuses the
+/// run, naming the layout, the ref and the fix.
+fn layout_tags(name: &str, refs: Vec<String>) -> Result<Vec<String>, AppError> {
+    for r in &refs {
+        if let Err(why) = crate::spec::check_tag(r) {
+            return Err(AppError::Refused(format!(
+                "layout {name}: its index.json names the image {r:?} ({}), which cannot be a tag: {why}; \
+                 give the tags with --tag, or fix the ref name in the layout",
+                crate::spec::ANNOTATION_REF_NAME
+            )));
+        }
+    }
+    Ok(refs)
 }
 
 /// Transfer the images that could be read; those that could not fail their service. One

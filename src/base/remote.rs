@@ -200,7 +200,10 @@ impl Reader<'_> {
             .client
             .retry(|| async {
                 let resp = self.client.open_blob(&self.image.repository, d).await?;
-                let url = self.client.base().clone();
+                let url = self
+                    .client
+                    .blob_url(&self.image.repository, d)
+                    .unwrap_or_else(|| self.client.base().clone());
                 let mut out = match tempfile::NamedTempFile::with_prefix_in(".download-", dir) {
                     Ok(t) => HashingWriter::new(t),
                     Err(e) => return Ok(Err(e)),
@@ -208,6 +211,14 @@ impl Reader<'_> {
                 let mut stream = resp.bytes_stream();
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|e| RegistryError::transport("GET", &url, &e))?;
+                    // Never more than the layer's size: an endless answer stops here.
+                    if out.count().saturating_add(chunk.len() as u64) > size {
+                        return Err(RegistryError::new(
+                            "GET",
+                            url.to_string(),
+                            format!("the registry served more than {d}'s {size} bytes"),
+                        ));
+                    }
                     if let Err(e) = out.write_all(&chunk) {
                         return Ok(Err(e));
                     }
@@ -217,7 +228,7 @@ impl Reader<'_> {
                     // A damaged transfer: worth another try.
                     return Err(RegistryError::new(
                         "GET",
-                        format!("{}v2/{}/blobs/{d}", url, self.image.repository),
+                        url.to_string(),
                         format!("the registry served {got} ({n} bytes), not {d} ({size} bytes)"),
                     ));
                 }

@@ -100,6 +100,9 @@ pub(super) struct IamArgs {
     pub(super) registry: RegistryArg,
 }
 
+/// Longest duration an option takes (a week).
+const MAX_DURATION_SECS: u64 = 7 * 24 * 3600;
+
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
@@ -107,12 +110,18 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         .parse()
         .map_err(|_| format!("invalid duration {s:?}: use e.g. 90s, 10m, 1h"))?;
     let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
         _ => return Err(format!("invalid duration {s:?}: use e.g. 90s, 10m, 1h")),
     };
-    Ok(std::time::Duration::from_secs(secs))
+    match secs {
+        Some(secs) if secs <= MAX_DURATION_SECS => Ok(std::time::Duration::from_secs(secs)),
+        _ => Err(format!(
+            "duration {s:?} is too long: at most {} hours",
+            MAX_DURATION_SECS / 3600
+        )),
+    }
 }
 
 /// Compression and caching choices on the command line.

@@ -32,7 +32,7 @@ pub use model::{
     is_valid_repository, normalise_image_path, BaseRef, Compression, LayerConfig, Service,
     SourceTemplate,
 };
-pub use registry::{parse_ecr_host, AuthMode, EcrHost, RegistryConfig};
+pub use registry::{parse_ecr_host, AuthMode, EcrHost, RegistryConfig, Scheme};
 pub use repositories::{
     default_lifecycle, validate_lifecycle, Encryption, LifecycleRule, RepositorySettings,
     TagMutability, TagStatus,

@@ -211,38 +211,7 @@ pub fn normalise_image_path(s: &str) -> Result<String, String> {
     Ok(format!("/{}", parts.join("/")))
 }
 
-/// Whether `s` is a valid repository name per the OCI distribution spec.
-pub fn is_valid_repository(s: &str) -> bool {
-    fn component(c: &str) -> bool {
-        let b = c.as_bytes();
-        if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric()
-        {
-            return false;
-        }
-        let mut prev_sep = false;
-        let mut i = 0;
-        while i < b.len() {
-            let ch = b[i];
-            if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
-                prev_sep = false;
-            } else if ch == b'.' || ch == b'_' || ch == b'-' {
-                // separators: ".", "_", "__", "-+"
-                if prev_sep && !(ch == b'-' && b[i - 1] == b'-' || ch == b'_' && b[i - 1] == b'_') {
-                    return false;
-                }
-                if ch == b'_' && i >= 2 && b[i - 1] == b'_' && b[i - 2] == b'_' {
-                    return false;
-                }
-                prev_sep = true;
-            } else {
-                return false;
-            }
-            i += 1;
-        }
-        true
-    }
-    !s.is_empty() && s.len() <= 255 && s.split('/').all(component)
-}
+pub use crate::spec::is_valid_repository;
 
 /// How layers are compressed (`[build] compression` and `compression_level`). Config terms
 /// only: the `layer` module maps this to its codec.

@@ -220,6 +220,11 @@ fn layer_config(l: RawLayer) -> LayerConfig {
     }
 }
 
+/// Fewest manifest PUTs per second `manifest_puts_per_second` may ask for.
+pub const MIN_MANIFEST_RATE: f64 = 0.001;
+/// Most manifest PUTs per second `manifest_puts_per_second` may ask for.
+pub const MAX_MANIFEST_RATE: f64 = 10_000.0;
+
 /// `[registry]`: the URL as `--registry` takes it, plus the AWS and rate settings.
 fn parse_registry(text: &Text, r: RawRegistry) -> Result<RegistryConfig, ConfigError> {
     let mut reg = RegistryConfig::parse(r.url.get_ref(), r.auth, r.insecure)
@@ -227,10 +232,17 @@ fn parse_registry(text: &Text, r: RawRegistry) -> Result<RegistryConfig, ConfigE
     reg.region = r.region;
     reg.registry_id = r.registry_id;
     if let Some(rate) = r.manifest_puts_per_second {
-        if !rate.get_ref().is_finite() || *rate.get_ref() <= 0.0 {
-            return Err(text.at(rate.span(), "manifest_puts_per_second must be more than 0"));
+        let v = *rate.get_ref();
+        if !(MIN_MANIFEST_RATE..=MAX_MANIFEST_RATE).contains(&v) {
+            return Err(text.at(
+                rate.span(),
+                format!(
+                    "manifest_puts_per_second = {v} is out of range: it must be more than 0, a number from {MIN_MANIFEST_RATE} (one manifest every {} seconds) to {MAX_MANIFEST_RATE}",
+                    1.0 / MIN_MANIFEST_RATE
+                ),
+            ));
         }
-        reg.manifest_puts_per_second = Some(*rate.get_ref());
+        reg.manifest_puts_per_second = Some(v);
     }
     Ok(reg)
 }
@@ -569,6 +581,33 @@ modes = { "bin/*" = "0750" }
             "[registry]\nurl = \"h\"\nmanifest_puts_per_second = 0.0\n{MINIMAL}"
         ));
         assert!(e.contains("more than 0"), "{e}");
+        for bad in ["1e-300", "0.0009", "-1.0", "10001.0", "inf", "nan", "1e300"] {
+            let e = err(&format!(
+                "[registry]\nurl = \"h\"\nmanifest_puts_per_second = {bad}\n{MINIMAL}"
+            ));
+            assert!(
+                e.starts_with("ocibuild.toml:3:") && e.contains("manifest_puts_per_second"),
+                "{bad}: {e}"
+            );
+            assert!(e.contains("0.001") && e.contains("10000"), "{bad}: {e}");
+        }
+        for ok in ["0.001", "0.5", "10.0", "10000.0"] {
+            let c = parse(&format!(
+                "[registry]\nurl = \"h\"\nmanifest_puts_per_second = {ok}\n{MINIMAL}"
+            ))
+            .unwrap();
+            assert!(
+                c.registry.unwrap().manifest_puts_per_second.is_some(),
+                "{ok}"
+            );
+        }
+        let c = parse(&format!(
+            "[registry]\nurl = \"https://127.0.0.1:5000/team\"\n{MINIMAL}"
+        ))
+        .unwrap();
+        let r = c.registry.unwrap();
+        assert_eq!(r.scheme, Some(crate::config::Scheme::Https));
+        assert_eq!((r.host.as_str(), r.insecure), ("127.0.0.1:5000", false));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the repository name rule) and nothing outside `config`.
 
 use super::model::is_valid_repository;
+pub use crate::reference::Scheme;
 use serde::Deserialize;
 
 /// How credentials for the registry are found.
@@ -22,11 +23,14 @@ pub enum AuthMode {
 pub struct RegistryConfig {
     /// `host[:port]`.
     pub host: String,
+    /// The scheme written before the host (`https://`, `http://`), always honoured; `None`:
+    /// https, or plain HTTP when `insecure` or for a loopback host.
+    pub scheme: Option<Scheme>,
     /// Repository prefix (`team` in `host/team`), without slashes at the ends.
     pub prefix: Option<String>,
     /// Credential source as configured; `None`: ECR for ECR hosts, else Docker.
     pub auth: Option<AuthMode>,
-    /// Plain HTTP (loopback hosts always may use it).
+    /// Plain HTTP for a host written without a scheme (loopback hosts get it anyway).
     pub insecure: bool,
     /// AWS region for ECR (default: from the host name, else the AWS environment).
     pub region: Option<String>,
@@ -72,27 +76,24 @@ pub fn parse_ecr_host(host: &str) -> Option<EcrHost> {
 }
 
 impl RegistryConfig {
-    /// Parse `[http[s]://]host[:port][/prefix]`.
+    /// Parse `[http[s]://]host[:port][/prefix]`. A scheme written is kept and always
+    /// honoured (`http://` also sets `insecure`).
     pub fn parse(s: &str, auth: Option<AuthMode>, insecure: bool) -> Result<Self, String> {
-        let (rest, insecure) = if let Some(r) = s.strip_prefix("http://") {
-            (r, true)
+        let (rest, scheme, insecure) = if let Some(r) = s.strip_prefix("http://") {
+            (r, Some(Scheme::Http), true)
         } else if let Some(r) = s.strip_prefix("https://") {
-            (r, insecure)
+            (r, Some(Scheme::Https), insecure)
         } else {
-            (s, insecure)
+            (s, None, insecure)
         };
         let rest = rest.trim_end_matches('/');
         let (host, prefix) = match rest.split_once('/') {
             Some((h, p)) => (h, Some(p.to_string())),
             None => (rest, None),
         };
-        let host_ok = !host.is_empty()
-            && host.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-            });
-        if !host_ok {
+        if let Err(why) = crate::reference::check_host(host) {
             return Err(format!(
-                "invalid registry {s:?}: expected HOST[:PORT][/PREFIX], e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com or localhost:5000/team"
+                "invalid registry {s:?}: {why}; expected [https://]HOST[:PORT][/PREFIX], e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com or localhost:5000/team"
             ));
         }
         if let Some(p) = &prefix {
@@ -104,6 +105,7 @@ impl RegistryConfig {
         }
         Ok(RegistryConfig {
             host: host.to_string(),
+            scheme,
             prefix,
             auth,
             insecure,

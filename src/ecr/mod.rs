@@ -182,7 +182,7 @@ impl Ecr {
         let expires = data
             .expires_at()
             .and_then(|t| u64::try_from(t.secs()).ok())
-            .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+            .and_then(|s| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(s)));
         Ok(ExpiringCredential {
             source: CredentialSource {
                 credential: Credential::Basic {
@@ -212,6 +212,7 @@ impl Ecr {
                     message: e.to_string(),
                     retry_after: None,
                     hint: None,
+                    local: false,
                 })
             })
         })

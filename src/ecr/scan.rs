@@ -113,7 +113,8 @@ pub async fn wait_and_read(
     digest: &str,
     wait: Duration,
 ) -> Result<ScanResult, EcrError> {
-    let deadline = Instant::now() + wait;
+    let now = Instant::now();
+    let deadline = now.checked_add(wait).unwrap_or(now);
     let mut delay = Duration::from_secs(1);
     let mut started = false;
     loop {
@@ -128,7 +129,10 @@ pub async fn wait_and_read(
             }
             Err(e) if e.code.as_deref() == Some("ScanNotFoundException") => {
                 // Just started: ECR may not list it yet. Ask again until the deadline.
-                if Instant::now() + delay > deadline {
+                if Instant::now()
+                    .checked_add(delay)
+                    .is_none_or(|t| t > deadline)
+                {
                     let why = format!("the scan started was still not found after {wait:?}");
                     return Ok(ScanResult::new(
                         repository,
@@ -150,7 +154,10 @@ pub async fn wait_and_read(
                 return read_findings(ecr, repository, digest, out, result).await;
             }
             "IN_PROGRESS" | "PENDING" | "UNKNOWN" => {
-                if Instant::now() + delay > deadline {
+                if Instant::now()
+                    .checked_add(delay)
+                    .is_none_or(|t| t > deadline)
+                {
                     return Ok(ScanResult::new(
                         repository,
                         digest,

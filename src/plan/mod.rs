@@ -603,6 +603,15 @@ pub fn resolve_tags(list: &[String], f: &TagFacts) -> Result<ResolvedTags, PlanE
             literal => tags.push(literal.to_string()),
         }
     }
+    // Whatever the facts held (a CI variable, a git tag), what is written is a valid tag.
+    for t in &tags {
+        crate::spec::check_tag(t).map_err(|why| {
+            PlanError(format!(
+                "the tag list {} gave a bad tag: {why}",
+                list.join(",")
+            ))
+        })?;
+    }
     let mut seen = Vec::new();
     tags.retain(|t| {
         let new = !seen.contains(t);

@@ -273,39 +273,49 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     }
 }
 
-/// `key="value", key2=value2` (quoted values may hold commas and colons).
+/// `key="value", key2=value2` (quoted values may hold commas, colons and `\"` escapes; a
+/// key given twice keeps its last value; a key without `=` is skipped). Any text is taken
+/// without panicking.
 fn parse_params(s: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        while i < b.len() && (b[i] == b',' || b[i] == b' ') {
+        while i < b.len() && matches!(b[i], b',' | b' ' | b'\t') {
             i += 1;
         }
+        // Every index below stops at an ASCII byte or the end: slices fall on char boundaries.
         let ks = i;
-        while i < b.len() && b[i] != b'=' {
+        while i < b.len() && b[i] != b'=' && b[i] != b',' {
             i += 1;
         }
         let key = s[ks..i].trim().to_ascii_lowercase();
+        if i >= b.len() || b[i] != b'=' {
+            continue;
+        }
         i += 1;
-        let mut value = String::new();
-        if i < b.len() && b[i] == b'"' {
+        while i < b.len() && matches!(b[i], b' ' | b'\t') {
             i += 1;
+        }
+        let value = if i < b.len() && b[i] == b'"' {
+            i += 1;
+            let mut v = Vec::new();
             while i < b.len() && b[i] != b'"' {
                 if b[i] == b'\\' && i + 1 < b.len() {
                     i += 1;
                 }
-                value.push(b[i] as char);
+                v.push(b[i]);
                 i += 1;
             }
             i += 1;
+            String::from_utf8_lossy(&v).into_owned()
         } else {
-            let vs = i.min(b.len());
+            let vs = i;
             while i < b.len() && b[i] != b',' {
                 i += 1;
             }
-            value = s[vs..i.min(b.len())].trim().to_string();
-        }
+            s[vs..i].trim().to_string()
+        };
         if !key.is_empty() {
             out.insert(key, value);
         }
@@ -381,5 +391,73 @@ mod tests {
             .unwrap_err()
             .0
             .contains("not base64"));
+    }
+
+    mod proptests {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// `v` as an RFC 7230 quoted-string.
+        fn quote(v: &str) -> String {
+            let mut q = String::from("\"");
+            for c in v.chars() {
+                if c == '"' || c == '\\' {
+                    q.push('\\');
+                }
+                q.push(c);
+            }
+            q.push('"');
+            q
+        }
+
+        proptest! {
+
+            #[test]
+            fn any_header_is_taken_without_panic(h in any::<String>()) {
+                let _ = parse_challenge(&h);
+                let _ = parse_challenge(&format!("Bearer {h}"));
+                let _ = parse_params(&h);
+            }
+
+            #[test]
+            fn header_like_text_is_taken_without_panic(
+                h in "(Bearer|Basic|bearer)?[ ,=\"\\\\a-z:/é\t]{0,60}"
+            ) {
+                let _ = parse_challenge(&h);
+            }
+
+            #[test]
+            fn generated_bearer_challenges_round_trip(
+                realm in "[^\\x00]{1,40}",
+                service in proptest::option::of("[^\\x00]{0,30}"),
+                scope in proptest::option::of("[^\\x00]{0,30}"),
+                scheme in "(Bearer|bearer|BEARER)",
+                sep in "(,|, |,  )",
+            ) {
+                let mut h = format!("{scheme} realm={}", quote(&realm));
+                if let Some(s) = &service {
+                    h.push_str(&format!("{sep}service={}", quote(s)));
+                }
+                if let Some(s) = &scope {
+                    h.push_str(&format!("{sep}scope={}", quote(s)));
+                }
+                prop_assert_eq!(
+                    parse_challenge(&h),
+                    Some(Challenge::Bearer { realm, service, scope })
+                );
+            }
+
+            #[test]
+            fn unquoted_values_round_trip(
+                realm in "[a-zA-Z0-9:/._-]{1,30}",
+                service in "[a-zA-Z0-9:._-]{1,30}",
+            ) {
+                let h = format!("Bearer realm={realm},service={service}");
+                prop_assert_eq!(
+                    parse_challenge(&h),
+                    Some(Challenge::Bearer { realm, service: Some(service), scope: None })
+                );
+            }
+        }
     }
 }

@@ -9,10 +9,10 @@
 // See `client`: RegistryError travels in results by value on purpose.
 #![allow(clippy::result_large_err)]
 
-use super::client::{
-    error_from, invalid, pull_scope, push_scope, read_limited, RegistryClient, MAX_DOCUMENT,
-};
+use super::body::{error_from, invalid, read_limited, MAX_DOCUMENT};
+use super::client::{pull_scope, push_scope, Endpoint, RegistryClient};
 use super::error::{strip_query, RegistryError};
+use super::names::Repository;
 use crate::digest::Digest;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, Response, StatusCode};
@@ -47,7 +47,8 @@ pub enum BlobSource<'a> {
 impl RegistryClient {
     /// `HEAD /v2/<repo>/blobs/<digest>`: whether the repository has the blob.
     pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
-        self.exists(repo, &format!("blobs/{digest}"), None).await
+        let repo = self.repository("HEAD", repo)?;
+        self.exists(&repo, Endpoint::Blob(digest), None).await
     }
 
     /// Try to mount `digest` into `repo` from `from` (same registry).
@@ -57,11 +58,13 @@ impl RegistryClient {
         digest: &Digest,
         from: &str,
     ) -> Result<Mount, RegistryError> {
-        let mut url = self.url(&format!("v2/{repo}/blobs/uploads/"));
+        let repo = self.repository("POST", repo)?;
+        let from = self.repository("POST", from)?;
+        let mut url = self.url(&repo, Endpoint::Uploads);
         url.query_pairs_mut()
             .append_pair("mount", digest.as_str())
-            .append_pair("from", from);
-        let scope = format!("{} repository:{from}:pull", push_scope(repo));
+            .append_pair("from", from.as_str());
+        let scope = format!("{} {}", push_scope(&repo), pull_scope(&from));
         self.retry(|| async {
             let resp = self
                 .send(&Method::POST, &url, &scope, &|| {
@@ -88,8 +91,9 @@ impl RegistryClient {
         size: u64,
         session: Option<Url>,
     ) -> Result<(), RegistryError> {
-        let start = self.url(&format!("v2/{repo}/blobs/uploads/"));
-        let scope = push_scope(repo);
+        let repo = self.repository("POST", repo)?;
+        let start = self.url(&repo, Endpoint::Uploads);
+        let scope = push_scope(&repo);
         let session = Mutex::new(session);
         self.retry(|| async {
             // A registry source is opened before the session, so a missing source blob costs
@@ -109,7 +113,7 @@ impl RegistryClient {
             let put = completion_url(&loc, digest);
             let resp = self
                 .send(&Method::PUT, &put, &scope, &|| {
-                    let body = upload_body(source, &put, &remote)?;
+                    let body = upload_body(source, size, &put, &remote)?;
                     Ok(self
                         .http
                         .put(put.clone())
@@ -142,7 +146,8 @@ impl RegistryClient {
 
     /// `GET /v2/<repo>/blobs/<digest>` of a small blob (a config), checked against its digest.
     pub async fn get_blob(&self, repo: &str, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
-        let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
+        let name = self.repository("GET", repo)?;
+        let url = self.url(&name, Endpoint::Blob(digest));
         self.retry(|| async {
             let resp = self.open_blob(repo, digest).await?;
             let bytes = read_limited(&url, resp, MAX_DOCUMENT).await?;
@@ -157,11 +162,12 @@ impl RegistryClient {
         .await
     }
 
-    /// Start reading blob `digest` of `repo` (pull access only; redirects to storage followed).
-    /// A missing blob is a `BLOB_UNKNOWN` error.
+    /// Start reading blob `digest` of `repo` (pull access only; redirects to storage followed,
+    /// without credentials). A missing blob is a `BLOB_UNKNOWN` error.
     pub async fn open_blob(&self, repo: &str, digest: &Digest) -> Result<Response, RegistryError> {
-        let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
-        let scope = pull_scope(repo);
+        let repo = self.repository("GET", repo)?;
+        let url = self.url(&repo, Endpoint::Blob(digest));
+        let scope = pull_scope(&repo);
         let resp = self
             .send(&Method::GET, &url, &scope, &|| {
                 Ok(self.http.get(url.clone()))
@@ -173,12 +179,19 @@ impl RegistryClient {
             Err(error_from(&Method::GET, &url, resp).await)
         }
     }
+
+    /// The URL of blob `digest` in `repo` (for messages), if `repo` is a valid name.
+    pub fn blob_url(&self, repo: &str, digest: &Digest) -> Option<Url> {
+        let repo = Repository::parse(repo).ok()?;
+        Some(self.url(&repo, Endpoint::Blob(digest)))
+    }
 }
 
 /// The body of the upload `PUT` to `put`: the file streamed from disk, or the source
-/// registry's response (`remote`) streamed through.
+/// registry's response (`remote`) streamed through, cut off with an error past `size` bytes.
 fn upload_body(
     source: BlobSource<'_>,
+    size: u64,
     put: &Url,
     remote: &Mutex<Option<Response>>,
 ) -> Result<reqwest::Body, RegistryError> {
@@ -210,36 +223,44 @@ fn upload_body(
                         "the upload was challenged after its source stream was sent",
                     )
                 })?;
-            reqwest::Body::wrap_stream(resp.bytes_stream())
+            let mut seen: u64 = 0;
+            let capped = futures_util::StreamExt::map(resp.bytes_stream(), move |chunk| {
+                let chunk = chunk.map_err(|e| Box::new(e) as BoxError)?;
+                seen = seen.saturating_add(chunk.len() as u64);
+                if seen > size {
+                    return Err(BoxError::from(format!(
+                        "the source registry served more than the blob's {size} bytes"
+                    )));
+                }
+                Ok(chunk)
+            });
+            reqwest::Body::wrap_stream(capped)
         }
     })
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The `Location` of an upload session, resolved against the request URL (absolute or
-/// relative; its query string, which may carry signed state, is kept).
+/// relative; its query string, which may carry signed state, is kept). Where it may point,
+/// and whether credentials go there, is decided when it is used (`RegistryClient::send`).
 fn location(request: &Url, resp: &Response) -> Result<Url, RegistryError> {
-    let loc = resp
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| RegistryError {
-            method: "POST".into(),
-            url: strip_query(request),
-            status: Some(resp.status().as_u16()),
-            code: None,
-            message: "upload session without a Location header".into(),
-            retry_after: None,
-            hint: None,
-        })?;
-    resolve_location(request, loc).map_err(|e| RegistryError {
+    let fail = |message: String| RegistryError {
         method: "POST".into(),
         url: strip_query(request),
         status: Some(resp.status().as_u16()),
         code: None,
-        message: format!("invalid Location header: {e}"),
+        message,
         retry_after: None,
         hint: None,
-    })
+        local: false,
+    };
+    let loc = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| fail("upload session without a Location header".into()))?;
+    resolve_location(request, loc).map_err(|e| fail(format!("invalid Location header: {e}")))
 }
 
 /// Resolve an upload `Location` (absolute, or relative to the request) keeping its query.

@@ -18,11 +18,14 @@ pub use super::blobs::{BlobSource, Mount};
 pub use super::manifests::FetchedManifest;
 
 use super::auth::{parse_challenge, Challenge, Credential, CredentialSource, ExpiringCredential};
+use super::body::{error_from, invalid, read_capped, MAX_TOKEN_ANSWER};
+pub use super::body::{parse_retry_after, MAX_DOCUMENT, MAX_ERROR_BODY, MAX_RETRY_AFTER};
 use super::error::{strip_query, RegistryError};
+use super::names::{Reference, Repository};
+use super::origin::{hop, redirect_policy, Hop};
+use crate::reference::Scheme;
 use base64::Engine;
-use reqwest::header::{
-    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
-};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::collections::HashMap;
 use std::future::Future;
@@ -54,8 +57,8 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Largest manifest or config read from a registry.
-pub const MAX_DOCUMENT: usize = 4 << 20;
+/// Longest a token is used, whatever `expires_in` says.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Fetches fresh credentials (for registries whose passwords expire, such as ECR's), with the
 /// time they stop working if known.
@@ -65,19 +68,43 @@ pub type Refresh = Arc<
         + Sync,
 >;
 
-/// When to fetch new credentials: at half of their remaining life, never sooner than in 5
-/// minutes (so an already expired answer, as emulators give, cannot cause a loop).
+/// `now + d`, or (past what the clock can hold) `now` plus a day.
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+        .unwrap_or(now)
+}
+
+/// When to fetch new credentials: at half of their remaining life (at most a day), never
+/// sooner than in 5 minutes (so an already expired answer, as emulators give, cannot cause a
+/// loop).
 fn refresh_at(expires: Option<SystemTime>) -> Option<Instant> {
     let left = expires?
         .duration_since(SystemTime::now())
         .unwrap_or_default();
-    Some(Instant::now() + (left / 2).max(Duration::from_secs(300)))
+    Some(after(
+        (left / 2)
+            .min(MAX_TOKEN_LIFETIME)
+            .max(Duration::from_secs(300)),
+    ))
 }
 
 #[derive(Default)]
 struct AuthState {
     challenge: Option<Challenge>,
     tokens: HashMap<String, (String, Instant)>,
+}
+
+/// What a request is about in a repository: the piece of the URL after `/v2/<repo>/`.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Endpoint<'a> {
+    /// `manifests/<reference>`.
+    Manifest(&'a Reference),
+    /// `blobs/<digest>`.
+    Blob(&'a crate::digest::Digest),
+    /// `blobs/uploads/`.
+    Uploads,
 }
 
 /// A client for one registry.
@@ -96,6 +123,29 @@ pub struct RegistryClient {
     pub(super) next_manifest: tokio::sync::Mutex<Instant>,
 }
 
+/// Fewest manifest PUTs per second a client can be paced to (one every 1000 s).
+pub const MIN_MANIFEST_RATE: f64 = 0.001;
+/// Most manifest PUTs per second a pace can name.
+pub const MAX_MANIFEST_RATE: f64 = 10_000.0;
+
+/// The scheme to reach `host` over: `explicit` when written, else http for `insecure` or a
+/// loopback host, else https.
+pub fn scheme_for(host: &str, explicit: Option<Scheme>, insecure: bool) -> &'static str {
+    let bare = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    match explicit {
+        Some(Scheme::Https) => "https",
+        Some(Scheme::Http) => "http",
+        None if insecure || is_loopback(bare) => "http",
+        None => "https",
+    }
+}
+
 /// Whether `host` (without port) is a loopback address, where plain HTTP is allowed.
 pub fn is_loopback(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
@@ -106,32 +156,32 @@ pub fn is_loopback(host: &str) -> bool {
 }
 
 impl RegistryClient {
-    /// A client for `host[:port]`; plain HTTP when `insecure` (or when the host is loopback).
+    /// A client for `host[:port]`: over `scheme` when one was written (always honoured), else
+    /// plain HTTP when `insecure` or when the host is loopback, else HTTPS.
     pub fn new(
         host: &str,
+        scheme: Option<Scheme>,
         insecure: bool,
         cred: CredentialSource,
         retry: RetryPolicy,
     ) -> Result<Self, RegistryError> {
-        let bare = host.rsplit_once(':').map_or(host, |(h, p)| {
-            if p.chars().all(|c| c.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        });
-        let scheme = if insecure || is_loopback(bare) {
-            "http"
-        } else {
-            "https"
+        let invalid = |why: String| {
+            RegistryError::local(
+                "-",
+                host.to_string(),
+                format!("invalid registry host: {why}"),
+            )
         };
-        let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
-            RegistryError::new("-", host.to_string(), format!("invalid registry host: {e}"))
-        })?;
+        crate::reference::check_host(host).map_err(invalid)?;
+        let scheme = scheme_for(host, scheme, insecure);
+        let base =
+            Url::parse(&format!("{scheme}://{host}/")).map_err(|e| invalid(e.to_string()))?;
         use_ring_for_tls();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))
+            .redirect(redirect_policy())
+            .referer(false)
             .user_agent(concat!("ocibuild/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| RegistryError::transport("-", &base, &e))?;
@@ -156,10 +206,13 @@ impl RegistryClient {
         self
     }
 
-    /// Keep manifest PUTs under `per_second` (a registry quota).
+    /// Keep manifest PUTs under `per_second` (a registry quota), taken within
+    /// [`MIN_MANIFEST_RATE`, `MAX_MANIFEST_RATE`] (the config refuses values outside); not a
+    /// positive number: no pacing.
     pub fn with_manifest_rate(mut self, per_second: f64) -> Self {
         if per_second > 0.0 {
-            self.manifest_interval = Some(Duration::from_secs_f64(1.0 / per_second));
+            let rate = per_second.clamp(MIN_MANIFEST_RATE, MAX_MANIFEST_RATE);
+            self.manifest_interval = Duration::try_from_secs_f64(1.0 / rate).ok();
         }
         self
     }
@@ -214,8 +267,44 @@ impl RegistryClient {
         self.cred().origin
     }
 
-    pub(super) fn url(&self, path: &str) -> Url {
-        self.base.join(path).unwrap_or_else(|_| self.base.clone())
+    /// The URL of `endpoint` of repository `repo`, built segment by segment from validated
+    /// names (`/v2/<repo>/manifests/<reference>`, `/v2/<repo>/blobs/<digest>`,
+    /// `/v2/<repo>/blobs/uploads/`).
+    pub(super) fn url(&self, repo: &Repository, endpoint: Endpoint<'_>) -> Url {
+        let mut url = self.base.clone();
+        // The base is an http(s) URL (checked in `new`), which always has path segments.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.clear().push("v2").extend(repo.components());
+            match endpoint {
+                Endpoint::Manifest(r) => path.extend(["manifests", r.as_str()]),
+                Endpoint::Blob(d) => path.extend(["blobs", d.as_str()]),
+                Endpoint::Uploads => path.extend(["blobs", "uploads", ""]),
+            };
+        }
+        url
+    }
+
+    /// `repo` as a validated name, or the error (no request is sent) for `method`.
+    pub(super) fn repository(&self, method: &str, repo: &str) -> Result<Repository, RegistryError> {
+        Repository::parse(repo).map_err(|why| self.refused_name(method, why))
+    }
+
+    /// `reference` as a validated tag or digest, or the error (no request is sent).
+    pub(super) fn reference(
+        &self,
+        method: &str,
+        reference: &str,
+    ) -> Result<Reference, RegistryError> {
+        Reference::parse(reference).map_err(|why| self.refused_name(method, why))
+    }
+
+    fn refused_name(&self, method: &str, why: String) -> RegistryError {
+        let mut e = RegistryError::local(method, self.base.to_string(), why);
+        e.hint = Some(
+            "nothing was sent: names in registry URLs must follow the distribution spec's grammar"
+                .into(),
+        );
+        e
     }
 
     fn auth_header(&self, scope: &str) -> Option<HeaderValue> {
@@ -234,7 +323,10 @@ impl RegistryClient {
     }
 
     /// Send a request built by `make` (called again for the retry after a 401), answering an
-    /// auth challenge once. `scope` is the token scope the request needs.
+    /// auth challenge once. `scope` is the token scope the request needs. Credentials go only
+    /// to the registry's own origin (see [`hop`]); a `url` elsewhere (an upload `Location` in
+    /// storage) is sent without them, and one that would leave https for http is refused
+    /// here. Only the registry's own 401s are answered.
     pub(super) async fn send(
         &self,
         method: &Method,
@@ -242,38 +334,57 @@ impl RegistryClient {
         scope: &str,
         make: &(dyn Fn() -> Result<RequestBuilder, RegistryError> + Sync),
     ) -> Result<Response, RegistryError> {
+        let credentials = match hop(&self.base, url) {
+            Hop::SameOrigin => true,
+            Hop::CrossOrigin => false,
+            Hop::Refused(why) => {
+                return Err(RegistryError::local(
+                    method.as_str(),
+                    strip_query(url),
+                    format!("the registry at {} pointed here: {why}", self.base),
+                ))
+            }
+        };
         self.renew_if_due().await?;
         let mut answered = false;
         let mut renewed = false;
         loop {
             let mut req = make()?;
-            if let Some(h) = self.auth_header(scope) {
-                req = req.header(AUTHORIZATION, h);
+            if credentials {
+                if let Some(h) = self.auth_header(scope) {
+                    req = req.header(AUTHORIZATION, h);
+                }
             }
             let resp = req
                 .send()
                 .await
                 .map_err(|e| RegistryError::transport(method.as_str(), url, &e))?;
+            if resp.status() != StatusCode::UNAUTHORIZED {
+                return Ok(resp);
+            }
+            // A 401 from elsewhere (a redirect's target, a storage URL) is not ours to
+            // answer: its challenge could send the credentials anywhere.
+            if !credentials || hop(&self.base, resp.url()) != Hop::SameOrigin {
+                let mut e = error_from(method, url, resp).await;
+                e.hint = Some(format!(
+                    "the answer came from {}, not from the registry {}: no credentials are sent there",
+                    strip_query(url),
+                    self.base
+                ));
+                return Err(e);
+            }
             let basic = matches!(
                 self.state.lock().ok().and_then(|s| s.challenge.clone()),
                 Some(Challenge::Basic)
             );
-            if resp.status() == StatusCode::UNAUTHORIZED
-                && answered
-                && basic
-                && !renewed
-                && self.refresh.is_some()
-            {
+            if answered && basic && !renewed && self.refresh.is_some() {
                 // Expired or revoked password: fetch a new one, once.
                 renewed = true;
                 self.renew().await?;
                 continue;
             }
-            if resp.status() != StatusCode::UNAUTHORIZED || answered {
-                if resp.status() == StatusCode::UNAUTHORIZED {
-                    return Err(self.refused(method, url, scope, resp).await);
-                }
-                return Ok(resp);
+            if answered {
+                return Err(self.refused(method, url, scope, resp).await);
             }
             answered = true;
             self.answer_challenge(method, url, scope, resp).await?;
@@ -345,12 +456,21 @@ impl RegistryClient {
         scope: &str,
     ) -> Result<(String, Duration), RegistryError> {
         let mut url = Url::parse(realm).map_err(|e| {
-            RegistryError::new(
+            RegistryError::local(
                 "GET",
-                realm.to_string(),
-                format!("invalid token realm: {e}"),
+                strip_query(&self.base),
+                format!("the registry named an invalid token realm: {e}"),
             )
         })?;
+        // The token service may live elsewhere (that is what realms are for), but the
+        // credentials never go to it in clear text from an https registry.
+        if let Hop::Refused(why) = hop(&self.base, &url) {
+            return Err(RegistryError::local(
+                "GET",
+                strip_query(&url),
+                format!("token realm refused: {why}"),
+            ));
+        }
         let cred = self.cred();
         let req = self.token_request(&mut url, &cred.credential, service, scope);
         let resp = req
@@ -365,10 +485,17 @@ impl RegistryClient {
             ));
             return Err(e);
         }
-        let v: serde_json::Value = resp
-            .json()
+        let (bytes, more) = read_capped(resp, MAX_TOKEN_ANSWER)
             .await
             .map_err(|e| RegistryError::transport("GET", &url, &e))?;
+        if more {
+            return Err(invalid(
+                &url,
+                format!("the token answer is larger than {MAX_TOKEN_ANSWER} bytes"),
+            ));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(&url, format!("the token answer is not JSON: {e}")))?;
         token_from(&url, &v)
     }
 
@@ -461,24 +588,24 @@ impl RegistryClient {
         half + Duration::from_nanos(x % (half.as_nanos() as u64).max(1))
     }
 
-    /// `HEAD /v2/<repo>/<what>`: 2xx is yes, 404 is no, anything else an error.
+    /// `HEAD` of `endpoint` in `repo`: 2xx is yes, 404 is no, anything else an error.
     pub(super) async fn exists(
         &self,
-        repo: &str,
-        what: &str,
+        repo: &Repository,
+        endpoint: Endpoint<'_>,
         accept: Option<&str>,
     ) -> Result<bool, RegistryError> {
-        Ok(self.head(repo, what, accept).await?.is_some())
+        Ok(self.head(repo, endpoint, accept).await?.is_some())
     }
 
-    /// `HEAD /v2/<repo>/<what>` (push scope): the answer's headers, `None` on 404.
+    /// `HEAD` of `endpoint` in `repo` (push scope): the answer's headers, `None` on 404.
     pub(super) async fn head(
         &self,
-        repo: &str,
-        what: &str,
+        repo: &Repository,
+        endpoint: Endpoint<'_>,
         accept: Option<&str>,
     ) -> Result<Option<reqwest::header::HeaderMap>, RegistryError> {
-        let url = self.url(&format!("v2/{repo}/{what}"));
+        let url = self.url(repo, endpoint);
         let scope = push_scope(repo);
         self.retry(|| async {
             let resp = self
@@ -500,42 +627,17 @@ impl RegistryClient {
     }
 }
 
-pub(super) fn pull_scope(repo: &str) -> String {
+pub(super) fn pull_scope(repo: &Repository) -> String {
     format!("repository:{repo}:pull")
 }
 
-/// An error about what a registry served.
-pub(super) fn invalid(url: &Url, message: String) -> RegistryError {
-    RegistryError::new("GET", strip_query(url), message)
-}
-
-/// The body of `resp`, refused past `max` bytes.
-pub(super) async fn read_limited(
-    url: &Url,
-    resp: Response,
-    max: usize,
-) -> Result<Vec<u8>, RegistryError> {
-    if resp.content_length().is_some_and(|n| n > max as u64) {
-        return Err(invalid(url, format!("document larger than {max} bytes")));
-    }
-    let mut out = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
-        let chunk = chunk.map_err(|e| RegistryError::transport("GET", url, &e))?;
-        if out.len() + chunk.len() > max {
-            return Err(invalid(url, format!("document larger than {max} bytes")));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
-
-pub(super) fn push_scope(repo: &str) -> String {
+pub(super) fn push_scope(repo: &Repository) -> String {
     format!("repository:{repo}:pull,push")
 }
 
 /// The token and how long to use it from a token service's answer `v` (from `url`): `token`
-/// or `access_token`, for 90% of `expires_in` (60 s if absent, at least 10 s).
+/// or `access_token`, for 90% of `expires_in` (60 s if absent, at least 10 s, at most
+/// [`MAX_TOKEN_LIFETIME`]).
 fn token_from(url: &Url, v: &serde_json::Value) -> Result<(String, Duration), RegistryError> {
     let token = v
         .get("token")
@@ -547,7 +649,7 @@ fn token_from(url: &Url, v: &serde_json::Value) -> Result<(String, Duration), Re
         .get("expires_in")
         .and_then(|e| e.as_u64())
         .unwrap_or(60)
-        .max(10);
+        .clamp(10, MAX_TOKEN_LIFETIME.as_secs());
     Ok((token, Duration::from_secs(secs - secs / 10)))
 }
 
@@ -565,23 +667,6 @@ fn basic_header(cred: &Credential) -> Option<HeaderValue> {
         }
         _ => None,
     }
-}
-
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    h.get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-pub(super) async fn error_from(method: &Method, url: &Url, resp: Response) -> RegistryError {
-    let status = resp.status().as_u16();
-    let ra = retry_after(resp.headers());
-    let body = resp.bytes().await.unwrap_or_default();
-    RegistryError::from_status(method.as_str(), url, status, ra, &body)
 }
 
 /// reqwest is built without a crypto provider of its own (`rustls-no-provider`): make rustls'
@@ -624,26 +709,139 @@ mod tests {
     #[test]
     fn scheme_follows_insecure_and_loopback() {
         let anon = || CredentialSource::anonymous("test");
-        let c =
-            RegistryClient::new("127.0.0.1:5000", false, anon(), RetryPolicy::default()).unwrap();
-        assert_eq!(c.base().as_str(), "http://127.0.0.1:5000/");
-        let c =
-            RegistryClient::new("registry.example", false, anon(), RetryPolicy::default()).unwrap();
-        assert_eq!(c.base().as_str(), "https://registry.example/");
+        let new = |host: &str, scheme: Option<Scheme>, insecure: bool| {
+            RegistryClient::new(host, scheme, insecure, anon(), RetryPolicy::default())
+                .unwrap()
+                .base()
+                .to_string()
+        };
+        assert_eq!(new("127.0.0.1:5000", None, false), "http://127.0.0.1:5000/");
+        assert_eq!(
+            new("registry.example", None, false),
+            "https://registry.example/"
+        );
+        assert_eq!(
+            new("registry.example:8080", None, true),
+            "http://registry.example:8080/"
+        );
+        // A scheme written is honoured, for loopback hosts too, whatever `insecure` says.
+        assert_eq!(
+            new("127.0.0.1:5000", Some(Scheme::Https), false),
+            "https://127.0.0.1:5000/"
+        );
+        assert_eq!(
+            new("localhost:5000", Some(Scheme::Https), true),
+            "https://localhost:5000/"
+        );
+        assert_eq!(
+            new("[::1]:5000", Some(Scheme::Https), false),
+            "https://[::1]:5000/"
+        );
+        assert_eq!(
+            new("registry.example", Some(Scheme::Http), false),
+            "http://registry.example/"
+        );
+        for bad in [
+            "user:pw@evil.example",
+            "h/x",
+            "h?x",
+            "h#x",
+            "",
+            "h:99999",
+            "h :1",
+        ] {
+            let e = RegistryClient::new(bad, None, false, anon(), RetryPolicy::default())
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(e.message.contains("invalid registry host"), "{e}");
+        }
+    }
+
+    #[test]
+    fn urls_are_built_from_validated_segments() {
         let c = RegistryClient::new(
-            "registry.example:8080",
-            true,
-            anon(),
+            "r.example:5000",
+            None,
+            false,
+            CredentialSource::anonymous("t"),
             RetryPolicy::default(),
         )
         .unwrap();
-        assert_eq!(c.base().as_str(), "http://registry.example:8080/");
+        let repo = Repository::parse("team/app").unwrap();
+        let tag = Reference::parse("v1.0").unwrap();
+        let d = crate::digest::Digest::of(b"x");
+        assert_eq!(
+            c.url(&repo, Endpoint::Manifest(&tag)).as_str(),
+            "https://r.example:5000/v2/team/app/manifests/v1.0"
+        );
+        assert_eq!(
+            c.url(&repo, Endpoint::Blob(&d)).as_str(),
+            format!("https://r.example:5000/v2/team/app/blobs/{d}")
+        );
+        assert_eq!(
+            c.url(&repo, Endpoint::Uploads).as_str(),
+            "https://r.example:5000/v2/team/app/blobs/uploads/"
+        );
+        for bad in ["../../other/manifests/x", "v1?x=1", "v1#f", "a/b"] {
+            let e = c.reference("PUT", bad).unwrap_err();
+            assert!(!e.is_retryable(), "{e}");
+            assert!(e.message.contains("invalid tag"), "{e}");
+        }
+        assert!(c.repository("PUT", "../x").is_err());
+        assert!(c.repository("PUT", "a?b").is_err());
+    }
+
+    #[test]
+    fn lifetimes_from_servers_and_config_never_overflow() {
+        let url = Url::parse("https://auth.example/token").unwrap();
+        let (_, ttl) = token_from(
+            &url,
+            &serde_json::json!({"token": "t", "expires_in": u64::MAX}),
+        )
+        .unwrap();
+        assert!(ttl <= MAX_TOKEN_LIFETIME, "{ttl:?}");
+        let _ = after(ttl);
+        let _ = after(Duration::MAX);
+        let far = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(i64::MAX as u64 / 2));
+        assert!(refresh_at(far).is_some());
+        let c = RegistryClient::new(
+            "r.example",
+            None,
+            false,
+            CredentialSource::anonymous("t"),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        for rate in [
+            1e-300,
+            f64::MIN_POSITIVE,
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+            -1.0,
+            0.0,
+        ] {
+            let c = RegistryClient::new(
+                "r.example",
+                None,
+                false,
+                CredentialSource::anonymous("t"),
+                RetryPolicy::default(),
+            )
+            .unwrap()
+            .with_manifest_rate(rate);
+            if let Some(gap) = c.manifest_interval {
+                assert!(gap <= Duration::from_secs(1000), "{rate}: {gap:?}");
+            }
+        }
+        drop(c);
     }
 
     #[test]
     fn backoff_grows_with_jitter_and_honours_retry_after() {
         let c = RegistryClient::new(
             "r.example",
+            None,
             false,
             CredentialSource::anonymous("t"),
             RetryPolicy {
@@ -669,5 +867,21 @@ mod tests {
             c.delay(1, Some(Duration::from_secs(30))),
             Duration::from_secs(1)
         );
+    }
+
+    mod proptests {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+
+            #[test]
+            fn token_lifetimes_are_clamped(n in any::<u64>()) {
+                let url = Url::parse("https://auth.example/token").unwrap();
+                let (_, ttl) = token_from(&url, &serde_json::json!({"token": "t", "expires_in": n})).unwrap();
+                prop_assert!(ttl >= Duration::from_secs(9) && ttl <= MAX_TOKEN_LIFETIME);
+                let _ = after(ttl);
+            }
+        }
     }
 }

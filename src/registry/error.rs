@@ -22,6 +22,9 @@ pub struct RegistryError {
     pub retry_after: Option<Duration>,
     /// A hint saying what the user can do.
     pub hint: Option<String>,
+    /// Refused here, before anything was sent (an invalid name, an unsafe URL, a refused
+    /// redirect): trying again cannot help.
+    pub local: bool,
 }
 
 impl RegistryError {
@@ -36,6 +39,16 @@ impl RegistryError {
             message: message.into(),
             retry_after: None,
             hint: None,
+            local: false,
+        }
+    }
+
+    /// A request refused here before it was sent (`method` on `url`, already free of
+    /// secrets): never retried.
+    pub fn local(method: &str, url: impl Into<String>, message: impl Into<String>) -> Self {
+        RegistryError {
+            local: true,
+            ..RegistryError::new(method, url, message)
         }
     }
 
@@ -46,8 +59,12 @@ impl RegistryError {
         self.status == Some(400) && immutable_tag(self.code.as_deref(), &self.message)
     }
 
-    /// Whether a retry may succeed: connection errors, 408, 429 and 5xx.
+    /// Whether a retry may succeed: connection errors, 408, 429 and 5xx; never what was
+    /// refused here.
     pub fn is_retryable(&self) -> bool {
+        if self.local {
+            return false;
+        }
         match self.status {
             None => true,
             Some(s) => s == 408 || s == 429 || s >= 500,
@@ -66,6 +83,8 @@ impl RegistryError {
             message.push_str(&c.to_string());
             cur = c.source();
         }
+        // A redirect refused by our policy (a downgrade to http, too many hops) ends here.
+        let local = err.is_redirect();
         if message.is_empty() {
             message = if err.is_timeout() {
                 "timed out".into()
@@ -81,6 +100,7 @@ impl RegistryError {
             message,
             retry_after: None,
             hint: None,
+            local,
         }
     }
 
@@ -95,7 +115,7 @@ impl RegistryError {
         let (code, message) = parse_envelope(body).unwrap_or_else(|| {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
-            let text: String = text.chars().take(200).collect();
+            let text = clip(text, 200);
             if text.is_empty() {
                 let reason = reqwest::StatusCode::from_u16(status)
                     .ok()
@@ -127,6 +147,7 @@ impl RegistryError {
             message,
             retry_after,
             hint,
+            local: false,
         }
     }
 }
@@ -137,13 +158,21 @@ fn parse_envelope(body: &[u8]) -> Option<(Option<String>, String)> {
     let code = first
         .get("code")
         .and_then(|c| c.as_str())
-        .map(str::to_string);
+        .map(|c| clip(c, 100));
     let message = first
         .get("message")
         .and_then(|m| m.as_str())
-        .unwrap_or_default()
-        .to_string();
+        .map(|m| clip(m, 1000))
+        .unwrap_or_default();
     Some((code, message))
+}
+
+/// At most `max` characters of `s`, with `...` when cut.
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 /// The URL as text without query or fragment.

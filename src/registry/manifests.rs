@@ -5,9 +5,8 @@
 // See `client`: RegistryError travels in results by value on purpose.
 #![allow(clippy::result_large_err)]
 
-use super::client::{
-    error_from, invalid, pull_scope, push_scope, read_limited, RegistryClient, MAX_DOCUMENT,
-};
+use super::body::{error_from, invalid, read_limited, MAX_DOCUMENT};
+use super::client::{pull_scope, push_scope, Endpoint, RegistryClient};
 use super::error::RegistryError;
 use crate::digest::Digest;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -35,12 +34,10 @@ impl RegistryClient {
         repo: &str,
         reference: &str,
     ) -> Result<bool, RegistryError> {
-        self.exists(
-            repo,
-            &format!("manifests/{reference}"),
-            Some(MANIFEST_ACCEPT),
-        )
-        .await
+        let repo = self.repository("HEAD", repo)?;
+        let reference = self.reference("HEAD", reference)?;
+        self.exists(&repo, Endpoint::Manifest(&reference), Some(MANIFEST_ACCEPT))
+            .await
     }
 
     /// What `reference` (a tag) names in `repo`: `HEAD` of the manifest, its
@@ -52,8 +49,12 @@ impl RegistryClient {
         repo: &str,
         reference: &str,
     ) -> Result<Option<Digest>, RegistryError> {
-        let what = format!("manifests/{reference}");
-        let Some(headers) = self.head(repo, &what, Some(MANIFEST_ACCEPT)).await? else {
+        let name = self.repository("HEAD", repo)?;
+        let tag = self.reference("HEAD", reference)?;
+        let Some(headers) = self
+            .head(&name, Endpoint::Manifest(&tag), Some(MANIFEST_ACCEPT))
+            .await?
+        else {
             return Ok(None);
         };
         let digest = headers
@@ -73,8 +74,10 @@ impl RegistryClient {
         repo: &str,
         reference: &str,
     ) -> Result<Option<FetchedManifest>, RegistryError> {
-        let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
-        let scope = pull_scope(repo);
+        let repo = self.repository("GET", repo)?;
+        let reference = self.reference("GET", reference)?;
+        let url = self.url(&repo, Endpoint::Manifest(&reference));
+        let scope = pull_scope(&repo);
         self.retry(|| async {
             let resp = self
                 .send(&Method::GET, &url, &scope, &|| {
@@ -94,7 +97,7 @@ impl RegistryClient {
                 .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
             let bytes = read_limited(&url, resp, MAX_DOCUMENT).await?;
             let digest = Digest::of(&bytes);
-            if reference.starts_with("sha256:") && digest.as_str() != reference {
+            if reference.digest().is_some_and(|d| *d != digest) {
                 return Err(invalid(
                     &url,
                     format!("the registry served a manifest whose digest is {digest}"),
@@ -118,13 +121,16 @@ impl RegistryClient {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<(), RegistryError> {
-        let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
-        let scope = push_scope(repo);
+        let repo = self.repository("PUT", repo)?;
+        let reference = self.reference("PUT", reference)?;
+        let url = self.url(&repo, Endpoint::Manifest(&reference));
+        let scope = push_scope(&repo);
         self.retry(|| async {
             if let Some(gap) = self.manifest_interval {
                 let mut next = self.next_manifest.lock().await;
                 tokio::time::sleep_until((*next).into()).await;
-                *next = Instant::now() + gap;
+                let now = Instant::now();
+                *next = now.checked_add(gap).unwrap_or(now);
             }
             let resp = self
                 .send(&Method::PUT, &url, &scope, &|| {

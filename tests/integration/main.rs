@@ -9,6 +9,7 @@ mod ci;
 mod dependencies;
 mod ecr;
 mod errors;
+mod hostile;
 mod layering;
 mod moto;
 mod proxy;

@@ -1,0 +1,464 @@
+//! The client against small fake servers on loopback ports: where credentials go (redirects,
+//! upload locations, challenges from elsewhere), what is refused before any request (invalid
+//! names, a downgrade to http), and answers too large to hold (streamed endlessly, never
+//! allocated by the test).
+
+use super::auth::{Credential, CredentialSource, Secret};
+use super::client::{RegistryClient, RetryPolicy, MAX_ERROR_BODY};
+use crate::digest::Digest;
+use crate::reference::Scheme;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A request as the fake saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+enum Body {
+    Bytes(Vec<u8>),
+    /// Chunks of zeros until the client goes away.
+    Endless,
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Body,
+}
+
+fn answer(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    Answer {
+        status,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: Body::Bytes(body.to_vec()),
+    }
+}
+
+type Handler = Arc<dyn Fn(&Seen) -> Answer + Send + Sync>;
+
+/// An HTTP/1.1 server on a loopback port: one request per connection, answered by a handler.
+struct Fake {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    /// The first bytes of connections that did not start with an HTTP request (a TLS hello).
+    raw: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Fake {
+    fn start(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let raw: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let handler: Handler = Arc::new(handler);
+        let (seen2, raw2) = (seen.clone(), raw.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (h, seen, raw) = (handler.clone(), seen2.clone(), raw2.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &h, &seen, &raw);
+                });
+            }
+        });
+        Fake { port, seen, raw }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve(
+    conn: TcpStream,
+    handler: &Handler,
+    seen: &Mutex<Vec<Seen>>,
+    raw: &Mutex<Vec<Vec<u8>>>,
+) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let first = reader.fill_buf()?.to_vec();
+    if !first.first().is_some_and(u8::is_ascii_uppercase) {
+        raw.lock().unwrap().push(first);
+        return Ok(());
+    }
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, target) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        if reader.read_line(&mut l)? == 0 || l == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let req = Seen {
+        method,
+        target,
+        headers,
+    };
+    let len: u64 = req
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink())?;
+    seen.lock().unwrap().push(req.clone());
+    let a = handler(&req);
+    let mut out = conn;
+    let reason = match a.status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        307 => "Temporary Redirect",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        _ => "Status",
+    };
+    let mut head = format!("HTTP/1.1 {} {reason}\r\nConnection: close\r\n", a.status);
+    for (k, v) in &a.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    match &a.body {
+        Body::Bytes(b) => head.push_str(&format!("Content-Length: {}\r\n\r\n", b.len())),
+        Body::Endless => head.push_str("Transfer-Encoding: chunked\r\n\r\n"),
+    }
+    out.write_all(head.as_bytes())?;
+    if req.method == "HEAD" {
+        return Ok(());
+    }
+    match a.body {
+        Body::Bytes(b) => out.write_all(&b)?,
+        Body::Endless => {
+            let chunk = vec![b'x'; 64 << 10];
+            let framed = [
+                format!("{:x}\r\n", chunk.len()).into_bytes(),
+                chunk,
+                b"\r\n".to_vec(),
+            ]
+            .concat();
+            // Until the client hangs up (a write fails); bounded so a test can never spin.
+            for _ in 0..(1 << 16) {
+                out.write_all(&framed)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn creds() -> CredentialSource {
+    CredentialSource {
+        credential: Credential::Basic {
+            username: "alice".into(),
+            password: Secret("s3cret".into()),
+        },
+        origin: "test".into(),
+    }
+}
+
+const ALICE: &str = "Basic YWxpY2U6czNjcmV0";
+
+fn quick() -> RetryPolicy {
+    RetryPolicy {
+        max_tries: 2,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(20),
+    }
+}
+
+fn client(host: &str, scheme: Option<Scheme>) -> RegistryClient {
+    RegistryClient::new(host, scheme, false, creds(), quick()).unwrap()
+}
+
+/// Basic auth at the registry: 401 with a challenge unless the request carries alice's.
+fn basic_gate(req: &Seen) -> Option<Answer> {
+    (req.header("authorization") != Some(ALICE))
+        .then(|| answer(401, &[("WWW-Authenticate", "Basic realm=\"r\"")], b""))
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_redirect_to_another_port_carries_no_credentials() {
+    let storage = Fake::start(|_| answer(200, &[], b"x"));
+    let to = storage.url("/blob?sig=abc");
+    let registry = Fake::start(move |req| {
+        basic_gate(req).unwrap_or_else(|| answer(307, &[("Location", to.as_str())], b""))
+    });
+    let c = client(&registry.host(), None);
+    let d = Digest::of(b"x");
+    let rt = rt();
+    assert_eq!(rt.block_on(c.get_blob("team/app", &d)).unwrap(), b"x");
+    assert!(rt.block_on(c.blob_exists("team/app", &d)).unwrap());
+    let at_storage = storage.seen();
+    assert_eq!(at_storage.len(), 2, "{at_storage:?}");
+    for s in &at_storage {
+        assert_eq!(s.header("authorization"), None, "{s:?}");
+        assert_eq!(s.header("referer"), None, "{s:?}");
+    }
+    let at_registry = registry.seen();
+    assert!(at_registry
+        .iter()
+        .any(|s| s.header("authorization") == Some(ALICE)));
+}
+
+#[test]
+fn an_upload_location_on_another_port_gets_no_credentials() {
+    let storage = Fake::start(|_| answer(201, &[], b""));
+    let to = storage.url("/upload/1?state=s1");
+    let registry = Fake::start(move |req| {
+        basic_gate(req).unwrap_or_else(|| answer(202, &[("Location", to.as_str())], b""))
+    });
+    let c = client(&registry.host(), None);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob");
+    std::fs::write(&file, b"layer").unwrap();
+    let d = Digest::of(b"layer");
+    rt().block_on(c.upload_blob(
+        "team/app",
+        &d,
+        super::client::BlobSource::File(&file),
+        5,
+        None,
+    ))
+    .unwrap();
+    let puts = storage.seen();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(puts[0].method, "PUT");
+    assert!(
+        puts[0]
+            .target
+            .starts_with("/upload/1?state=s1&digest=sha256"),
+        "{puts:?}"
+    );
+    assert_eq!(puts[0].header("authorization"), None, "{puts:?}");
+}
+
+#[test]
+fn an_https_registry_never_sends_to_an_http_location() {
+    let storage = Fake::start(|_| answer(201, &[], b""));
+    let registry = Fake::start(|_| answer(500, &[], b""));
+    // The registry is reached over TLS (it is never contacted here: the session is given).
+    let c = client(&registry.host(), Some(Scheme::Https));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob");
+    std::fs::write(&file, b"layer").unwrap();
+    let session = url::Url::parse(&storage.url("/upload/1?state=s")).unwrap();
+    let e = rt()
+        .block_on(c.upload_blob(
+            "team/app",
+            &Digest::of(b"layer"),
+            super::client::BlobSource::File(&file),
+            5,
+            Some(session),
+        ))
+        .unwrap_err();
+    assert!(e.message.contains("plain http"), "{e}");
+    assert!(!e.is_retryable(), "{e}");
+    assert!(storage.seen().is_empty(), "nothing goes to the http URL");
+    assert!(registry.seen().is_empty() && registry.raw.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_challenge_from_elsewhere_is_not_answered() {
+    let tokens = Fake::start(|_| answer(200, &[], br#"{"token":"t"}"#));
+    let realm = format!("Bearer realm=\"{}\"", tokens.url("/token"));
+    let storage = Fake::start(move |_| answer(401, &[("WWW-Authenticate", realm.as_str())], b""));
+    let to = storage.url("/blob");
+    let registry = Fake::start(move |req| {
+        basic_gate(req).unwrap_or_else(|| answer(307, &[("Location", to.as_str())], b""))
+    });
+    let c = client(&registry.host(), None);
+    let e = rt()
+        .block_on(c.get_blob("team/app", &Digest::of(b"x")))
+        .unwrap_err();
+    assert_eq!(e.status, Some(401), "{e}");
+    assert!(
+        e.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("not from the registry"),
+        "{e}"
+    );
+    assert!(
+        tokens.seen().is_empty(),
+        "no credentials for the other server's realm"
+    );
+    assert!(storage
+        .seen()
+        .iter()
+        .all(|s| s.header("authorization").is_none()));
+}
+
+#[test]
+fn endless_redirects_end() {
+    let registry = Fake::start(|req| {
+        let to = format!("{}x", req.target);
+        answer(307, &[("Location", to.as_str())], b"")
+    });
+    let c = client(&registry.host(), None);
+    let e = rt()
+        .block_on(c.get_blob("team/app", &Digest::of(b"x")))
+        .unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert!(registry.seen().len() <= 12, "{}", registry.seen().len());
+}
+
+#[test]
+fn names_that_are_not_names_are_refused_before_any_request() {
+    let registry = Fake::start(|_| answer(201, &[], b""));
+    let c = client(&registry.host(), None);
+    let rt = rt();
+    for tag in [
+        "../../other/manifests/x",
+        "v1?x=1",
+        "v1#f",
+        "",
+        "a/b",
+        "sha256:abc",
+    ] {
+        let e = rt
+            .block_on(c.put_manifest("team/app", tag, "application/json", b"{}"))
+            .unwrap_err();
+        assert!(!e.is_retryable(), "{tag:?}: {e}");
+        assert!(e.message.contains(&format!("{tag:?}")), "{tag:?}: {e}");
+    }
+    for repo in ["../other", "Team/app", "a?b", "a#b", "a//b"] {
+        assert!(
+            rt.block_on(c.manifest_exists(repo, "v1")).is_err(),
+            "{repo:?}"
+        );
+        assert!(rt.block_on(c.blob_exists(repo, &Digest::of(b"x"))).is_err());
+    }
+    assert!(registry.seen().is_empty(), "{:?}", registry.seen());
+}
+
+#[test]
+fn an_endless_error_body_is_cut_short() {
+    let registry = Fake::start(|_| Answer {
+        status: 400,
+        headers: vec![],
+        body: Body::Endless,
+    });
+    let c = client(&registry.host(), None);
+    let e = rt()
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), c.get_manifest("team/app", "v1")).await
+        })
+        .expect("the read stops at the cap")
+        .unwrap_err();
+    assert_eq!(e.status, Some(400));
+    assert!(
+        e.message
+            .contains(&format!("cut after {MAX_ERROR_BODY} bytes")),
+        "{e}"
+    );
+    assert!(e.to_string().len() < 2000, "{}", e.to_string().len());
+}
+
+/// A Bearer challenge naming the token service at `/token` of the server `req` came to.
+fn bearer_here(req: &Seen) -> Answer {
+    let realm = format!(
+        "Bearer realm=\"http://{}/token\",service=\"r\"",
+        req.header("host").unwrap_or("")
+    );
+    answer(401, &[("WWW-Authenticate", realm.as_str())], b"")
+}
+
+#[test]
+fn an_endless_token_answer_is_refused() {
+    let registry = Fake::start(|req| {
+        if req.target.starts_with("/token") {
+            return Answer {
+                status: 200,
+                headers: vec![],
+                body: Body::Endless,
+            };
+        }
+        bearer_here(req)
+    });
+    let c = client(&registry.host(), None);
+    let e = rt()
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), c.manifest_exists("team/app", "v1")).await
+        })
+        .expect("the read stops at the cap")
+        .unwrap_err();
+    assert!(e.message.contains("token answer is larger"), "{e}");
+}
+
+#[test]
+fn a_token_that_never_expires_is_used_without_overflow() {
+    let registry = Fake::start(|req| {
+        if req.target.starts_with("/token") {
+            return answer(
+                200,
+                &[("Content-Type", "application/json")],
+                br#"{"token":"t","expires_in":18446744073709551615}"#,
+            );
+        }
+        if req.header("authorization") == Some("Bearer t") {
+            return answer(200, &[], b"");
+        }
+        bearer_here(req)
+    });
+    let c = client(&registry.host(), None);
+    let rt = rt();
+    assert!(rt.block_on(c.manifest_exists("team/app", "v1")).unwrap());
+    assert!(rt.block_on(c.manifest_exists("team/app", "v2")).unwrap());
+}
+
+#[test]
+fn an_explicit_https_is_honoured_on_loopback() {
+    let registry = Fake::start(|_| answer(200, &[], b""));
+    let c = client(&registry.host(), Some(Scheme::Https));
+    assert_eq!(c.base().scheme(), "https");
+    let e = rt()
+        .block_on(c.manifest_exists("team/app", "v1"))
+        .unwrap_err();
+    assert_eq!(e.status, None, "{e}");
+    let raw = registry.raw.lock().unwrap().clone();
+    assert!(!raw.is_empty(), "the registry saw no TLS handshake");
+    assert!(
+        raw.iter().all(|b| b.first() == Some(&0x16)),
+        "a TLS ClientHello starts with 0x16: {raw:?}"
+    );
+    assert!(registry.seen().is_empty(), "no plain HTTP request");
+}
