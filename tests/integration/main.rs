@@ -3,6 +3,8 @@
 //! The tools are installed by `scripts/test.sh`; a missing one fails the test that needs it.
 
 mod common;
+#[path = "../support/fake_http.rs"]
+mod fake_http;
 
 mod build;
 mod ci;
