@@ -20,6 +20,18 @@ pub fn ocibuild(cwd: &Path, args: &[&str]) -> Output {
         .expect("running ocibuild")
 }
 
+/// `ocibuild push ARGS` in `cwd` with Docker's config read from `docker_cfg`.
+pub fn push(cwd: &Path, docker_cfg: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+        .arg("push")
+        .args(args)
+        .current_dir(cwd)
+        .env("SOURCE_DATE_EPOCH", "0")
+        .env("DOCKER_CONFIG", docker_cfg)
+        .output()
+        .expect("running ocibuild push")
+}
+
 /// Stdout of a successful run, or a panic showing stderr.
 pub fn ok(out: Output) -> String {
     assert!(

@@ -9,7 +9,7 @@ use crate::registry::{docker_config, TestRegistry};
 use base64::Engine;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 /// A registry that takes a push: nothing is there yet; uploads go to `upload_to(n)`.
@@ -44,17 +44,6 @@ fn built_cart() -> (tempfile::TempDir, PathBuf, PathBuf) {
         &["build", "--service", "cart", "--out", out.to_str().unwrap()],
     ));
     (tmp, p, out)
-}
-
-fn push(cwd: &Path, docker_cfg: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ocibuild"))
-        .arg("push")
-        .args(args)
-        .current_dir(cwd)
-        .env("SOURCE_DATE_EPOCH", "0")
-        .env("DOCKER_CONFIG", docker_cfg)
-        .output()
-        .unwrap()
 }
 
 fn push_layout(p: &Path, cfg: &Path, layouts: &Path, registry: &str) -> Output {

@@ -6,18 +6,7 @@ use base64::Engine;
 use serde_json::Value;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn push(cwd: &Path, docker_cfg: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ocibuild"))
-        .arg("push")
-        .args(args)
-        .current_dir(cwd)
-        .env("SOURCE_DATE_EPOCH", "0")
-        .env("DOCKER_CONFIG", docker_cfg)
-        .output()
-        .unwrap()
-}
+use std::process::Command;
 
 fn report(path: &Path) -> Vec<Value> {
     serde_json::from_slice::<Value>(&fs::read(path).unwrap())
