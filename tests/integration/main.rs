@@ -8,6 +8,7 @@ mod build;
 mod ci;
 mod ecr;
 mod errors;
+mod hardening;
 mod layering;
 mod moto;
 mod proxy;
