@@ -9,6 +9,9 @@
 
 mod place;
 
+/// The latest `SOURCE_DATE_EPOCH` a build accepts (see [`image::MAX_EPOCH`]).
+pub use crate::image::MAX_EPOCH;
+
 use crate::base::{self, remote::RemoteOptions, BaseError, ResolvedBase};
 use crate::config::{Config, ConfigError, LayerConfig, Service};
 use crate::digest::Digest;

@@ -119,9 +119,9 @@ pub struct LayerSettings {
 }
 
 /// `SOURCE_DATE_EPOCH` from `env`, or 0; refused unless a whole number of seconds from 0 to
-/// [`crate::image::MAX_EPOCH`] (the end of year 9999: `created` must stay RFC 3339).
+/// [`crate::build::MAX_EPOCH`] (the end of year 9999: `created` must stay RFC 3339).
 pub fn source_date_epoch(env: Env<'_>) -> Result<u64, AppError> {
-    let max = crate::image::MAX_EPOCH;
+    let max = crate::build::MAX_EPOCH;
     let refuse = |v: &str, why: String| {
         AppError::Refused(format!(
             "SOURCE_DATE_EPOCH={v:?} {why}: set it to a whole number of seconds from 0 to {max} (9999-12-31T23:59:59Z), or unset it for 0"

@@ -226,6 +226,10 @@ impl<W: Write> TarWriter<W> {
 }
 
 #[cfg(test)]
+#[path = "tar_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::ffi::OsStrExt;
