@@ -2,9 +2,13 @@
 //! platform, write config, manifests and the image index into an OCI layout `OUT/<service>/`.
 //!
 //! All-or-nothing: every layout is written into a staging directory inside `OUT`; only when
-//! every service succeeded are they moved into place (replacing earlier layouts). On any
-//! failure nothing in `OUT` changes and every failure is reported. A layer whose source and
-//! settings are the same for several platforms (or services) is built once.
+//! every service succeeded are they moved into place (replacing earlier layouts), each by one
+//! atomic exchange (`place`): at any instant, even after a kill, each `OUT/<service>` is the
+//! old complete layout or the new one, a failed move restores every old one, and a dead run's
+//! staging directory is removed by the next. On any failure nothing in `OUT` changes and
+//! every failure is reported. `OUT` and the cache directory must lie outside every layer
+//! source. A layer whose source and settings are the same for several platforms (or services)
+//! is built once.
 //! Imports `base`, `config`, `digest`, `image`, `layer`, `layout`, `platform`, `spec`.
 
 mod place;
