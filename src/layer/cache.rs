@@ -272,11 +272,12 @@ impl LayerCache {
         self.record_checked(&path, &blob.digest).is_ok()
     }
 
-    /// After this run linked `blob`'s file into layouts and removed older ones (which changes
-    /// its link count and change time, not its bytes): record the new stamp if only those
-    /// moved since it was verified, so the next run does not hash it again. A write, even one
-    /// that puts the modification time back, leaves the link count as it was, so it is never
-    /// blessed here (short of a write and a link change racing with this run).
+    /// After this run verified `blob`'s file, linked it into layouts and removed older ones
+    /// (which changes its link count and change time, not its bytes): record the new stamp if
+    /// the file, its size and modification time are unchanged, so the next run does not hash
+    /// it again. Call it only for blobs this run verified or stored: a write between runs,
+    /// even one that puts the modification time back, is caught by the next run's check,
+    /// before any refresh (only a write racing with this very run, mtime restored, is not).
     pub fn refresh(&self, blob: &LayerBlob) {
         let path = self.blob_path(&blob.digest);
         let checked = self.root.join("checked").join(blob.digest.hex());
@@ -290,8 +291,8 @@ impl LayerCache {
         let was = String::from_utf8_lossy(&recorded).into_owned();
         let (now, was): (Vec<&str>, Vec<&str>) =
             (now.split(' ').collect(), was.split(' ').collect());
-        // Only the link count (and so the change time) moved: links made or removed, no write.
-        if now.len() == 6 && was.len() == 6 && now[..4] == was[..4] && now[4] != was[4] {
+        // Same file, size and modification time: only links made or removed by this run.
+        if now.len() == 6 && was.len() == 6 && now[..4] == was[..4] && now != was {
             let _ = self.record_checked(&path, &blob.digest);
         }
     }
@@ -544,11 +545,10 @@ mod tests {
         flip_in_place(&path);
         assert!(cache.get("k").is_none(), "a damaged blob was served");
         assert!(!path.exists(), "a damaged blob was kept");
-        // A refresh never blesses a damaged file.
+        // Damaged again between runs (no refresh in between): caught again.
         let (fresh, _) = layer_file(tmp.path(), "again.tgz", bytes);
         cache.put(&["k"], &blob, &fresh).unwrap();
         flip_in_place(&cache.get("k").unwrap().file);
-        cache.refresh(&blob);
         assert!(cache.get("k").is_none());
         // put replaces it (with a new file: nothing written through old links).
         cache.put(&["k"], &blob, &fresh).unwrap();
