@@ -2,10 +2,19 @@
 //! platform, write config, manifests and the image index into an OCI layout `OUT/<service>/`.
 //!
 //! All-or-nothing: every layout is written into a staging directory inside `OUT`; only when
-//! every service succeeded are they moved into place (replacing earlier layouts). On any
-//! failure nothing in `OUT` changes and every failure is reported. A layer whose source and
-//! settings are the same for several platforms (or services) is built once.
+//! every service succeeded are they moved into place (replacing earlier layouts), each by one
+//! atomic exchange (`place`): at any instant, even after a kill, each `OUT/<service>` is the
+//! old complete layout or the new one, a failed move restores every old one, and a dead run's
+//! staging directory is removed by the next. On any failure nothing in `OUT` changes and
+//! every failure is reported. `OUT` and the cache directory must lie outside every layer
+//! source. A layer whose source and settings are the same for several platforms (or services)
+//! is built once.
 //! Imports `base`, `config`, `digest`, `image`, `layer`, `layout`, `platform`, `spec`.
+
+mod place;
+
+/// The latest `SOURCE_DATE_EPOCH` a build accepts (see [`image::MAX_EPOCH`]).
+pub use crate::image::MAX_EPOCH;
 
 use crate::base::{self, remote::RemoteOptions, BaseError, ResolvedBase};
 use crate::config::{Config, ConfigError, LayerConfig, Service};
@@ -80,9 +89,9 @@ impl LayerMaker<'_> {
         store: &LayoutWriter,
     ) -> Result<MadeLayer, MakeError> {
         let entries = layer::walk::entries(source, lc).map_err(MakeError::Layer)?;
-        let (hit, keys) = match self.cache {
+        let (hit, stat_key) = match self.cache {
             Some(c) => from_cache(c, &entries, lc, self.epoch, self.opts),
-            None => (None, vec![]),
+            None => (None, None),
         };
         if let Some(layer::cache::CachedLayer { blob, file }) = hit {
             return Ok(MadeLayer {
@@ -91,7 +100,11 @@ impl LayerMaker<'_> {
                 cached: true,
             });
         }
-        let (blob, tmp) = layer::build_entries(
+        let layer::Built {
+            blob,
+            file: tmp,
+            contents,
+        } = layer::build_entries(
             &entries,
             self.epoch,
             &store.tmp_dir(),
@@ -104,7 +117,15 @@ impl LayerMaker<'_> {
             .map_err(MakeError::Layout)?;
         let path = store.blob_path(&blob.digest);
         if let Some(c) = self.cache {
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            // The content key of the bytes that went into the layer (not of an earlier read);
+            // the stat key is the walk's, and the build checked every file kept that stamp.
+            let content =
+                layer::cache::content_key_of(&entries, &contents, lc, self.epoch, self.opts);
+            let keys: Vec<&str> = stat_key
+                .iter()
+                .chain(&content)
+                .map(String::as_str)
+                .collect();
             // A cache that cannot be written only costs speed next time.
             let _ = c.put(&keys, &blob, &path);
         }
@@ -164,14 +185,15 @@ fn prebuild_layers(
 }
 
 /// Look a layer up in the cache: by stat key, then by content key (recording the stat key on a
-/// content hit). On a miss, the keys to record once the layer is built.
+/// content hit). On a miss, the stat key to record once the layer is built (none for a tree
+/// changed too recently to trust its stamps).
 fn from_cache(
     cache: &layer::cache::LayerCache,
     entries: &[layer::walk::Entry],
     cfg: &LayerConfig,
     epoch: u64,
     opts: &layer::LayerOptions,
-) -> (Option<layer::cache::CachedLayer>, Vec<String>) {
+) -> (Option<layer::cache::CachedLayer>, Option<String>) {
     use layer::cache::{key, racy, KeyKind};
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -183,19 +205,19 @@ fn from_cache(
         key(KeyKind::Stat, entries, cfg, epoch, opts).ok()
     };
     if let Some(hit) = stat.as_deref().and_then(|k| cache.get(k)) {
-        return (Some(hit), vec![]);
+        return (Some(hit), None);
     }
     // Unreadable files surface when the layer is built, with their path.
     let Ok(content) = key(KeyKind::Content, entries, cfg, epoch, opts) else {
-        return (None, stat.into_iter().collect());
+        return (None, stat);
     };
     if let Some(hit) = cache.get(&content) {
         if let Some(stat) = &stat {
             let _ = cache.put(&[stat], &hit.blob, &hit.file);
         }
-        return (Some(hit), vec![]);
+        return (Some(hit), None);
     }
-    (None, stat.into_iter().chain([content]).collect())
+    (None, stat)
 }
 
 /// A build failure. Its message names the service, platform and path concerned.
@@ -394,6 +416,13 @@ pub fn build(config: &Config, opts: &BuildOptions) -> Result<Vec<ServiceReport>,
     for t in &tags {
         check_tag(t).map_err(ConfigError)?;
     }
+    if opts.epoch > image::MAX_EPOCH {
+        return Err(BuildError::Config(ConfigError(format!(
+            "SOURCE_DATE_EPOCH {} is after 9999-12-31T23:59:59Z: use a time from 0 to {}",
+            opts.epoch,
+            image::MAX_EPOCH
+        ))));
+    }
 
     let out = &opts.out;
     let created_out = !out.exists();
@@ -414,13 +443,13 @@ fn build_into(
 ) -> Result<Vec<ServiceReport>, BuildError> {
     let out = &opts.out;
     prepare_out(out, services)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".ocibuild-staging-")
-        .tempdir_in(out)
-        .map_err(|e| BuildError::Output {
-            path: out.clone(),
-            message: format!("cannot write into it ({e}): choose a writable --out"),
-        })?;
+    let cache_dir = opts.cache.as_ref().map(|c| c.dir());
+    outside_sources(config, services, platforms, out, cache_dir)?;
+    place::remove_leftovers(out);
+    let staging = place::Staging::create(out).map_err(|e| BuildError::Output {
+        path: out.clone(),
+        message: format!("cannot write into it ({e}): choose a writable --out"),
+    })?;
 
     let layer_opts = opts.layer.unwrap_or(layer::LayerOptions {
         codec: config.compression.into(),
@@ -487,24 +516,56 @@ fn build_into(
         _ => return Err(BuildError::Several(errors)),
     }
 
-    move_into_place(staging.path(), &reports)?;
+    let moves: Vec<(&str, &Path)> = reports
+        .iter()
+        .map(|r| (r.name.as_str(), r.layout.as_path()))
+        .collect();
+    place::move_into_place(staging.path(), &moves, &mut place::System)?;
+    // The old layouts go with the staging directory; then the cache records the change
+    // times our links and removals gave its blob files, so the next run need not hash them.
+    let _ = staging.close();
+    if let Some(c) = &opts.cache {
+        for made in built.values() {
+            c.refresh(&made.blob);
+        }
+    }
     Ok(reports)
 }
 
-/// Everything built: move each layout from `staging` to its place (an earlier one is moved
-/// into `staging`, removed with it).
-fn move_into_place(staging: &Path, reports: &[ServiceReport]) -> Result<(), BuildError> {
-    for r in reports {
-        let fresh = staging.join(&r.name);
-        let old = staging.join(format!(".old-{}", r.name));
-        let move_err = |e: std::io::Error| BuildError::Output {
-            path: r.layout.clone(),
-            message: format!("moving the new layout into place: {e}"),
-        };
-        if r.layout.exists() {
-            fs::rename(&r.layout, &old).map_err(move_err)?;
+/// Refuse an output or cache directory inside (or equal to) a layer's source directory: the
+/// layouts (or cached blobs) would end up in the image, and each build would differ.
+fn outside_sources(
+    config: &Config,
+    services: &[&Service],
+    platforms: &[Platform],
+    out: &Path,
+    cache: Option<&Path>,
+) -> Result<(), BuildError> {
+    let canon = |p: &Path| fs::canonicalize(p).ok();
+    let mut ours = vec![("output directory (--out)", out)];
+    ours.extend(cache.map(|c| ("layer cache directory (--cache-dir)", c)));
+    for svc in services {
+        for p in platforms {
+            for lc in &svc.layers {
+                let rel = lc.source.expand(p);
+                let Some(source) = canon(&config.dir.join(&rel)).filter(|s| s.is_dir()) else {
+                    continue;
+                };
+                for (what, dir) in &ours {
+                    if canon(dir).is_some_and(|d| d.starts_with(&source)) {
+                        return Err(BuildError::Output {
+                            path: dir.to_path_buf(),
+                            message: format!(
+                                "the {what} is inside layer source {} of service {} (-> {}): it would end up in the image; choose a {what} outside every layer source",
+                                source.display(),
+                                svc.name,
+                                lc.target
+                            ),
+                        });
+                    }
+                }
+            }
         }
-        fs::rename(&fresh, &r.layout).map_err(move_err)?;
     }
     Ok(())
 }
@@ -668,7 +729,7 @@ impl ServiceBuild<'_> {
             let file = graph.blob(&digest).and_then(|b| b.file());
             if let Some(file) = file {
                 self.layout
-                    .import_blob(file, &digest, d.size())
+                    .copy_blob(file, &digest, d.size())
                     .map_err(|e| self.layout_err(e))?;
             }
             out.descriptors.push(d.clone());
@@ -717,7 +778,7 @@ impl ServiceBuild<'_> {
             }
         };
         self.layout
-            .import_blob(&file, &blob.digest, blob.size)
+            .link_blob(&file, &blob.digest, blob.size)
             .map_err(|e| self.layout_err(e))?;
         out.descriptors
             .push(image::descriptor(&blob.media_type, &blob.digest, blob.size));

@@ -3,7 +3,10 @@
 //!
 //! Invariants: a `Digest`/`DiffId` always holds `sha256:` followed by 64 lowercase hex digits.
 //! The two are distinct types so a compressed digest can never be recorded as a diff_id (or the
-//! reverse) by mistake. This module imports nothing from the rest of the crate.
+//! reverse) by mistake. `file` opens a blob's file safely (regular files only, never through a
+//! symlink, bounded reads). This module imports nothing from the rest of the crate.
+
+pub mod file;
 
 use sha2::{Digest as _, Sha256};
 use std::fmt;

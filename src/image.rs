@@ -13,6 +13,10 @@ use oci_spec::image::{
     ImageManifestBuilder, MediaType,
 };
 
+/// The latest `created` time an image may have: 9999-12-31T23:59:59Z (RFC 3339 has four-digit
+/// years; a later time would be written in a form no tool parses).
+pub const MAX_EPOCH: u64 = 253_402_300_799;
+
 /// One of the service's own layers, as the config records it.
 #[derive(Debug, Clone)]
 pub struct AddedLayer {

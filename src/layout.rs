@@ -2,22 +2,27 @@
 //! into place; `index.json` replaced atomically) and a reader (refs, blobs verified against
 //! their digests).
 //!
-//! Invariants: a blob file's name is the digest of its bytes; a reader never trusts a JSON
-//! blob it has not hashed; nothing is read outside `blobs/sha256/` of the layout.
+//! Invariants: a blob file's name is the digest of its bytes; blob files are read-only (a
+//! hard link never lets anyone write through to another layout or the layer cache); a reader
+//! never trusts a JSON blob it has not hashed; nothing is read outside `blobs/sha256/` of the
+//! layout: blobs, `oci-layout` and `index.json` are opened without following symlinks, must
+//! be regular files, and documents are read with a size bound; a blob taken from another
+//! layout is copied with its digest checked on the way.
 //! Imports `digest` and `spec`.
 
+use crate::digest::file::{open_regular, read_bounded, ReadError};
 use crate::digest::Digest;
 use crate::spec::{canonical_json, ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
 use oci_spec::image::{Descriptor, ImageIndex};
 use sha2::{Digest as _, Sha256};
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
-/// Largest manifest, index or config accepted from a layout.
+/// Largest manifest, index, config, `index.json` or `oci-layout` accepted from a layout.
 pub const MAX_JSON_BLOB: u64 = 4 << 20;
 
 /// A layout could not be read or written.
@@ -89,14 +94,16 @@ impl LayoutWriter {
         blob_path(&self.root, digest)
     }
 
-    /// Whether the layout has this blob.
+    /// Whether the layout has this blob (as a regular file, not a symlink).
     pub fn has_blob(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+        fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
     }
 
-    /// Move a finished temp file into place as the blob `digest`.
+    /// Move a finished temp file (whose bytes have the digest `digest`) into place as that
+    /// blob, read-only.
     pub fn commit_temp(&self, tmp: NamedTempFile, digest: &Digest) -> Result<(), LayoutError> {
         let dest = self.blob_path(digest);
+        make_read_only(tmp.as_file()).map_err(io_err("storing blob", &dest))?;
         tmp.persist(&dest).map_err(|e| LayoutError::Io {
             action: "storing blob",
             path: dest,
@@ -120,26 +127,33 @@ impl LayoutWriter {
         Ok(digest)
     }
 
-    /// Bring in a blob from another file: a hard link when possible, else a copy whose digest
-    /// and size are checked.
-    pub fn import_blob(&self, src: &Path, digest: &Digest, size: u64) -> Result<(), LayoutError> {
-        let dest = self.blob_path(digest);
-        if dest.is_file() {
+    /// Bring in a blob this run vouches for (built in this run, or a layer cache entry whose
+    /// digest the cache verified): a hard link to the read-only file when possible, else a
+    /// copy whose digest and size are checked. Never a symlink.
+    pub fn link_blob(&self, src: &Path, digest: &Digest, size: u64) -> Result<(), LayoutError> {
+        if self.has_blob(digest) {
             return Ok(());
         }
-        if fs::hard_link(src, &dest).is_ok() {
+        let dest = self.blob_path(digest);
+        let read_only_file = fs::symlink_metadata(src)
+            .is_ok_and(|m| m.is_file() && m.permissions().readonly() && m.len() == size);
+        if read_only_file && fs::hard_link(src, &dest).is_ok() {
             return Ok(());
         }
         self.copy_blob(src, digest, size)
     }
 
-    /// Copy a blob in from `src`, checking its digest and size on the way.
+    /// Copy a blob in from `src` (a regular file, never followed through a symlink), checking
+    /// its digest and size on the way: how blobs of another layout (a base) are brought in.
     pub fn copy_blob(&self, src: &Path, digest: &Digest, size: u64) -> Result<(), LayoutError> {
+        if self.has_blob(digest) {
+            return Ok(());
+        }
         let dest = self.blob_path(digest);
         let dir = self.tmp_dir();
         let mut tmp = NamedTempFile::with_prefix_in(".blob-", &dir)
             .map_err(io_err("creating a temp file in", &dir))?;
-        let mut input = File::open(src).map_err(io_err("reading blob", src))?;
+        let mut input = open_regular(src).map_err(io_err("reading blob", src))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut n_total = 0u64;
@@ -149,7 +163,7 @@ impl LayoutWriter {
                 break;
             }
             hasher.update(&buf[..n]);
-            n_total += n as u64;
+            n_total = n_total.saturating_add(n as u64);
             tmp.write_all(&buf[..n])
                 .map_err(io_err("writing blob", &dest))?;
         }
@@ -214,12 +228,12 @@ impl Layout {
             });
         }
         let marker = root.join("oci-layout");
-        let text = fs::read_to_string(&marker).map_err(|e| LayoutError::Invalid {
+        let text = read_bounded(&marker, MAX_JSON_BLOB).map_err(|e| LayoutError::Invalid {
             path: marker.clone(),
             message: format!("not an OCI image layout ({e})"),
         })?;
         let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| LayoutError::Invalid {
+            serde_json::from_slice(&text).map_err(|e| LayoutError::Invalid {
                 path: marker.clone(),
                 message: format!("invalid JSON: {e}"),
             })?;
@@ -317,18 +331,20 @@ impl Layout {
 }
 
 fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, LayoutError> {
-    let f = File::open(path).map_err(io_err("reading", path))?;
-    let mut bytes = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err("reading", path))?;
-    if bytes.len() as u64 > max {
-        return Err(LayoutError::Invalid {
+    read_bounded(path, max).map_err(|e| match e {
+        ReadError::Io(e) => io_err("reading", path)(e),
+        ReadError::TooLarge(_) => LayoutError::Invalid {
             path: path.to_path_buf(),
             message: format!("larger than {max} bytes: not a manifest, index or config"),
-        });
-    }
-    Ok(bytes)
+        },
+    })
+}
+
+/// Take every write permission off an open file (blobs are never written in place).
+pub fn make_read_only(file: &std::fs::File) -> io::Result<()> {
+    let mut perms = file.metadata()?.permissions();
+    perms.set_readonly(true);
+    file.set_permissions(perms)
 }
 
 #[cfg(test)]
@@ -370,6 +386,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let w = LayoutWriter::create(&t.path().join("l")).unwrap();
         let d = w.write_blob(b"{\"a\":1}").unwrap();
+        fs::remove_file(w.blob_path(&d)).unwrap();
         fs::write(w.blob_path(&d), b"{\"a\":2}").unwrap();
         fs::write(
             t.path().join("l/index.json"),
@@ -383,6 +400,7 @@ mod tests {
         let e = other.copy_blob(&w.blob_path(&d), &d, 7).unwrap_err();
         assert!(e.to_string().contains("corrupt"), "{e}");
         assert!(!other.has_blob(&d));
+        fs::remove_file(w.blob_path(&d)).unwrap();
         fs::write(w.blob_path(&d), b"{\"a\":1}").unwrap();
         other.copy_blob(&w.blob_path(&d), &d, 7).unwrap();
         assert!(other.has_blob(&d));

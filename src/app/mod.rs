@@ -118,16 +118,26 @@ pub struct LayerSettings {
     pub pull: bool,
 }
 
-/// `SOURCE_DATE_EPOCH` from `env`, or 0.
+/// `SOURCE_DATE_EPOCH` from `env`, or 0; refused unless a whole number of seconds from 0 to
+/// [`crate::build::MAX_EPOCH`] (the end of year 9999: `created` must stay RFC 3339).
 pub fn source_date_epoch(env: Env<'_>) -> Result<u64, AppError> {
+    let max = crate::build::MAX_EPOCH;
+    let refuse = |v: &str, why: String| {
+        AppError::Refused(format!(
+            "SOURCE_DATE_EPOCH={v:?} {why}: set it to a whole number of seconds from 0 to {max} (9999-12-31T23:59:59Z), or unset it for 0"
+        ))
+    };
     match env("SOURCE_DATE_EPOCH") {
         None => Ok(0),
         Some(v) if v.trim().is_empty() => Ok(0),
-        Some(v) => v.trim().parse::<u64>().map_err(|e| {
-            AppError::Refused(format!(
-                "SOURCE_DATE_EPOCH={v:?} is not a non-negative integer number of seconds: {e}"
-            ))
-        }),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n <= max => Ok(n),
+            Ok(_) => Err(refuse(&v, "is after the year 9999".into())),
+            Err(e) => Err(refuse(
+                &v,
+                format!("is not a non-negative integer number of seconds ({e})"),
+            )),
+        },
     }
 }
 

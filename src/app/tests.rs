@@ -177,4 +177,20 @@ fn source_date_epoch_is_read_through_the_lookup_and_refused_with_its_cause() {
         e.starts_with("SOURCE_DATE_EPOCH=") && e.contains("invalid digit"),
         "{e}"
     );
+    // The last second of year 9999 is the latest `created` RFC 3339 can write.
+    assert_eq!(epoch("253402300799").unwrap(), 253_402_300_799);
+    for bad in [
+        "253402300800",
+        "18446744073709551615",
+        "99999999999999999999",
+        "-1",
+        "1.5",
+        "1e9",
+    ] {
+        let e = epoch(bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("SOURCE_DATE_EPOCH=") && e.contains("from 0 to 253402300799"),
+            "{bad}: {e}"
+        );
+    }
 }

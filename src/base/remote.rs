@@ -72,7 +72,8 @@ struct Store {
 
 impl Store {
     fn blob(&self, d: &Digest) -> Option<Vec<u8>> {
-        let bytes = std::fs::read(self.root.join("blobs/sha256").join(d.hex())).ok()?;
+        let path = self.root.join("blobs/sha256").join(d.hex());
+        let bytes = crate::digest::file::read_bounded(&path, crate::layout::MAX_JSON_BLOB).ok()?;
         (Digest::of(&bytes) == *d).then_some(bytes)
     }
 
@@ -244,10 +245,7 @@ impl Reader<'_> {
 
 /// The digest and size of the file at `path`.
 fn file_digest(path: &Path) -> std::io::Result<(Digest, u64)> {
-    let mut w = HashingWriter::new(std::io::sink());
-    std::io::copy(&mut std::fs::File::open(path)?, &mut w)?;
-    let (_, d, n) = w.finish_digest();
-    Ok((d, n))
+    crate::digest::file::hash_file(path)
 }
 
 /// Resolve registry base `image` for each of `platforms` (in order).

@@ -7,13 +7,19 @@
 //! fresh checkout or the cache being copied to another machine). A hit on the content key
 //! records the stat key too.
 //!
-//! Layout: `<dir>/v1/keys/<key>` (JSON: digest, diff_id, size, media type) and
-//! `<dir>/v1/blobs/sha256/<hex>`; every file is written to a temp file and renamed, so builds
-//! sharing the cache never see half a file.
+//! Layout: `<dir>/v1/keys/<key>` (JSON: digest, diff_id, size, media type),
+//! `<dir>/v1/blobs/sha256/<hex>` (read-only) and `<dir>/v1/checked/<hex>` (the blob file's
+//! device, inode, size and modification time when its digest was last verified); every file is
+//! written to a temp file and renamed, so builds sharing the cache never see half a file, and
+//! no file is ever written in place (layouts hard-link the read-only blob files).
+//!
+//! Integrity: a blob is served only if it verifies: hashed once, then trusted while its stamp
+//! is the one recorded; a damaged blob is removed (and built and stored again).
 
-use super::walk::{Entry, EntryKind};
+use super::walk::{Entry, EntryKind, FileStamp};
 use super::{LayerBlob, LayerOptions};
 use crate::config::LayerConfig;
+use crate::digest::file::read_bounded;
 use crate::digest::Digest;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -82,7 +88,8 @@ fn common(h: &mut Xxh3, cfg: &LayerConfig, epoch: u64, opts: &LayerOptions) {
     field(&[u8::from(cfg.preserve_modes), u8::from(cfg.setid)]);
 }
 
-/// The key of a layer made of `entries`. The content key reads every file.
+/// The key of a layer made of `entries`. The content key reads every file (for a lookup; the
+/// content key a built layer is stored under comes from [`content_key_of`]).
 pub fn key(
     kind: KeyKind,
     entries: &[Entry],
@@ -90,13 +97,67 @@ pub fn key(
     epoch: u64,
     opts: &LayerOptions,
 ) -> io::Result<String> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = |path: &Path, stamp: &FileStamp| -> io::Result<u128> {
+        let mut f = crate::digest::file::open_regular(path)?;
+        let mut content = Xxh3::new();
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            content.update(&buf[..n]);
+        }
+        // A file written while it was read has no one content: no content key for it.
+        if FileStamp::of(&f.metadata()?) != *stamp {
+            return Err(io::Error::other("changed while it was read"));
+        }
+        Ok(content.digest128())
+    };
+    key_with(kind, entries, cfg, epoch, opts, &mut read)
+}
+
+/// The content key of a layer built from `entries`, from `contents`: the hash of each regular
+/// file's bytes as they went into the layer (see [`super::Built`]), so a file that changed
+/// between the lookup and the build can never store the layer under another content's key.
+/// `None` if `contents` does not have one hash per file.
+pub fn content_key_of(
+    entries: &[Entry],
+    contents: &[u128],
+    cfg: &LayerConfig,
+    epoch: u64,
+    opts: &LayerOptions,
+) -> Option<String> {
+    let files = entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+        .count();
+    if files != contents.len() {
+        return None;
+    }
+    let mut next = contents.iter();
+    let mut given = |_: &Path, _: &FileStamp| {
+        next.next()
+            .copied()
+            .ok_or_else(|| io::Error::other("short"))
+    };
+    key_with(KeyKind::Content, entries, cfg, epoch, opts, &mut given).ok()
+}
+
+fn key_with(
+    kind: KeyKind,
+    entries: &[Entry],
+    cfg: &LayerConfig,
+    epoch: u64,
+    opts: &LayerOptions,
+    content: &mut dyn FnMut(&Path, &FileStamp) -> io::Result<u128>,
+) -> io::Result<String> {
     let mut h = Xxh3::new();
     common(&mut h, cfg, epoch, opts);
     h.update(match kind {
         KeyKind::Stat => b"stat",
         KeyKind::Content => b"cont",
     });
-    let mut buf = vec![0u8; 1 << 20];
     for e in entries {
         h.update(&(e.path.len() as u64).to_le_bytes());
         h.update(&e.path);
@@ -125,18 +186,7 @@ pub fn key(
                         h.update(&stamp.mtime_ns.to_le_bytes());
                         h.update(&stamp.ctime_ns.to_le_bytes());
                     }
-                    KeyKind::Content => {
-                        let mut f = fs::File::open(path)?;
-                        let mut content = Xxh3::new();
-                        loop {
-                            let n = f.read(&mut buf)?;
-                            if n == 0 {
-                                break;
-                            }
-                            content.update(&buf[..n]);
-                        }
-                        h.update(&content.digest128().to_le_bytes());
-                    }
+                    KeyKind::Content => h.update(&content(path, stamp)?.to_le_bytes()),
                 }
             }
         }
@@ -176,10 +226,12 @@ impl LayerCache {
         self.root.join("blobs").join("sha256").join(d.hex())
     }
 
-    /// The layer stored under `key`, with its blob file, if both are there and consistent.
+    /// The layer stored under `key`, with its blob file, if both are there and the file holds
+    /// the bytes of its digest (see [`LayerCache::verified`]). A damaged blob is removed, so
+    /// the layer is built again and stored afresh.
     pub fn get(&self, key: &str) -> Option<CachedLayer> {
-        let text = fs::read_to_string(self.root.join("keys").join(key)).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let text = read_bounded(&self.root.join("keys").join(key), MAX_RECORD).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
         let blob = LayerBlob {
             digest: v["digest"].as_str()?.parse().ok()?,
             diff_id: v["diff_id"].as_str()?.parse().ok()?,
@@ -187,20 +239,107 @@ impl LayerCache {
             media_type: v["media_type"].as_str()?.to_string(),
         };
         let path = self.blob_path(&blob.digest);
-        (fs::metadata(&path).ok()?.len() == blob.size).then_some(CachedLayer { blob, file: path })
+        self.verified(&blob)
+            .then_some(CachedLayer { blob, file: path })
     }
 
-    /// Record `blob` (whose bytes are at `file`) under `keys`.
+    /// Whether the blob file of `blob` is a read-only regular file holding exactly its bytes.
+    /// A file is hashed once, then trusted while its device, inode, size, modification and
+    /// change times are those recorded (a write changes both times; one that puts the
+    /// modification time back still changes the change time). A file found damaged is removed
+    /// with its record.
+    pub fn verified(&self, blob: &LayerBlob) -> bool {
+        let path = self.blob_path(&blob.digest);
+        let checked = self.root.join("checked").join(blob.digest.hex());
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return false;
+        };
+        let stamp = stamp_of(&meta);
+        if meta.is_file() && meta.len() == blob.size && meta.permissions().readonly() {
+            let recorded = read_bounded(&checked, MAX_RECORD).ok();
+            if recorded.as_deref() == Some(stamp.as_bytes()) {
+                return true;
+            }
+        }
+        let good = meta.is_file()
+            && crate::digest::file::hash_file(&path)
+                .is_ok_and(|(d, n)| d == blob.digest && n == blob.size);
+        if !good {
+            let _ = fs::remove_file(&checked);
+            let _ = fs::remove_file(&path);
+            return false;
+        }
+        self.record_checked(&path, &blob.digest).is_ok()
+    }
+
+    /// After this run verified `blob`'s file, linked it into layouts and removed older ones
+    /// (which changes its link count and change time, not its bytes): record the new stamp if
+    /// the file, its size and modification time are unchanged, so the next run does not hash
+    /// it again. Call it only for blobs this run verified or stored: a write between runs,
+    /// even one that puts the modification time back, is caught by the next run's check,
+    /// before any refresh (only a write racing with this very run, mtime restored, is not).
+    pub fn refresh(&self, blob: &LayerBlob) {
+        let path = self.blob_path(&blob.digest);
+        let checked = self.root.join("checked").join(blob.digest.hex());
+        let (Ok(meta), Ok(recorded)) = (
+            fs::symlink_metadata(&path),
+            read_bounded(&checked, MAX_RECORD),
+        ) else {
+            return;
+        };
+        let now = stamp_of(&meta);
+        let was = String::from_utf8_lossy(&recorded).into_owned();
+        let (now, was): (Vec<&str>, Vec<&str>) =
+            (now.split(' ').collect(), was.split(' ').collect());
+        // Same file, size and modification time: only links made or removed by this run.
+        if now.len() == 6 && was.len() == 6 && now[..4] == was[..4] && now != was {
+            let _ = self.record_checked(&path, &blob.digest);
+        }
+    }
+
+    /// Make the blob file at `path` read-only and record its stamp as verified.
+    fn record_checked(&self, path: &Path, digest: &Digest) -> io::Result<()> {
+        let file = crate::digest::file::open_regular(path)?;
+        let mut perms = file.metadata()?.permissions();
+        if !perms.readonly() {
+            perms.set_readonly(true);
+            file.set_permissions(perms)?;
+        }
+        let stamp = stamp_of(&file.metadata()?);
+        let dir = self.root.join("checked");
+        fs::create_dir_all(&dir)?;
+        let mut tmp = NamedTempFile::with_prefix_in(".checked-", &dir)?;
+        tmp.write_all(stamp.as_bytes())?;
+        tmp.persist(dir.join(digest.hex())).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Record `blob` (whose bytes are at `file`, built in this run) under `keys`. A blob file
+    /// already in the cache is kept only if it verifies; otherwise it is replaced (by a new
+    /// file renamed over it: nothing is ever written into a file that layouts may link to).
     pub fn put(&self, keys: &[&str], blob: &LayerBlob, file: &Path) -> io::Result<()> {
         let dest = self.blob_path(&blob.digest);
-        if fs::metadata(&dest).map(|m| m.len()).ok() != Some(blob.size) {
+        if !self.verified(blob) {
             let dir = self.root.join("blobs");
             let tmp = NamedTempFile::with_prefix_in(".blob-", &dir)?;
-            let _ = fs::remove_file(tmp.path());
-            if fs::hard_link(file, tmp.path()).is_err() {
-                fs::copy(file, tmp.path())?;
+            let linked = fs::symlink_metadata(file)
+                .is_ok_and(|m| m.is_file() && m.permissions().readonly())
+                && {
+                    let _ = fs::remove_file(tmp.path());
+                    fs::hard_link(file, tmp.path()).is_ok()
+                };
+            if !linked {
+                let mut src = crate::digest::file::open_regular(file)?;
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .create(true)
+                    .open(tmp.path())?;
+                io::copy(&mut src, &mut out)?;
+                out.sync_all()?;
             }
             tmp.persist(&dest).map_err(|e| e.error)?;
+            self.record_checked(&dest, &blob.digest)?;
         }
         let record = serde_json::json!({
             "digest": blob.digest.to_string(),
@@ -217,6 +356,26 @@ impl LayerCache {
         }
         Ok(())
     }
+}
+
+/// Largest key or verification record read.
+const MAX_RECORD: u64 = 64 << 10;
+
+/// What identifies a blob file's bytes once hashed: device, inode, size, modification time,
+/// link count and change time.
+fn stamp_of(m: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{} {} {} {}.{:09} {} {}.{:09}",
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.nlink(),
+        m.ctime(),
+        m.ctime_nsec()
+    )
 }
 
 #[cfg(test)]
@@ -245,6 +404,10 @@ mod tests {
             mtime_ns,
             ctime_ns: mtime_ns,
         }
+    }
+
+    fn real(path: &Path) -> FileStamp {
+        FileStamp::of(&fs::metadata(path).unwrap())
     }
 
     fn file_entry(name: &str, path: &Path, stamp: FileStamp) -> Entry {
@@ -343,6 +506,55 @@ mod tests {
         repaired();
     }
 
+    /// Flip a byte of `path` in place (same inode, same size), then put its modification
+    /// time back: only the change time tells.
+    fn flip_in_place(path: &Path) {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::PermissionsExt;
+        let mtime = fs::metadata(path).unwrap().modified().unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact(&mut b).unwrap();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.write_all(&[b[0] ^ 1]).unwrap();
+        f.set_modified(mtime).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o444)).unwrap();
+    }
+
+    #[test]
+    fn a_blob_damaged_in_place_is_detected_removed_and_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(&tmp.path().join("cache")).unwrap();
+        let bytes = b"a layer of some bytes";
+        let (file, blob) = layer_file(tmp.path(), "layer.tgz", bytes);
+        cache.put(&["k"], &blob, &file).unwrap();
+        let path = cache.get("k").unwrap().file;
+        assert!(fs::metadata(&path).unwrap().permissions().readonly());
+        // Verified once: served again from the record without change.
+        assert!(cache.get("k").is_some());
+        // A hard link (what a layout makes) changes only the change time: refreshed, kept.
+        fs::hard_link(&path, tmp.path().join("layout-link")).unwrap();
+        cache.refresh(&blob);
+        assert!(cache.get("k").is_some());
+
+        flip_in_place(&path);
+        assert!(cache.get("k").is_none(), "a damaged blob was served");
+        assert!(!path.exists(), "a damaged blob was kept");
+        // Damaged again between runs (no refresh in between): caught again.
+        let (fresh, _) = layer_file(tmp.path(), "again.tgz", bytes);
+        cache.put(&["k"], &blob, &fresh).unwrap();
+        flip_in_place(&cache.get("k").unwrap().file);
+        assert!(cache.get("k").is_none());
+        // put replaces it (with a new file: nothing written through old links).
+        cache.put(&["k"], &blob, &fresh).unwrap();
+        assert_eq!(fs::read(cache.get("k").unwrap().file).unwrap(), bytes);
+    }
+
     #[test]
     fn a_damaged_key_record_is_not_served() {
         let tmp = tempfile::tempdir().unwrap();
@@ -378,7 +590,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let f = tmp.path().join("a.txt");
         fs::write(&f, b"hello").unwrap();
-        let entries = vec![dir_entry("app"), file_entry("app/a.txt", &f, stamp(1))];
+        let entries = vec![dir_entry("app"), file_entry("app/a.txt", &f, real(&f))];
         let k = |kind, cfg: &LayerConfig, epoch, opts: &LayerOptions| {
             key(kind, &entries, cfg, epoch, opts).unwrap()
         };
@@ -437,10 +649,17 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let f = tmp.path().join("a.txt");
         fs::write(&f, b"hello").unwrap();
+        // The content key checks each file kept the stamp it was walked with: give it the real one.
         let keys = |entries: &[Entry]| {
+            let mut now = entries.to_vec();
+            for e in &mut now {
+                if let EntryKind::File { path, stamp, .. } = &mut e.kind {
+                    *stamp = real(path);
+                }
+            }
             (
                 key(KeyKind::Stat, entries, &cfg(), 0, &opts()).unwrap(),
-                key(KeyKind::Content, entries, &cfg(), 0, &opts()).unwrap(),
+                key(KeyKind::Content, &now, &cfg(), 0, &opts()).unwrap(),
             )
         };
         let (stat, content) = keys(&[file_entry("a.txt", &f, stamp(1))]);

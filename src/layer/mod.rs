@@ -14,10 +14,10 @@ pub mod walk;
 use crate::config::LayerConfig;
 use crate::digest::{DiffId, Digest};
 use compress::{Codec, StreamError};
-use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
+use xxhash_rust::xxh3::Xxh3;
 
 /// Why a layer could not be built. Messages name the path and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -112,24 +112,40 @@ pub fn build(
     opts: &LayerOptions,
 ) -> Result<(LayerBlob, NamedTempFile), LayerError> {
     let entries = walk::entries(source, cfg)?;
-    build_entries(
+    let built = build_entries(
         &entries,
         epoch,
         tmp_dir,
         opts.codec,
         &compress::Workers::new(opts.threads),
-    )
+    )?;
+    Ok((built.blob, built.file))
+}
+
+/// A layer just built: its blob, the temp file holding it, and the content hash of each
+/// regular file as it was read into the layer (entry order), from which the layer cache's
+/// content key is computed, so key and layer come from the same bytes.
+#[derive(Debug)]
+pub struct Built {
+    /// Digest, size, diff_id, media type.
+    pub blob: LayerBlob,
+    /// The compressed layer.
+    pub file: NamedTempFile,
+    /// xxh3-128 of each regular file's bytes as they went into the tar, in entry order.
+    pub contents: Vec<u128>,
 }
 
 /// Build a layer from entries already walked (see [`walk::entries`]), compressing on
-/// `workers` (which other layers may share).
+/// `workers` (which other layers may share). A file that changed since it was walked (size,
+/// identity, modification or change time, checked after reading it) fails the build: its
+/// bytes would not be the ones the entry and the cache keys describe.
 pub fn build_entries(
     entries: &[walk::Entry],
     epoch: u64,
     tmp_dir: &Path,
     codec: Codec,
     workers: &compress::Workers,
-) -> Result<(LayerBlob, NamedTempFile), LayerError> {
+) -> Result<Built, LayerError> {
     let tmp = NamedTempFile::with_prefix_in(".layer-", tmp_dir)
         .map_err(|e| LayerError::io("creating a temp file in", tmp_dir, e))?;
     let file = tmp
@@ -137,6 +153,7 @@ pub fn build_entries(
         .try_clone()
         .map_err(|e| LayerError::io("opening", tmp.path(), e))?;
     let write_err = |e: io::Error| LayerError::io("writing layer to", tmp.path(), e);
+    let mut contents = Vec::new();
 
     let result = compress::compress_stream(
         codec,
@@ -157,20 +174,17 @@ pub fn build_entries(
                     walk::EntryKind::Hardlink(l) => tar::Kind::Hardlink(l),
                     walk::EntryKind::File { size, .. } => tar::Kind::File(*size),
                 };
-                if let walk::EntryKind::File { size, path, .. } = &e.kind {
-                    let mut f =
-                        File::open(path).map_err(|err| LayerError::io("reading", path, err))?;
-                    tar.append_header(&e.path, kind, &meta).map_err(write_err)?;
-                    tar.write_file_data(&mut f, *size)
-                        .map_err(|err| match err {
+                tar.append_header(&e.path, kind, &meta).map_err(write_err)?;
+                if let walk::EntryKind::File { size, path, stamp } = &e.kind {
+                    let hash =
+                        file_data(&mut tar, path, *size, stamp).map_err(|err| match err {
                             tar::DataError::Write(e) => write_err(e),
                             other => LayerError::File {
                                 path: path.clone(),
                                 source: other,
                             },
                         })?;
-                } else {
-                    tar.append_header(&e.path, kind, &meta).map_err(write_err)?;
+                    contents.push(hash);
                 }
             }
             tar.finish().map_err(write_err)?;
@@ -186,13 +200,124 @@ pub fn build_entries(
         .into_inner()
         .map_err(|e| write_err(e.into_error()))?;
     file.sync_all().map_err(write_err)?;
-    Ok((
-        LayerBlob {
+    Ok(Built {
+        blob: LayerBlob {
             digest: done.digest,
             size: done.size,
             diff_id: done.diff_id,
             media_type: codec.media_type().to_string(),
         },
-        tmp,
-    ))
+        file: tmp,
+        contents,
+    })
+}
+
+/// Copy file `path` (walked with `size` and `stamp`) into `tar`; the xxh3-128 of the bytes
+/// copied. Fails if the file, once read, is not the one walked (identity, size or times).
+fn file_data<W: io::Write>(
+    tar: &mut tar::TarWriter<W>,
+    path: &Path,
+    size: u64,
+    stamp: &walk::FileStamp,
+) -> Result<u128, tar::DataError> {
+    // Never through a symlink that replaced the file since the walk.
+    let f = crate::digest::file::open_regular(path).map_err(tar::DataError::Read)?;
+    let mut reader = HashingReader {
+        inner: &f,
+        hash: Xxh3::new(),
+    };
+    tar.write_file_data(&mut reader, size)?;
+    let after = f.metadata().map_err(tar::DataError::Read)?;
+    if walk::FileStamp::of(&after) != *stamp || after.len() != size {
+        return Err(tar::DataError::Changed);
+    }
+    Ok(reader.hash.digest128())
+}
+
+/// Hashes (xxh3) what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hash: Xxh3,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceTemplate;
+    use std::fs;
+    use std::time::{Duration, SystemTime};
+
+    fn cfg() -> LayerConfig {
+        LayerConfig::new(SourceTemplate::try_from("x".to_string()).unwrap(), "/app")
+    }
+
+    /// Rewrite `path` with `bytes` (same size) and a modification time unlike the walk's.
+    fn change(path: &Path, bytes: &[u8]) {
+        fs::write(path, bytes).unwrap();
+        let f = fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000))
+            .unwrap();
+    }
+
+    #[test]
+    fn the_content_key_is_computed_from_the_bytes_that_went_into_the_layer() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("a.txt"), b"first").unwrap();
+        fs::write(src.join("b.txt"), b"second").unwrap();
+        let entries = walk::entries(&src, &cfg()).unwrap();
+        let opts = LayerOptions::default();
+        let workers = compress::Workers::new(1);
+        let built = build_entries(&entries, 0, t.path(), opts.codec, &workers).unwrap();
+        assert_eq!(built.contents.len(), 2);
+        let of_layer = cache::content_key_of(&entries, &built.contents, &cfg(), 0, &opts);
+        let of_files = cache::key(cache::KeyKind::Content, &entries, &cfg(), 0, &opts).unwrap();
+        assert_eq!(of_layer.as_deref(), Some(of_files.as_str()));
+        // One hash per file, or no key at all.
+        assert!(cache::content_key_of(&entries, &built.contents[..1], &cfg(), 0, &opts).is_none());
+    }
+
+    #[test]
+    fn a_file_changed_between_the_walk_and_its_reads_fails_the_key_and_the_build() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("a.txt"), b"before").unwrap();
+        let entries = walk::entries(&src, &cfg()).unwrap();
+        let opts = LayerOptions::default();
+        // The lookup read sees the walked file.
+        let looked_up = cache::key(cache::KeyKind::Content, &entries, &cfg(), 0, &opts).unwrap();
+        // The file changes (same size) before the layer is built: the layer's bytes would not
+        // be those the lookup key describes, so the build fails instead of caching them.
+        change(&src.join("a.txt"), b"after!");
+        let workers = compress::Workers::new(1);
+        let e = build_entries(&entries, 0, t.path(), opts.codec, &workers).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                LayerError::File {
+                    source: tar::DataError::Changed,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("a.txt"), "{e}");
+        // A content key read after the change is refused too (the stamp is not the walk's).
+        assert!(cache::key(cache::KeyKind::Content, &entries, &cfg(), 0, &opts).is_err());
+        // Walked again, the tree builds, under a key other than the stale lookup's.
+        let entries = walk::entries(&src, &cfg()).unwrap();
+        let built = build_entries(&entries, 0, t.path(), opts.codec, &workers).unwrap();
+        let key = cache::content_key_of(&entries, &built.contents, &cfg(), 0, &opts).unwrap();
+        assert_ne!(key, looked_up);
+    }
 }

@@ -56,6 +56,9 @@ pub enum DataError {
     /// The file had more bytes than recorded when it was walked.
     #[error("the file grew while the layer was being built")]
     Grew,
+    /// The file was written to (or replaced) while the layer was being built.
+    #[error("the file changed while the layer was being built (its modification time or identity is not the one listed): wait for whatever writes it to finish, then build again")]
+    Changed,
 }
 
 /// Writes tar entries to `W`.
@@ -221,6 +224,10 @@ impl<W: Write> TarWriter<W> {
         Ok(self.out)
     }
 }
+
+#[cfg(test)]
+#[path = "tar_props.rs"]
+mod props;
 
 #[cfg(test)]
 mod tests {

@@ -48,7 +48,8 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
-    fn of(m: &fs::Metadata) -> FileStamp {
+    /// The stamp of a file's metadata.
+    pub fn of(m: &fs::Metadata) -> FileStamp {
         FileStamp {
             dev: m.dev(),
             ino: m.ino(),

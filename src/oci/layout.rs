@@ -73,8 +73,19 @@ pub fn read(
 /// Where blob `need` of `layout` is.
 fn locate(layout: &Layout, need: &BlobNeed<'_>, blobs: Blobs) -> Result<Vec<BlobAt>> {
     let path = layout.blob_path(need.digest);
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(OciError::Invalid {
+            image: layout.root().display().to_string(),
+            message: format!(
+                "blob {} ({}) is a symbolic link: a layout's blobs must be regular files; re-create the layout",
+                need.digest,
+                path.display()
+            ),
+        });
+    }
     let mut at = Vec::new();
-    if std::fs::metadata(&path).is_ok_and(|m| m.len() == need.size) {
+    // A regular file of the right size, never a symlink (which could make a host file a blob).
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == need.size) {
         at.push(BlobAt::File(path));
     }
     if let (Blobs::BaseLayersMayBeRemote, false) = (blobs, need.is_config) {

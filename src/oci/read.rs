@@ -399,3 +399,7 @@ fn check_digest(image: &str, want: &Digest, bytes: &[u8]) -> Result<()> {
         format!("document {want} was read back as {got}: it is damaged; fetch or rebuild it again"),
     ))
 }
+
+#[cfg(test)]
+#[path = "read_props.rs"]
+mod props;

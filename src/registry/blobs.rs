@@ -197,7 +197,7 @@ fn upload_body(
 ) -> Result<reqwest::Body, RegistryError> {
     Ok(match source {
         BlobSource::File(path) => {
-            let file = std::fs::File::open(path).map_err(|e| {
+            let file = crate::digest::file::open_regular(path).map_err(|e| {
                 RegistryError::new(
                     "PUT",
                     strip_query(put),

@@ -11,6 +11,7 @@ mod ci;
 mod dependencies;
 mod ecr;
 mod errors;
+mod hardening;
 mod hostile;
 mod layering;
 mod moto;
