@@ -425,6 +425,8 @@ pub fn build(config: &Config, opts: &BuildOptions) -> Result<Vec<ServiceReport>,
     }
 
     let out = &opts.out;
+    let cache_dir = opts.cache.as_ref().map(|c| c.dir());
+    outside_sources(config, &services, &platforms, out, cache_dir)?;
     let created_out = !out.exists();
     let result = build_into(config, opts, &services, &platforms, &tags);
     if result.is_err() && created_out {
@@ -443,8 +445,6 @@ fn build_into(
 ) -> Result<Vec<ServiceReport>, BuildError> {
     let out = &opts.out;
     prepare_out(out, services)?;
-    let cache_dir = opts.cache.as_ref().map(|c| c.dir());
-    outside_sources(config, services, platforms, out, cache_dir)?;
     place::remove_leftovers(out);
     let staging = place::Staging::create(out).map_err(|e| BuildError::Output {
         path: out.clone(),
@@ -552,7 +552,7 @@ fn outside_sources(
                     continue;
                 };
                 for (what, dir) in &ours {
-                    if canon(dir).is_some_and(|d| d.starts_with(&source)) {
+                    if resolved(dir).is_some_and(|d| d.starts_with(&source)) {
                         return Err(BuildError::Output {
                             path: dir.to_path_buf(),
                             message: format!(
@@ -568,6 +568,48 @@ fn outside_sources(
         }
     }
     Ok(())
+}
+
+/// Refuse an output or cache directory inside a layer source of the services `names` (empty:
+/// all) on `platforms` (None: the config's), before anything is created: the app asks this
+/// before it opens (and so creates) the cache.
+pub fn check_dirs(
+    config: &Config,
+    names: &[String],
+    platforms: Option<&[Platform]>,
+    out: &Path,
+    cache: Option<&Path>,
+) -> Result<(), BuildError> {
+    let services = config.select(names)?;
+    let platforms = platforms.unwrap_or(&config.platforms);
+    outside_sources(config, &services, platforms, out, cache)
+}
+
+/// `p` made absolute with symlinks resolved, also when its last components do not exist yet
+/// (they are taken as written, `..` removing the one before).
+fn resolved(p: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let abs = std::path::absolute(p).ok()?;
+    let mut out = PathBuf::from("/");
+    let mut exists = true;
+    for c in abs.components() {
+        match c {
+            Component::Normal(n) => {
+                out.push(n);
+                if exists {
+                    match fs::canonicalize(&out) {
+                        Ok(real) => out = real,
+                        Err(_) => exists = false,
+                    }
+                }
+            }
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Some(out)
 }
 
 /// Make sure `out` exists and every `out/<service>` is absent or an OCI layout we may replace.

@@ -8,7 +8,8 @@ use crate::config::{Compression, Config};
 use crate::layer::cache::LayerCache;
 use crate::layer::compress::Codec;
 use crate::layer::LayerOptions;
-use std::path::PathBuf;
+use crate::platform::Platform;
+use std::path::{Path, PathBuf};
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -41,6 +42,15 @@ pub fn build(
     super::check_services(&config, &req.services)?;
     let platforms = super::parse_platforms(&req.platforms)?;
     let runtime = super::runtime()?;
+    let cache = cache(
+        &config,
+        &req.services,
+        &platforms,
+        &req.out,
+        &req.layers,
+        env,
+        events,
+    )?;
     let opts = BuildOptions {
         services: req.services.clone(),
         platforms,
@@ -48,7 +58,7 @@ pub fn build(
         tags: req.tags.clone(),
         epoch,
         layer: layer_options(&req.layers, &config),
-        cache: cache(&req.layers, env, events),
+        cache,
         remote: Some(remote_options(&config, &runtime, &req.layers)),
         materialize: req.materialize,
     };
@@ -56,22 +66,34 @@ pub fn build(
 }
 
 /// The layer cache to use, if any (one that cannot be opened is skipped with a warning).
-pub fn cache(s: &LayerSettings, env: Env<'_>, events: Events<'_>) -> Option<LayerCache> {
-    if s.no_cache {
-        return None;
-    }
-    let dir = s
-        .cache_dir
-        .clone()
-        .or_else(|| crate::layer::cache::default_dir(&|k| env(k)))?;
+/// First, before anything is created, the output and cache directories of building `names`
+/// into `out` are checked to lie outside every layer source.
+pub fn cache(
+    config: &Config,
+    names: &[String],
+    platforms: &Option<Vec<Platform>>,
+    out: &Path,
+    s: &LayerSettings,
+    env: Env<'_>,
+    events: Events<'_>,
+) -> Result<Option<LayerCache>, AppError> {
+    let dir = match s.no_cache {
+        true => None,
+        false => s
+            .cache_dir
+            .clone()
+            .or_else(|| crate::layer::cache::default_dir(&|k| env(k))),
+    };
+    builder::check_dirs(config, names, platforms.as_deref(), out, dir.as_deref())?;
+    let Some(dir) = dir else { return Ok(None) };
     match LayerCache::open(&dir) {
-        Ok(c) => Some(c),
+        Ok(c) => Ok(Some(c)),
         Err(e) => {
             events(Event::Warning(format!(
                 "layer cache {} unusable ({e}): building without it",
                 dir.display()
             )));
-            None
+            Ok(None)
         }
     }
 }

@@ -256,14 +256,24 @@ impl BuildRun<'_> {
             .out
             .clone()
             .unwrap_or_else(|| self.config.dir.join(".ocibuild").join("layouts"));
+        let platforms = super::parse_platforms(&req.platforms)?;
+        let cache = super::build::cache(
+            self.config,
+            self.names,
+            &platforms,
+            &out,
+            &req.layers,
+            self.env,
+            self.events,
+        )?;
         let opts = BuildOptions {
             services: self.names.to_vec(),
-            platforms: super::parse_platforms(&req.platforms)?,
+            platforms,
             out: out.clone(),
             tags: self.tags.to_vec(),
             epoch: super::source_date_epoch(self.env)?,
             layer: super::build::layer_options(&req.layers, self.config),
-            cache: super::build::cache(&req.layers, self.env, self.events),
+            cache,
             remote: Some(remote),
             materialize: false,
         };

@@ -241,4 +241,23 @@ fn out_or_cache_inside_a_layer_source_is_refused() {
         "{err}"
     );
     assert!(!out.exists());
+    assert!(!source.join("sub").exists(), "the refused cache was created");
+    // The same through `push` (which builds first), with paths not made yet and written with `..`.
+    let cfg = tmp.path().join("docker");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let sneaky = p.join("src/ui/target/lib/../app/new/cache");
+    let err = fails(push(
+        &p,
+        &cfg,
+        &[
+            "--service",
+            "ui",
+            "--registry",
+            "127.0.0.1:9",
+            "--cache-dir",
+            sneaky.to_str().unwrap(),
+        ],
+    ));
+    assert!(err.contains("--cache-dir"), "{err}");
+    assert!(!source.join("new").exists(), "the refused cache was created");
 }
