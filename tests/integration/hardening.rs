@@ -241,7 +241,10 @@ fn out_or_cache_inside_a_layer_source_is_refused() {
         "{err}"
     );
     assert!(!out.exists());
-    assert!(!source.join("sub").exists(), "the refused cache was created");
+    assert!(
+        !source.join("sub").exists(),
+        "the refused cache was created"
+    );
     // The same through `push` (which builds first), with paths not made yet and written with `..`.
     let cfg = tmp.path().join("docker");
     std::fs::create_dir_all(&cfg).unwrap();
@@ -259,5 +262,8 @@ fn out_or_cache_inside_a_layer_source_is_refused() {
         ],
     ));
     assert!(err.contains("--cache-dir"), "{err}");
-    assert!(!source.join("new").exists(), "the refused cache was created");
+    assert!(
+        !source.join("new").exists(),
+        "the refused cache was created"
+    );
 }
