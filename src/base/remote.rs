@@ -83,11 +83,8 @@ impl Store {
     }
 
     fn tag(&self, image: &ImageRef, tag: &str) -> Option<Digest> {
-        std::fs::read_to_string(self.tag_file(image, tag))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        let text = crate::digest::file::read_bounded(&self.tag_file(image, tag), 4096).ok()?;
+        String::from_utf8(text).ok()?.trim().parse().ok()
     }
 
     /// Best effort: a cache that cannot be written only costs a request next time.

@@ -49,7 +49,16 @@ pub enum ReadError {
 /// The whole of regular file `path`, refused if it holds more than `max` bytes (never reads
 /// more than `max + 1`).
 pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
-    let f = open_regular(path)?;
+    read_at_most(open_regular(path)?, max)
+}
+
+/// The whole of the user's own file `path` (symlinks followed, as for a Docker config or a CI
+/// event payload), refused if it holds more than `max` bytes.
+pub fn read_user_file(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    read_at_most(File::open(path)?, max)
+}
+
+fn read_at_most(f: File, max: u64) -> Result<Vec<u8>, ReadError> {
     let mut bytes = Vec::new();
     f.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {

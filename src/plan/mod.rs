@@ -8,6 +8,7 @@
 pub mod git;
 
 use crate::config::Config;
+use crate::digest::file::read_user_file;
 use crate::spec::is_valid_tag;
 use git::Git;
 use serde::Serialize;
@@ -67,18 +68,21 @@ pub struct CiContext {
     pub sha: Option<String>,
 }
 
+/// Largest CI event payload read (GitHub caps webhook payloads at 25 MB).
+const MAX_EVENT: u64 = 32 << 20;
+
 impl CiContext {
     /// Read the GitHub Actions context through `var` (the environment, in the CLI).
     pub fn from_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<CiContext, PlanError> {
         let event_name = var("GITHUB_EVENT_NAME");
         let payload: serde_json::Value = match var("GITHUB_EVENT_PATH") {
             Some(p) if event_name.is_some() => {
-                let text = std::fs::read_to_string(&p).map_err(|e| {
+                let text = read_user_file(Path::new(&p), MAX_EVENT).map_err(|e| {
                     PlanError(format!(
                         "reading the event payload GITHUB_EVENT_PATH={p}: {e}"
                     ))
                 })?;
-                serde_json::from_str(&text)
+                serde_json::from_slice(&text)
                     .map_err(|e| PlanError(format!("the event payload {p} is not JSON: {e}")))?
             }
             _ => serde_json::Value::Null,
@@ -780,5 +784,15 @@ mod tests {
         assert!(matches!(c.trigger, Trigger::Push { forced: false, .. }));
         let none = |_: &str| None;
         assert_eq!(CiContext::from_vars(&none).unwrap().trigger, Trigger::Local);
+        // A payload past the bound is refused without being read whole (a sparse file).
+        std::fs::File::create(&p)
+            .unwrap()
+            .set_len(MAX_EVENT + 1)
+            .unwrap();
+        let err = CiContext::from_vars(&vars).unwrap_err().0;
+        assert!(
+            err.contains("GITHUB_EVENT_PATH") && err.contains("larger than"),
+            "{err}"
+        );
     }
 }

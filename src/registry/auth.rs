@@ -5,6 +5,7 @@
 //! Invariants: secrets never appear in `Debug`/`Display` output; a [`CredentialSource`] only
 //! says where a credential came from. Knows nothing of AWS.
 
+use crate::digest::file::{read_user_file, ReadError};
 use base64::Engine;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -91,11 +92,14 @@ fn normalise_host(key: &str) -> String {
     }
 }
 
+/// Largest Docker config file read.
+const MAX_DOCKER_CONFIG: u64 = 16 << 20;
+
 /// Credentials for `host` from the Docker config file at `path` (if it exists).
 pub fn from_docker_config(host: &str, path: &Path) -> Result<CredentialSource, AuthError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match read_user_file(path, MAX_DOCKER_CONFIG) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(CredentialSource::anonymous(&format!(
                 "anonymous (no {} )",
                 path.display()
@@ -103,7 +107,7 @@ pub fn from_docker_config(host: &str, path: &Path) -> Result<CredentialSource, A
         }
         Err(e) => return Err(AuthError(format!("reading {}: {e}", path.display()))),
     };
-    let cfg: serde_json::Value = serde_json::from_str(&text)
+    let cfg: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| AuthError(format!("{} is not valid JSON: {e}", path.display())))?;
     let want = normalise_host(host);
     let helpers: BTreeMap<String, String> = cfg
@@ -391,6 +395,16 @@ mod tests {
             .unwrap_err()
             .0
             .contains("not base64"));
+        let huge = t.path().join("huge.json");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(MAX_DOCKER_CONFIG + 1)
+            .unwrap();
+        let err = from_docker_config("h", &huge).unwrap_err().0;
+        assert!(
+            err.contains("huge.json") && err.contains("larger than"),
+            "{err}"
+        );
     }
 
     mod proptests {

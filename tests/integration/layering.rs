@@ -28,7 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("ecr", &["config", "digest", "registry", "spec"]),
-    ("plan", &["config", "platform", "spec"]),
+    ("plan", &["config", "digest", "platform", "spec"]),
     (
         "base",
         &[
