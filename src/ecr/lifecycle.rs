@@ -65,18 +65,35 @@ fn examples(tag_policy: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `*` and `?` wildcard match, as ECR's tagPatternList uses.
+/// `*` and `?` wildcard match, as ECR's tagPatternList uses. Linear in practice: on a
+/// mismatch only the last `*` is retried one byte further (a recursive matcher takes
+/// exponential time on patterns such as `*a*a*a*a*b`).
 fn wildcard(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    // The position after the last `*` seen, and where in the text it started matching.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi + 1, ti));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((after, from)) => {
+                    pi = after;
+                    ti = from + 1;
+                    star = Some((after, from + 1));
+                }
+                None => return false,
+            },
         }
     }
-    go(pattern.as_bytes(), text.as_bytes())
+    p[pi.min(p.len())..].iter().all(|&c| c == b'*')
 }
 
 fn rule_matches(rule: &LifecycleRule, tag: &str) -> bool {
@@ -192,7 +209,33 @@ mod tests {
     }
 
     #[test]
+    fn wildcard_agrees_with_the_definition() {
+        /// The definition, exponential but exact, for short inputs.
+        fn naive(p: &[u8], t: &[u8]) -> bool {
+            match (p.first(), t.first()) {
+                (None, None) => true,
+                (Some(b'*'), _) => naive(&p[1..], t) || (!t.is_empty() && naive(p, &t[1..])),
+                (Some(b'?'), Some(_)) => naive(&p[1..], &t[1..]),
+                (Some(a), Some(b)) if a == b => naive(&p[1..], &t[1..]),
+                _ => false,
+            }
+        }
+        proptest::proptest!(|(p in "[ab*?]{0,8}", t in "[ab]{0,10}")| {
+            proptest::prop_assert_eq!(wildcard(&p, &t), naive(p.as_bytes(), t.as_bytes()));
+        });
+    }
+
+    #[test]
     fn wildcards() {
+        // Pathological for a backtracking matcher: must answer at once.
+        let many = "*a".repeat(40) + "b";
+        assert!(!wildcard(&many, &"a".repeat(128)));
+        assert!(wildcard(&many, &("a".repeat(60) + "b")));
+        assert!(wildcard("a*", "a"));
+        assert!(!wildcard("a?", "a"));
+        assert!(wildcard("*?", "x"));
+        assert!(!wildcard("", "x"));
+        assert!(wildcard("", ""));
         assert!(wildcard("pr-*", "pr-12"));
         assert!(wildcard("*", "anything"));
         assert!(wildcard("2026????-*", "20260101-120000"));
