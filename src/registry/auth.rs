@@ -191,6 +191,37 @@ fn from_auths_entry(
     Ok(None)
 }
 
+/// Largest answer read from a credential helper (stdout; stderr is cut at the same size).
+const MAX_HELPER_OUTPUT: u64 = 1 << 20;
+
+/// What a helper printed, at most `MAX_HELPER_OUTPUT + 1` bytes of stdout and
+/// `MAX_HELPER_OUTPUT` of stderr; a helper that prints more is stopped.
+fn bounded_output(mut child: std::process::Child) -> std::io::Result<std::process::Output> {
+    use std::io::Read;
+    let stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(e) = stderr {
+            let _ = e.take(MAX_HELPER_OUTPUT).read_to_end(&mut b);
+        }
+        b
+    });
+    let mut stdout = Vec::new();
+    if let Some(o) = child.stdout.take() {
+        o.take(MAX_HELPER_OUTPUT + 1).read_to_end(&mut stdout)?;
+    }
+    if stdout.len() as u64 > MAX_HELPER_OUTPUT {
+        let _ = child.kill();
+    }
+    let status = child.wait()?;
+    let stderr = errors.join().unwrap_or_default();
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
 /// Ask `docker-credential-<helper> get` for `host`'s credentials.
 fn from_helper(helper: &str, host: &str, why: &str) -> Result<CredentialSource, AuthError> {
     let program = format!("docker-credential-{helper}");
@@ -209,9 +240,12 @@ fn from_helper(helper: &str, host: &str, why: &str) -> Result<CredentialSource, 
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(host.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| AuthError(format!("running {program}: {e}")))?;
+    let out = bounded_output(child).map_err(|e| AuthError(format!("running {program}: {e}")))?;
+    if out.stdout.len() as u64 > MAX_HELPER_OUTPUT {
+        return Err(AuthError(format!(
+            "{origin} printed more than {MAX_HELPER_OUTPUT} bytes; check the helper"
+        )));
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         let said = format!("{}{}", stdout, String::from_utf8_lossy(&out.stderr));

@@ -362,6 +362,37 @@ fn credential_helper_programs_are_used() {
 }
 
 #[test]
+fn a_credential_helper_that_never_stops_printing_is_cut_off() {
+    let (tmp, p) = retail_store();
+    let bin = tmp.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-flood");
+    fs::write(
+        &helper,
+        "#!/bin/sh
+exec yes '{\"Secret\":\"x\"}'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = docker_config(tmp.path(), r#"{"credsStore":"flood"}"#);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let o = Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+        .args(["push", "--registry", "127.0.0.1:9", "--service", "orders"])
+        .current_dir(&p)
+        .env("DOCKER_CONFIG", &cfg)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("docker-credential-flood") && err.contains("more than"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_service_that_fails_leaves_no_tag_and_the_others_go_on() {
     require("skopeo");
     let reg = TestRegistry::start(None);
