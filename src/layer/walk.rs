@@ -48,13 +48,16 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
-    /// The stamp of a file's metadata.
+    /// The stamp of a file's metadata. Times beyond the year 2262 (or before 1678) do not fit
+    /// in nanoseconds: they saturate, and a saturated time, always "recent", makes the cache
+    /// trust the file only by its content.
     pub fn of(m: &fs::Metadata) -> FileStamp {
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
         FileStamp {
             dev: m.dev(),
             ino: m.ino(),
-            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
         }
     }
 }
@@ -322,6 +325,17 @@ fn walk_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_from_the_far_future_has_a_saturated_stamp_not_a_panic() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        let file = fs::File::create(&f).unwrap();
+        let year_2300 = std::time::UNIX_EPOCH + std::time::Duration::from_secs(10_413_792_000);
+        file.set_modified(year_2300).unwrap();
+        let stamp = FileStamp::of(&fs::metadata(&f).unwrap());
+        assert_eq!(stamp.mtime_ns, i64::MAX);
+    }
     use crate::config::SourceTemplate;
     use std::os::unix::fs::{symlink, PermissionsExt};
 
