@@ -26,9 +26,10 @@ pub struct ImageRef {
 impl ImageRef {
     /// Parse `s`. Errors say what is wrong and how to write it.
     pub fn parse(s: &str) -> Result<ImageRef, String> {
+        let shown = without_userinfo(s);
         let bad = |why: &str| {
             format!(
-                "image reference {s:?}: {why}; write <registry>/<repository>:<tag> or <registry>/<repository>@sha256:<hex>"
+                "image reference {shown:?}: {why}; write <registry>/<repository>:<tag> or <registry>/<repository>@sha256:<hex>"
             )
         };
         let (name, digest) = match s.split_once('@') {
@@ -36,7 +37,7 @@ impl ImageRef {
                 n,
                 Some(
                     d.parse::<Digest>()
-                        .map_err(|e| format!("image reference {s:?}: {e}"))?,
+                        .map_err(|e| format!("image reference {shown:?}: {e}"))?,
                 ),
             ),
             None => (s, None),
@@ -54,7 +55,7 @@ impl ImageRef {
                 format!(" (\"{host}\" is not one)")
             };
             return Err(format!(
-                "image reference {s:?} names no registry host{not}: write it in full, e.g. {example}"
+                "image reference {shown:?} names no registry host{not}: write it in full, e.g. {example}"
             ));
         }
         let (repo, tag) = match path.rsplit_once(':') {
@@ -134,11 +135,25 @@ pub enum Scheme {
     Http,
 }
 
+/// `s` as it may be shown in a message: a `user:password@` before the host is replaced by
+/// `***@`, so a credential typed into a registry or image reference never reaches output.
+pub fn without_userinfo(s: &str) -> String {
+    let (scheme, rest) = match s.split_once("://") {
+        Some((sc, r)) => (format!("{sc}://"), r),
+        None => (String::new(), s),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => s.to_string(),
+    }
+}
+
 /// `Ok` when `host` is a registry host as references and URLs spell it: a DNS name (labels of
 /// letters, digits and inner `-`, split by `.`), an IPv4 address or a bracketed IPv6 address,
 /// with an optional `:port` (1-65535). Else why not.
 pub fn check_host(host: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("registry host {host:?} {why}"));
+    let bad = |why: &str| Err(format!("registry host {:?} {why}", without_userinfo(host)));
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
         let Some((ip, after)) = rest.split_once(']') else {
             return bad("has no closing ']'");
@@ -204,6 +219,18 @@ impl fmt::Display for ImageRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_typed_into_a_reference_is_never_echoed() {
+        for input in [
+            "alice:s3cret@registry.example/app:v1",
+            "https://alice:s3cret@h:1/x",
+        ] {
+            let e = ImageRef::parse(input).unwrap_err();
+            assert!(!e.contains("s3cret") && e.contains("***"), "{e}");
+        }
+        assert_eq!(without_userinfo("h:5000/a@sha256:00"), "h:5000/a@sha256:00");
+    }
 
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

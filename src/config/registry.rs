@@ -93,7 +93,8 @@ impl RegistryConfig {
         };
         if let Err(why) = crate::reference::check_host(host) {
             return Err(format!(
-                "invalid registry {s:?}: {why}; expected [https://]HOST[:PORT][/PREFIX], e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com or localhost:5000/team"
+                "invalid registry {:?}: {why}; expected [https://]HOST[:PORT][/PREFIX], e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com or localhost:5000/team",
+                crate::reference::without_userinfo(s)
             ));
         }
         if let Some(p) = &prefix {
@@ -157,6 +158,14 @@ impl RegistryConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_typed_into_the_registry_is_never_echoed() {
+        for input in ["alice:s3cret@127.0.0.1:5000", "https://alice:s3cret@h:1/x"] {
+            let e = RegistryConfig::parse(input, None, false).unwrap_err();
+            assert!(!e.contains("s3cret") && e.contains("***"), "{e}");
+        }
+    }
 
     #[test]
     fn registry_urls() {

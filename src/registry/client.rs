@@ -168,7 +168,7 @@ impl RegistryClient {
         let invalid = |why: String| {
             RegistryError::local(
                 "-",
-                host.to_string(),
+                crate::reference::without_userinfo(host),
                 format!("invalid registry host: {why}"),
             )
         };

@@ -167,12 +167,24 @@ fn parse_envelope(body: &[u8]) -> Option<(Option<String>, String)> {
     Some((code, message))
 }
 
-/// At most `max` characters of `s`, with `...` when cut.
+/// At most `max` characters of `s`, with `...` when cut, and control characters escaped
+/// (`\u{1b}`): a server's text must not move the cursor, clear the screen or forge lines.
 fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_string(),
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+            if c.is_control() {
+                Box::new(c.escape_default())
+            } else {
+                Box::new(std::iter::once(c))
+            }
+        })
+        .collect();
+    if s.chars().nth(max).is_some() {
+        out.push_str("...");
     }
+    out
 }
 
 /// The URL as text without query or fragment.
@@ -213,6 +225,19 @@ impl std::error::Error for RegistryError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_text_cannot_drive_the_terminal() {
+        let url = url::Url::parse("http://r.example/v2/").unwrap();
+        let body = b"\x1b[2J\x1b]0;pwned\x07\r\nb pushed: evil\n";
+        let e = RegistryError::from_status("POST", &url, 500, None, body);
+        let shown = e.to_string();
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert!(shown.contains("pushed: evil"), "{shown:?}");
+        let env = br#"{"errors":[{"code":"X\u001b[2J","message":"m\u0007\r\nforged"}]}"#;
+        let e = RegistryError::from_status("GET", &url, 400, None, env);
+        assert!(!e.to_string().chars().any(|c| c.is_control()), "{e}");
+    }
 
     #[test]
     fn envelope_and_hints() {

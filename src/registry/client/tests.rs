@@ -76,6 +76,7 @@ fn scheme_follows_insecure_and_loopback() {
             .err()
             .unwrap_or_else(|| panic!("{bad:?} accepted"));
         assert!(e.message.contains("invalid registry host"), "{e}");
+        assert!(!e.to_string().contains("pw@"), "{e}");
     }
 }
 
