@@ -238,6 +238,10 @@ impl LayerCache {
             size: v["size"].as_u64()?,
             media_type: v["media_type"].as_str()?.to_string(),
         };
+        // A record filed under another key, or damaged in a way JSON still takes, is a miss.
+        if v["check"].as_str() != Some(record_check(key, &blob).as_str()) {
+            return None;
+        }
         let path = self.blob_path(&blob.digest);
         self.verified(&blob)
             .then_some(CachedLayer { blob, file: path })
@@ -341,14 +345,15 @@ impl LayerCache {
             tmp.persist(&dest).map_err(|e| e.error)?;
             self.record_checked(&dest, &blob.digest)?;
         }
-        let record = serde_json::json!({
-            "digest": blob.digest.to_string(),
-            "diff_id": blob.diff_id.to_string(),
-            "size": blob.size,
-            "media_type": blob.media_type,
-        })
-        .to_string();
         for key in keys {
+            let record = serde_json::json!({
+                "digest": blob.digest.to_string(),
+                "diff_id": blob.diff_id.to_string(),
+                "size": blob.size,
+                "media_type": blob.media_type,
+                "check": record_check(key, blob),
+            })
+            .to_string();
             let mut tmp = NamedTempFile::with_prefix_in(".key-", self.root.join("keys"))?;
             tmp.write_all(record.as_bytes())?;
             tmp.persist(self.root.join("keys").join(key))
@@ -356,6 +361,17 @@ impl LayerCache {
         }
         Ok(())
     }
+}
+
+/// What binds a key record to its key and its fields: a record copied under another key, or
+/// damaged in a way that still parses, no longer matches. (It protects against damage, not
+/// against someone who can write the cache and recompute it; see the README's security model.)
+fn record_check(key: &str, blob: &LayerBlob) -> String {
+    let text = format!(
+        "{key}\0{}\0{}\0{}\0{}",
+        blob.digest, blob.diff_id, blob.size, blob.media_type
+    );
+    Digest::of(text.as_bytes()).hex().to_string()
 }
 
 /// Largest key or verification record read.
@@ -471,6 +487,25 @@ mod tests {
         assert!(file.exists());
         let again = LayerCache::open(&tmp.path().join("cache")).unwrap();
         assert_eq!(again.get("stat-key").unwrap().blob, blob);
+    }
+
+    #[test]
+    fn a_record_moved_to_another_key_or_edited_is_a_miss() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = LayerCache::open(&tmp.path().join("cache")).unwrap();
+        let (file, blob) = layer_file(tmp.path(), "layer.tgz", b"layer one");
+        cache.put(&["a", "b"], &blob, &file).unwrap();
+        let keys = tmp.path().join("cache/v1/keys");
+        // Filed under another key (a swapped or copied record).
+        fs::copy(keys.join("a"), keys.join("other")).unwrap();
+        assert!(cache.get("other").is_none());
+        // Another diff_id, still valid JSON and a valid digest.
+        let text = fs::read_to_string(keys.join("a")).unwrap();
+        let forged = text.replace(&blob.diff_id.hex().to_string(), &"d".repeat(64));
+        assert_ne!(forged, text);
+        fs::write(keys.join("a"), forged).unwrap();
+        assert!(cache.get("a").is_none());
+        assert_eq!(cache.get("b").unwrap().blob, blob);
     }
 
     #[test]
