@@ -26,25 +26,56 @@ pub(super) fn invalid(url: &Url, message: String) -> RegistryError {
     RegistryError::new("GET", strip_query(url), message)
 }
 
-/// Up to `cap` bytes of the body of `resp`, streamed, and whether there was more: reading
-/// stops at the first chunk past the cap (the rest is never read), so no answer can make us
-/// hold more than `cap` bytes (plus one chunk).
+/// Longest a body may take to arrive, whatever its size: a server sending a byte now and
+/// then (each read within the client's read timeout) cannot hold a run for ever.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(120);
+
+/// How a capped read ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// The whole body, within the cap.
+    Whole,
+    /// More than the cap: reading stopped there.
+    TooLarge,
+    /// Not done within the deadline: reading stopped.
+    TooSlow,
+}
+
+/// Up to `cap` bytes of the body of `resp`, streamed, within [`BODY_DEADLINE`].
 pub(super) async fn read_capped(
     resp: Response,
     cap: usize,
-) -> Result<(Vec<u8>, bool), reqwest::Error> {
+) -> Result<(Vec<u8>, Ending), reqwest::Error> {
+    read_capped_within(resp, cap, BODY_DEADLINE).await
+}
+
+/// Up to `cap` bytes of the body of `resp`, and how reading ended: it stops at the first
+/// chunk past the cap (the rest is never read) or at `deadline`, so no answer can make us
+/// hold more than `cap` bytes (plus one chunk) or wait longer than `deadline`.
+pub(super) async fn read_capped_within(
+    resp: Response,
+    cap: usize,
+    deadline: Duration,
+) -> Result<(Vec<u8>, Ending), reqwest::Error> {
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
-    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
-        let chunk = chunk?;
-        let room = cap - out.len();
-        if chunk.len() > room {
-            out.extend_from_slice(&chunk[..room]);
-            return Ok((out, true));
+    let read = async {
+        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+            let chunk = chunk?;
+            let room = cap - out.len();
+            if chunk.len() > room {
+                out.extend_from_slice(&chunk[..room]);
+                return Ok(Ending::TooLarge);
+            }
+            out.extend_from_slice(&chunk);
         }
-        out.extend_from_slice(&chunk);
-    }
-    Ok((out, false))
+        Ok(Ending::Whole)
+    };
+    let ending = match tokio::time::timeout(deadline, read).await {
+        Ok(r) => r?,
+        Err(_) => Ending::TooSlow,
+    };
+    Ok((out, ending))
 }
 
 /// The body of `resp` (a document from `url`), refused past `max` bytes.
@@ -58,10 +89,22 @@ pub(super) async fn read_limited(
         return Err(too_large());
     }
     match read_capped(resp, max).await {
-        Ok((bytes, false)) => Ok(bytes),
-        Ok((_, true)) => Err(too_large()),
+        Ok((bytes, Ending::Whole)) => Ok(bytes),
+        Ok((_, Ending::TooLarge)) => Err(too_large()),
+        Ok((_, Ending::TooSlow)) => Err(too_slow(url)),
         Err(e) => Err(RegistryError::transport("GET", url, &e)),
     }
+}
+
+/// The error for a body that did not arrive within [`BODY_DEADLINE`] (retried like a
+/// timeout).
+pub(super) fn too_slow(url: &Url) -> RegistryError {
+    let mut e = invalid(
+        url,
+        format!("the answer's body did not arrive within {BODY_DEADLINE:?}"),
+    );
+    e.status = Some(408);
+    e
 }
 
 fn retry_after(h: &HeaderMap) -> Option<Duration> {
@@ -84,12 +127,18 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 pub(super) async fn error_from(method: &Method, url: &Url, resp: Response) -> RegistryError {
     let status = resp.status().as_u16();
     let ra = retry_after(resp.headers());
-    let (body, more) = read_capped(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+    let (body, ending) = read_capped(resp, MAX_ERROR_BODY)
+        .await
+        .unwrap_or((Vec::new(), Ending::Whole));
     let mut e = RegistryError::from_status(method.as_str(), url, status, ra, &body);
-    if more {
-        e.message.push_str(&format!(
+    match ending {
+        Ending::Whole => {}
+        Ending::TooLarge => e.message.push_str(&format!(
             " (the answer's body was cut after {MAX_ERROR_BODY} bytes)"
-        ));
+        )),
+        Ending::TooSlow => e.message.push_str(&format!(
+            " (the answer's body was cut: it did not arrive within {BODY_DEADLINE:?})"
+        )),
     }
     e
 }

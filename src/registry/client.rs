@@ -18,7 +18,7 @@ pub use super::blobs::{BlobSource, Mount};
 pub use super::manifests::FetchedManifest;
 
 use super::auth::{parse_challenge, Challenge, Credential, CredentialSource, ExpiringCredential};
-use super::body::{error_from, invalid, read_capped, MAX_TOKEN_ANSWER};
+use super::body::{error_from, invalid, read_capped, too_slow, Ending, MAX_TOKEN_ANSWER};
 pub use super::body::{parse_retry_after, MAX_DOCUMENT, MAX_ERROR_BODY, MAX_RETRY_AFTER};
 use super::error::{strip_query, RegistryError};
 use super::names::{Reference, Repository};
@@ -485,14 +485,18 @@ impl RegistryClient {
             ));
             return Err(e);
         }
-        let (bytes, more) = read_capped(resp, MAX_TOKEN_ANSWER)
+        let (bytes, ending) = read_capped(resp, MAX_TOKEN_ANSWER)
             .await
             .map_err(|e| RegistryError::transport("GET", &url, &e))?;
-        if more {
-            return Err(invalid(
-                &url,
-                format!("the token answer is larger than {MAX_TOKEN_ANSWER} bytes"),
-            ));
+        match ending {
+            Ending::Whole => {}
+            Ending::TooLarge => {
+                return Err(invalid(
+                    &url,
+                    format!("the token answer is larger than {MAX_TOKEN_ANSWER} bytes"),
+                ))
+            }
+            Ending::TooSlow => return Err(too_slow(&url)),
         }
         let v: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(&url, format!("the token answer is not JSON: {e}")))?;
@@ -672,7 +676,7 @@ fn basic_header(cred: &Credential) -> Option<HeaderValue> {
 /// reqwest is built without a crypto provider of its own (`rustls-no-provider`): make rustls'
 /// `ring` provider the process default before the first client is built. Installing twice is
 /// harmless (the second call reports the first and changes nothing).
-fn use_ring_for_tls() {
+pub(super) fn use_ring_for_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

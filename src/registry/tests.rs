@@ -296,3 +296,23 @@ fn an_explicit_https_is_honoured_on_loopback() {
     );
     assert!(registry.seen().is_empty(), "no plain HTTP request");
 }
+
+#[test]
+fn a_body_that_dribbles_in_is_cut_at_the_deadline() {
+    use super::body::{read_capped_within, Ending};
+    let fake = Fake::start(|_| Answer {
+        status: 500,
+        headers: vec![],
+        body: Body::Dribble,
+    });
+    let url = fake.url("/v2/");
+    super::client::use_ring_for_tls();
+    let (bytes, ending) = rt().block_on(async {
+        let resp = reqwest::get(&url).await.unwrap();
+        read_capped_within(resp, 1 << 20, Duration::from_millis(500))
+            .await
+            .unwrap()
+    });
+    assert_eq!(ending, Ending::TooSlow);
+    assert!(bytes.len() < 100, "{}", bytes.len());
+}

@@ -30,6 +30,8 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// Chunks of zeros until the client goes away.
     Endless,
+    /// A byte now and then, each within any read timeout.
+    Dribble,
 }
 
 pub struct Answer {
@@ -150,7 +152,7 @@ fn serve(
     }
     match &a.body {
         Body::Bytes(b) => head.push_str(&format!("Content-Length: {}\r\n\r\n", b.len())),
-        Body::Endless => head.push_str("Transfer-Encoding: chunked\r\n\r\n"),
+        Body::Endless | Body::Dribble => head.push_str("Transfer-Encoding: chunked\r\n\r\n"),
     }
     out.write_all(head.as_bytes())?;
     if req.method == "HEAD" {
@@ -158,6 +160,14 @@ fn serve(
     }
     match a.body {
         Body::Bytes(b) => out.write_all(&b)?,
+        Body::Dribble => {
+            // One byte every 100 ms, for at most a minute.
+            for _ in 0..600 {
+                out.write_all(b"1\r\nx\r\n")?;
+                out.flush()?;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         Body::Endless => {
             let chunk = vec![b'x'; 64 << 10];
             let framed = [
