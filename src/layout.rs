@@ -227,6 +227,12 @@ impl Layout {
                 message: "no such OCI layout directory".into(),
             });
         }
+        crate::digest::file::no_symlinked_dirs(root, &["blobs", "blobs/sha256"]).map_err(|e| {
+            LayoutError::Invalid {
+                path: root.to_path_buf(),
+                message: format!("{e}: blobs must be inside the layout"),
+            }
+        })?;
         let marker = root.join("oci-layout");
         let text = read_bounded(&marker, MAX_JSON_BLOB).map_err(|e| LayoutError::Invalid {
             path: marker.clone(),

@@ -13,6 +13,28 @@ use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+/// Refuse `root/<rel>` for each `rel` that exists and is not a real directory (a symlink to
+/// one included): a layout's or cache's inner directories must not lead elsewhere. `root`
+/// itself, given by the user, may be a symlink.
+pub fn no_symlinked_dirs(root: &Path, rels: &[&str]) -> io::Result<()> {
+    for rel in rels {
+        let p = root.join(rel);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if !m.is_dir() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is not a directory (a symlink?): it must be one",
+                        p.display()
+                    ),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Open `path` for reading if it is a regular file, and not through a symlink.
 pub fn open_regular(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()

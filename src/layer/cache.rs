@@ -210,6 +210,8 @@ impl LayerCache {
     /// Open (creating it if needed) the cache at `dir`.
     pub fn open(dir: &Path) -> io::Result<LayerCache> {
         let root = dir.join("v1");
+        let inner = ["v1", "v1/keys", "v1/blobs", "v1/blobs/sha256", "v1/checked"];
+        crate::digest::file::no_symlinked_dirs(dir, &inner)?;
         fs::create_dir_all(root.join("keys"))?;
         fs::create_dir_all(root.join("blobs").join("sha256"))?;
         // Fail now, not half way, if we cannot write there.
@@ -487,6 +489,18 @@ mod tests {
         assert!(file.exists());
         let again = LayerCache::open(&tmp.path().join("cache")).unwrap();
         assert_eq!(again.get("stat-key").unwrap().blob, blob);
+    }
+
+    #[test]
+    fn a_cache_whose_inner_directories_are_symlinks_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::create_dir_all(tmp.path().join("cache/v1")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, tmp.path().join("cache/v1/keys")).unwrap();
+        let e = LayerCache::open(&tmp.path().join("cache")).unwrap_err();
+        assert!(e.to_string().contains("keys"), "{e}");
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 
     #[test]

@@ -113,6 +113,16 @@ fn damaged_symlinked_or_oversized_base_layouts_are_refused() {
     fs::remove_file(&index).unwrap();
     fs::write(&index, &index_text).unwrap();
 
+    // blobs/sha256 itself a symlink to a directory outside the layout (even one holding the
+    // right bytes): refused.
+    let sha = base.join("blobs/sha256");
+    let moved = tmp.path().join("moved-blobs");
+    fs::rename(&sha, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &sha).unwrap();
+    run(&["blobs/sha256", "must be inside the layout"]);
+    fs::remove_file(&sha).unwrap();
+    fs::rename(&moved, &sha).unwrap();
+
     let mut a = args.to_vec();
     a[5] = out_arg;
     ok(ocibuild(&p, &a));
