@@ -6,10 +6,11 @@
 use super::scan::{ScanPolicy, ServiceScans, Target};
 use super::{access, tags, AppError, Env, Event, Events, LayerSettings};
 use crate::build::{self as builder, BuildOptions, ServiceReport};
-use crate::config::{AuthMode, Config, RegistryConfig, Service};
+use crate::config::{AuthMode, BaseRef, Config, RegistryConfig, Service};
 use crate::ecr::Ecr;
 use crate::oci::layout::Blobs;
 use crate::oci::read::Want;
+use crate::oci::RepoAt;
 use crate::plan::git::Git;
 use crate::plan::{CiContext, PlanOptions};
 use crate::registry::clients::Clients;
@@ -416,8 +417,16 @@ pub(crate) fn open_layouts(
         }
         let repository = registry.repository_path(&s.repository);
         let name = dir.display().to_string();
-        let read =
-            crate::oci::layout::read(&dir, None, Want::Every, Blobs::BaseLayersMayBeRemote, &name);
+        // Only the layers of the base this service's config names may be left out.
+        let base: Vec<RepoAt> = match &s.base {
+            BaseRef::Registry(r) => vec![RepoAt {
+                host: r.api_host().to_string(),
+                repository: r.repository.clone(),
+            }],
+            _ => Vec::new(),
+        };
+        let blobs = Blobs::BaseLayersMayBeRemote(&base);
+        let read = crate::oci::layout::read(&dir, None, Want::Every, blobs, &name);
         let (image, error) = match read {
             Ok(l) => {
                 let tags = match (tags.is_empty(), l.refs.is_empty()) {

@@ -7,6 +7,7 @@
 
 use super::read::{BlobNeed, GraphReader, Want};
 use super::select::Declared;
+use super::RepoAt;
 use super::{BlobAt, Doc, ImageGraph, OciError, Result};
 use crate::layout::Layout;
 use crate::spec::ANNOTATION_BASE_NAME;
@@ -14,12 +15,14 @@ use std::path::Path;
 
 /// Where a layout's blobs must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Blobs {
+pub enum Blobs<'a> {
     /// Every blob in the layout (a base image layout).
     AllHere,
     /// Layers of the registry base the image names may be left in that registry (what `build`
-    /// writes; the push mounts or copies them).
-    BaseLayersMayBeRemote,
+    /// writes; the push mounts or copies them), but only when that base is one of these
+    /// repositories (the registry bases the config names): a layout is not trusted to make
+    /// the pusher read, with its credentials, from any repository it likes.
+    BaseLayersMayBeRemote(&'a [RepoAt]),
 }
 
 /// An image read from a layout, with the layout's ref names.
@@ -37,7 +40,7 @@ pub fn read(
     root: &Path,
     reference: Option<&str>,
     want: Want,
-    blobs: Blobs,
+    blobs: Blobs<'_>,
     name: &str,
 ) -> Result<LayoutImage> {
     let layout = Layout::open(root)?;
@@ -71,7 +74,7 @@ pub fn read(
 }
 
 /// Where blob `need` of `layout` is.
-fn locate(layout: &Layout, need: &BlobNeed<'_>, blobs: Blobs) -> Result<Vec<BlobAt>> {
+fn locate(layout: &Layout, need: &BlobNeed<'_>, blobs: Blobs<'_>) -> Result<Vec<BlobAt>> {
     let path = layout.blob_path(need.digest);
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(OciError::Invalid {
@@ -88,9 +91,11 @@ fn locate(layout: &Layout, need: &BlobNeed<'_>, blobs: Blobs) -> Result<Vec<Blob
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == need.size) {
         at.push(BlobAt::File(path));
     }
-    if let (Blobs::BaseLayersMayBeRemote, false) = (blobs, need.is_config) {
+    if let (Blobs::BaseLayersMayBeRemote(allowed), false) = (blobs, need.is_config) {
         if let Some(repo) = need.base.and_then(|b| b.at.clone()) {
-            at.push(BlobAt::Registry(repo));
+            if allowed.contains(&repo) {
+                at.push(BlobAt::Registry(repo));
+            }
         }
     }
     if at.is_empty() {
@@ -100,18 +105,22 @@ fn locate(layout: &Layout, need: &BlobNeed<'_>, blobs: Blobs) -> Result<Vec<Blob
 }
 
 /// Blob `need` is not in `layout` and cannot be had elsewhere.
-fn missing(layout: &Layout, need: &BlobNeed<'_>, blobs: Blobs) -> OciError {
+fn missing(layout: &Layout, need: &BlobNeed<'_>, blobs: Blobs<'_>) -> OciError {
     let root = layout.root().display();
     let (digest, what) = (need.digest, if need.is_config { "config" } else { "layer" });
     let message = match (blobs, need.base) {
         (Blobs::AllHere, _) => format!(
             "{what} blob {digest} is missing from {root} or has the wrong size: re-create the base layout"
         ),
-        (Blobs::BaseLayersMayBeRemote, Some(b)) if b.at.is_none() && !need.is_config => format!(
+        (Blobs::BaseLayersMayBeRemote(_), Some(b)) if b.at.is_none() && !need.is_config => format!(
             "{what} blob {digest} is not in the layout, and its base's annotation {ANNOTATION_BASE_NAME} ({:?}) names no registry to read it from; rebuild the layout",
             b.name
         ),
-        (Blobs::BaseLayersMayBeRemote, _) => format!(
+        (Blobs::BaseLayersMayBeRemote(_), Some(b)) if !need.is_config => format!(
+            "{what} blob {digest} is not in the layout, and its base {:?} is not a registry base of the config: a layout may leave out only the layers of a base the config names; rebuild the layout (or build with --materialize)",
+            b.name
+        ),
+        (Blobs::BaseLayersMayBeRemote(_), _) => format!(
             "{what} blob {digest} is missing or has the wrong size; rebuild the layout"
         ),
     };

@@ -246,11 +246,15 @@ fn a_layer_missing_from_a_layout_is_placed_at_the_base_or_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     let good = tmp.path().join("good");
     layout_without_layers(&good, "registry.test:5000/base/static:1");
+    let base = [super::RepoAt {
+        host: "registry.test:5000".into(),
+        repository: "base/static".into(),
+    }];
     let img = read(
         &good,
         None,
         Want::Every,
-        Blobs::BaseLayersMayBeRemote,
+        Blobs::BaseLayersMayBeRemote(&base),
         "good",
     )
     .unwrap();
@@ -265,11 +269,33 @@ fn a_layer_missing_from_a_layout_is_placed_at_the_base_or_refused_by_name() {
         "{e}"
     );
 
+    // A base the config does not name: its layers are not fetched with our credentials.
+    let other = [super::RepoAt {
+        host: "registry.test:5000".into(),
+        repository: "secret/private".into(),
+    }];
+    let e = read(
+        &good,
+        None,
+        Want::Every,
+        Blobs::BaseLayersMayBeRemote(&other),
+        "good",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("is not a registry base of the config"), "{e}");
+
     let bad = tmp.path().join("bad");
     layout_without_layers(&bad, "alpine:3");
-    let e = read(&bad, None, Want::Every, Blobs::BaseLayersMayBeRemote, "bad")
-        .unwrap_err()
-        .to_string();
+    let e = read(
+        &bad,
+        None,
+        Want::Every,
+        Blobs::BaseLayersMayBeRemote(&base),
+        "bad",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("(\"alpine:3\") names no registry") && e.ends_with("rebuild the layout"),
         "{e}"
