@@ -179,6 +179,7 @@ fn parse_service(
     let name = ServiceName::try_from(name.into_inner())
         .map_err(|e| text.at(name_span, e))?
         .0;
+    no_nul(text, &name, &s)?;
     let layers_span = s.layers.span();
     let raw_layers = s.layers.into_inner();
     if raw_layers.is_empty() {
@@ -204,6 +205,27 @@ fn parse_service(
         layers: raw_layers.into_iter().map(layer_config).collect(),
         name,
     })
+}
+
+/// Refuse a NUL byte in what becomes a process's arguments, environment or labels: no
+/// runtime can pass it on (`execve` takes C strings), so the image would not start.
+fn no_nul(text: &Text, name: &str, s: &RawService) -> Result<(), ConfigError> {
+    let args = s.entrypoint.iter().chain(&s.cmd).flatten();
+    let env = s.env.iter().map(|(k, v)| (k.0.as_str(), v));
+    let labels = s.labels.iter().map(|(k, v)| (k.as_str(), v));
+    let texts = args.map(|a| ("entrypoint/cmd", a.as_str())).chain(
+        env.chain(labels)
+            .flat_map(|(k, v)| [("env/labels", k), ("env/labels", v.as_str())]),
+    );
+    for (what, t) in texts {
+        if t.contains('\0') {
+            return Err(text.error(
+                None,
+                format!("service {name}: a value in {what} holds a NUL byte ({t:?}): remove it"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One `[[services.<name>.layers]]` table (its values validated themselves when read).
@@ -358,6 +380,24 @@ repository = "retail-store-catalog"
 source = "src/catalog/dist/{os}-{arch}"
 target = "/app"
 "#;
+
+    #[test]
+    fn nul_bytes_and_out_of_range_ids_are_refused() {
+        let with =
+            |extra: &str| parse(&MINIMAL.replace("[[services", &format!("{extra}\n[[services")));
+        for bad in [
+            r#"env = { A = "x\u0000y" }"#,
+            r#"entrypoint = ["/app\u0000"]"#,
+            r#"labels = { "a\u0000" = "b" }"#,
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("NUL"), "{bad}: {e}");
+        }
+        let e = with(r#"user = "4294967296""#).unwrap_err().to_string();
+        assert!(e.contains("4294967295"), "{e}");
+        assert!(with(r#"user = "4294967295:0""#).is_ok());
+        assert!(with(r#"user = "app:staff""#).is_ok());
+    }
 
     #[test]
     fn defaults() {

@@ -83,9 +83,13 @@ impl TryFrom<String> for User {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         let parts: Vec<&str> = s.split(':').collect();
+        // A numeric id must fit in 32 bits (what runtimes take); a name may not be all digits
+        // past that.
+        let id_ok = |p: &str| !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u32>().is_ok();
         let ok = parts.len() <= 2
             && parts.iter().all(|p| {
                 !p.is_empty()
+                    && id_ok(p)
                     && p.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
             });
@@ -93,7 +97,7 @@ impl TryFrom<String> for User {
             Ok(User(s))
         } else {
             Err(format!(
-                "invalid user {s:?}: expected USER or USER:GROUP (names or numeric ids)"
+                "invalid user {s:?}: expected USER or USER:GROUP (names, or numeric ids up to 4294967295)"
             ))
         }
     }

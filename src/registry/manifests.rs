@@ -7,7 +7,7 @@
 
 use super::body::{error_from, invalid, read_limited, MAX_DOCUMENT};
 use super::client::{pull_scope, push_scope, Endpoint, RegistryClient};
-use super::error::RegistryError;
+use super::error::{strip_query, RegistryError};
 use crate::digest::Digest;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
@@ -142,8 +142,22 @@ impl RegistryClient {
                 })
                 .await?;
             // 201 normally; ECR may answer without a Location header, which we never need.
+            // A registry that says it stored other bytes than ours has not stored our image.
             if resp.status().is_success() {
-                Ok(())
+                let ours = Digest::of(bytes);
+                match resp.headers().get("docker-content-digest").map(|v| v.to_str()) {
+                    Some(Ok(theirs)) if theirs.trim() != ours.as_str() => {
+                        Err(RegistryError::new(
+                            "PUT",
+                            strip_query(&url),
+                            format!(
+                                "the registry stored the manifest as {:?}, not as {ours}: it changed the document; check the registry",
+                                clip_header(theirs)
+                            ),
+                        ))
+                    }
+                    _ => Ok(()),
+                }
             } else {
                 Err(error_from(&Method::PUT, &url, resp).await)
             }
@@ -187,4 +201,9 @@ mod tests {
         assert_eq!(media_type_of(None, br#"{"schemaVersion":2}"#), "");
         assert_eq!(media_type_of(Some("text/plain".into()), b"not json"), "");
     }
+}
+
+/// A header value as it may be shown: at most 100 characters, control characters removed.
+fn clip_header(v: &str) -> String {
+    v.chars().filter(|c| !c.is_control()).take(100).collect()
 }

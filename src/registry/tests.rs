@@ -316,3 +316,38 @@ fn a_body_that_dribbles_in_is_cut_at_the_deadline() {
     assert_eq!(ending, Ending::TooSlow);
     assert!(bytes.len() < 100, "{}", bytes.len());
 }
+
+#[test]
+fn a_registry_that_stores_other_bytes_than_the_manifest_sent_is_an_error() {
+    let registry = Fake::start(|req| {
+        basic_gate(req).unwrap_or_else(|| {
+            let other = Digest::of(b"something else").to_string();
+            answer(201, &[("Docker-Content-Digest", other.as_str())], b"")
+        })
+    });
+    let c = client(&registry.host(), None);
+    let doc = br#"{"schemaVersion":2}"#;
+    let e = rt()
+        .block_on(c.put_manifest(
+            "team/app",
+            "v1",
+            "application/vnd.oci.image.index.v1+json",
+            doc,
+        ))
+        .unwrap_err();
+    assert!(e.to_string().contains("changed the document"), "{e}");
+    // The same answer naming our digest is a success.
+    let ours = Digest::of(doc).to_string();
+    let honest = Fake::start(move |req| {
+        basic_gate(req)
+            .unwrap_or_else(|| answer(201, &[("Docker-Content-Digest", ours.as_str())], b""))
+    });
+    let c = client(&honest.host(), None);
+    rt().block_on(c.put_manifest(
+        "team/app",
+        "v1",
+        "application/vnd.oci.image.index.v1+json",
+        doc,
+    ))
+    .unwrap();
+}
