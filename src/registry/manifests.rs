@@ -181,6 +181,11 @@ fn media_type_of(header: Option<String>, bytes: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// A header value as it may be shown: at most 100 characters, control characters removed.
+fn clip_header(v: &str) -> String {
+    v.chars().filter(|c| !c.is_control()).take(100).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,9 +206,4 @@ mod tests {
         assert_eq!(media_type_of(None, br#"{"schemaVersion":2}"#), "");
         assert_eq!(media_type_of(Some("text/plain".into()), b"not json"), "");
     }
-}
-
-/// A header value as it may be shown: at most 100 characters, control characters removed.
-fn clip_header(v: &str) -> String {
-    v.chars().filter(|c| !c.is_control()).take(100).collect()
 }
