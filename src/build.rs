@@ -11,6 +11,7 @@
 //! is built once.
 //! Imports `base`, `config`, `digest`, `image`, `layer`, `layout`, `platform`, `spec`.
 
+mod out;
 mod place;
 
 /// The latest `SOURCE_DATE_EPOCH` a build accepts (see [`image::MAX_EPOCH`]).
@@ -27,6 +28,8 @@ use crate::spec::{
     canonical_json, check_tag, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME,
     MEDIA_TYPE_INDEX,
 };
+pub use out::check_dirs;
+use out::{outside_sources, prepare_out};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -530,110 +533,6 @@ fn build_into(
         }
     }
     Ok(reports)
-}
-
-/// Refuse an output or cache directory inside (or equal to) a layer's source directory: the
-/// layouts (or cached blobs) would end up in the image, and each build would differ.
-fn outside_sources(
-    config: &Config,
-    services: &[&Service],
-    platforms: &[Platform],
-    out: &Path,
-    cache: Option<&Path>,
-) -> Result<(), BuildError> {
-    let canon = |p: &Path| fs::canonicalize(p).ok();
-    let mut ours = vec![("output directory (--out)", out)];
-    ours.extend(cache.map(|c| ("layer cache directory (--cache-dir)", c)));
-    for svc in services {
-        for p in platforms {
-            for lc in &svc.layers {
-                let rel = lc.source.expand(p);
-                let Some(source) = canon(&config.dir.join(&rel)).filter(|s| s.is_dir()) else {
-                    continue;
-                };
-                for (what, dir) in &ours {
-                    if resolved(dir).is_some_and(|d| d.starts_with(&source)) {
-                        return Err(BuildError::Output {
-                            path: dir.to_path_buf(),
-                            message: format!(
-                                "the {what} is inside layer source {} of service {} (-> {}): it would end up in the image; choose a {what} outside every layer source",
-                                source.display(),
-                                svc.name,
-                                lc.target
-                            ),
-                        });
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Refuse an output or cache directory inside a layer source of the services `names` (empty:
-/// all) on `platforms` (None: the config's), before anything is created: the app asks this
-/// before it opens (and so creates) the cache.
-pub fn check_dirs(
-    config: &Config,
-    names: &[String],
-    platforms: Option<&[Platform]>,
-    out: &Path,
-    cache: Option<&Path>,
-) -> Result<(), BuildError> {
-    let services = config.select(names)?;
-    let platforms = platforms.unwrap_or(&config.platforms);
-    outside_sources(config, &services, platforms, out, cache)
-}
-
-/// `p` made absolute with symlinks resolved, also when its last components do not exist yet
-/// (they are taken as written, `..` removing the one before).
-fn resolved(p: &Path) -> Option<PathBuf> {
-    use std::path::Component;
-    let abs = std::path::absolute(p).ok()?;
-    let mut out = PathBuf::from("/");
-    let mut exists = true;
-    for c in abs.components() {
-        match c {
-            Component::Normal(n) => {
-                out.push(n);
-                if exists {
-                    match fs::canonicalize(&out) {
-                        Ok(real) => out = real,
-                        Err(_) => exists = false,
-                    }
-                }
-            }
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    Some(out)
-}
-
-/// Make sure `out` exists and every `out/<service>` is absent or an OCI layout we may replace.
-fn prepare_out(out: &Path, services: &[&Service]) -> Result<(), BuildError> {
-    if out.exists() && !out.is_dir() {
-        return Err(BuildError::Output {
-            path: out.to_path_buf(),
-            message: "exists and is not a directory: choose another --out".into(),
-        });
-    }
-    fs::create_dir_all(out).map_err(|e| BuildError::Output {
-        path: out.to_path_buf(),
-        message: format!("cannot create it ({e}): choose a writable --out"),
-    })?;
-    for s in services {
-        let dest = out.join(&s.name);
-        if dest.exists() && !dest.join("oci-layout").is_file() {
-            return Err(BuildError::Output {
-                path: dest,
-                message: "exists and is not an OCI layout; refusing to replace it: move it away or choose another --out".into(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// One service's image being written into its layout.
