@@ -76,7 +76,12 @@ pub trait Registry: Sync {
     /// What tag `tag` of `repo` names now (`None`: no such tag).
     async fn tag_digest(&self, repo: &str, tag: &str) -> Result<Option<Digest>, RegistryError>;
     /// Whether `repo` has blob `digest`.
-    async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError>;
+    async fn blob_exists(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<bool, RegistryError>;
     /// Mount `digest` into `repo` from repository `from` of the same registry.
     async fn mount(&self, repo: &str, digest: &Digest, from: &str) -> Result<Mount, RegistryError>;
     /// Upload `blob` into `repo` from `source`, into `session` if a mount opened one.
@@ -263,7 +268,7 @@ async fn put_blob<R: Registry>(
     dry_run: bool,
 ) -> Result<BlobOutcome, RegistryError> {
     let digest = &blob.digest;
-    if registry.blob_exists(repo, digest).await? {
+    if registry.blob_exists(repo, digest, blob.size).await? {
         return Ok(BlobOutcome::Skipped);
     }
     let same_registry = blob.registry().filter(|b| b.host == registry.host());

@@ -45,10 +45,23 @@ pub enum BlobSource<'a> {
 }
 
 impl RegistryClient {
-    /// `HEAD /v2/<repo>/blobs/<digest>`: whether the repository has the blob.
-    pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
+    /// `HEAD /v2/<repo>/blobs/<digest>`: whether the repository has the blob, of `size` bytes.
+    /// An answer giving another `Content-Length` counts as absent (the blob is sent again,
+    /// and the registry checks it against its digest), not as a blob to build on.
+    pub async fn blob_exists(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<bool, RegistryError> {
         let repo = self.repository("HEAD", repo)?;
-        self.exists(&repo, Endpoint::Blob(digest), None).await
+        let Some(headers) = self.head(&repo, Endpoint::Blob(digest), None).await? else {
+            return Ok(false);
+        };
+        let length = headers
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        Ok(length.is_none_or(|n| n == size))
     }
 
     /// Try to mount `digest` into `repo` from `from` (same registry).

@@ -60,7 +60,7 @@ fn a_redirect_to_another_port_carries_no_credentials() {
     let d = Digest::of(b"x");
     let rt = rt();
     assert_eq!(rt.block_on(c.get_blob("team/app", &d)).unwrap(), b"x");
-    assert!(rt.block_on(c.blob_exists("team/app", &d)).unwrap());
+    assert!(rt.block_on(c.blob_exists("team/app", &d, 1)).unwrap());
     let at_storage = storage.seen();
     assert_eq!(at_storage.len(), 2, "{at_storage:?}");
     for s in &at_storage {
@@ -199,7 +199,9 @@ fn names_that_are_not_names_are_refused_before_any_request() {
             rt.block_on(c.manifest_exists(repo, "v1")).is_err(),
             "{repo:?}"
         );
-        assert!(rt.block_on(c.blob_exists(repo, &Digest::of(b"x"))).is_err());
+        assert!(rt
+            .block_on(c.blob_exists(repo, &Digest::of(b"x"), 1))
+            .is_err());
     }
     assert!(registry.seen().is_empty(), "{:?}", registry.seen());
 }
@@ -350,4 +352,14 @@ fn a_registry_that_stores_other_bytes_than_the_manifest_sent_is_an_error() {
         doc,
     ))
     .unwrap();
+}
+
+#[test]
+fn a_blob_answered_with_another_size_is_not_taken_as_present() {
+    let registry = Fake::start(|req| basic_gate(req).unwrap_or_else(|| answer(200, &[], b"12345")));
+    let c = client(&registry.host(), None);
+    let d = Digest::of(b"x");
+    let rt = rt();
+    assert!(rt.block_on(c.blob_exists("team/app", &d, 5)).unwrap());
+    assert!(!rt.block_on(c.blob_exists("team/app", &d, 1)).unwrap());
 }

@@ -87,7 +87,12 @@ impl Registry for Fake {
         Ok(s.tags.get(&(repo.to_string(), tag.to_string())).cloned())
     }
 
-    async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
+    async fn blob_exists(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        _size: u64,
+    ) -> Result<bool, RegistryError> {
         Ok(self
             .state
             .lock()

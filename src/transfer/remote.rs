@@ -47,8 +47,13 @@ impl Registry for Remote<'_> {
         self.client.manifest_digest(repo, tag).await
     }
 
-    async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
-        self.client.blob_exists(repo, digest).await
+    async fn blob_exists(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<bool, RegistryError> {
+        self.client.blob_exists(repo, digest, size).await
     }
 
     async fn mount(&self, repo: &str, digest: &Digest, from: &str) -> Result<Mount, RegistryError> {
