@@ -103,7 +103,8 @@ impl LayoutWriter {
     /// blob, read-only.
     pub fn commit_temp(&self, tmp: NamedTempFile, digest: &Digest) -> Result<(), LayoutError> {
         let dest = self.blob_path(digest);
-        make_read_only(tmp.as_file()).map_err(io_err("storing blob", &dest))?;
+        crate::digest::file::make_read_only(tmp.as_file())
+            .map_err(io_err("storing blob", &dest))?;
         tmp.persist(&dest).map_err(|e| LayoutError::Io {
             action: "storing blob",
             path: dest,
@@ -344,13 +345,6 @@ fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, LayoutError> {
             message: format!("larger than {max} bytes: not a manifest, index or config"),
         },
     })
-}
-
-/// Take every write permission off an open file (blobs are never written in place).
-pub fn make_read_only(file: &std::fs::File) -> io::Result<()> {
-    let mut perms = file.metadata()?.permissions();
-    perms.set_readonly(true);
-    file.set_permissions(perms)
 }
 
 #[cfg(test)]

@@ -35,6 +35,17 @@ pub fn no_symlinked_dirs(root: &Path, rels: &[&str]) -> io::Result<()> {
     Ok(())
 }
 
+/// Take every write permission off an open file (blobs are never written in place). A file
+/// already read-only is left alone, so its change time, part of the cache's stamps, stays.
+pub fn make_read_only(file: &File) -> io::Result<()> {
+    let mut perms = file.metadata()?.permissions();
+    if !perms.readonly() {
+        perms.set_readonly(true);
+        file.set_permissions(perms)?;
+    }
+    Ok(())
+}
+
 /// Open `path` for reading if it is a regular file, and not through a symlink.
 pub fn open_regular(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()

@@ -306,11 +306,7 @@ impl LayerCache {
     /// Make the blob file at `path` read-only and record its stamp as verified.
     fn record_checked(&self, path: &Path, digest: &Digest) -> io::Result<()> {
         let file = crate::digest::file::open_regular(path)?;
-        let mut perms = file.metadata()?.permissions();
-        if !perms.readonly() {
-            perms.set_readonly(true);
-            file.set_permissions(perms)?;
-        }
+        crate::digest::file::make_read_only(&file)?;
         let stamp = stamp_of(&file.metadata()?);
         let dir = self.root.join("checked");
         fs::create_dir_all(&dir)?;
