@@ -169,7 +169,7 @@ fn parse_envelope(body: &[u8]) -> Option<(Option<String>, String)> {
 
 /// At most `max` characters of `s`, with `...` when cut, and control characters escaped
 /// (`\u{1b}`): a server's text must not move the cursor, clear the screen or forge lines.
-fn clip(s: &str, max: usize) -> String {
+pub(super) fn clip(s: &str, max: usize) -> String {
     let mut out: String = s
         .chars()
         .take(max)

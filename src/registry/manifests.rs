@@ -7,7 +7,7 @@
 
 use super::body::{error_from, invalid, read_limited, MAX_DOCUMENT};
 use super::client::{pull_scope, push_scope, Endpoint, RegistryClient};
-use super::error::{strip_query, RegistryError};
+use super::error::{clip, strip_query, RegistryError};
 use crate::digest::Digest;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
@@ -152,7 +152,7 @@ impl RegistryClient {
                             strip_query(&url),
                             format!(
                                 "the registry stored the manifest as {:?}, not as {ours}: it changed the document; check the registry",
-                                clip_header(theirs)
+                                clip(theirs, 100)
                             ),
                         ))
                     }
@@ -179,11 +179,6 @@ fn media_type_of(header: Option<String>, bytes: &[u8]) -> String {
                 .map(str::to_string)
         })
         .unwrap_or_default()
-}
-
-/// A header value as it may be shown: at most 100 characters, control characters removed.
-fn clip_header(v: &str) -> String {
-    v.chars().filter(|c| !c.is_control()).take(100).collect()
 }
 
 #[cfg(test)]
