@@ -419,10 +419,7 @@ pub(crate) fn open_layouts(
         let name = dir.display().to_string();
         // Only the layers of the base this service's config names may be left out.
         let base: Vec<RepoAt> = match &s.base {
-            BaseRef::Registry(r) => vec![RepoAt {
-                host: r.api_host().to_string(),
-                repository: r.repository.clone(),
-            }],
+            BaseRef::Registry(r) => vec![RepoAt::of(r)],
             _ => Vec::new(),
         };
         let blobs = Blobs::BaseLayersMayBeRemote(&base);

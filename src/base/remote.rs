@@ -281,10 +281,7 @@ pub async fn resolve(
             graph_reader.give(n, bytes?)?;
         }
     }
-    let repo = RepoAt {
-        host: image.api_host().to_string(),
-        repository: image.repository.clone(),
-    };
+    let repo = RepoAt::of(image);
     let mut graph = graph_reader.finish(&mut |_| Ok(vec![BlobAt::Registry(repo.clone())]))?;
     if let Some(dir) = &opts.materialize_into {
         materialize(&reader, &mut graph, dir).await?;

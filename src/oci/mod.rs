@@ -76,6 +76,16 @@ pub struct RepoAt {
     pub repository: String,
 }
 
+impl RepoAt {
+    /// Where image `r`'s blobs are: its registry's API host and its repository.
+    pub fn of(r: &crate::reference::ImageRef) -> RepoAt {
+        RepoAt {
+            host: r.api_host().to_string(),
+            repository: r.repository.clone(),
+        }
+    }
+}
+
 /// One place a blob can be had.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlobAt {

@@ -102,10 +102,7 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str, image: &str) 
 fn base_origin(annotations: Option<&HashMap<String, String>>) -> Option<BaseOrigin> {
     let a = annotations?;
     let name = a.get(ANNOTATION_BASE_NAME)?.clone();
-    let at = ImageRef::parse(&name).ok().map(|r| RepoAt {
-        host: r.api_host().to_string(),
-        repository: r.repository.clone(),
-    });
+    let at = ImageRef::parse(&name).ok().map(|r| RepoAt::of(&r));
     Some(BaseOrigin {
         digest: a.get(ANNOTATION_BASE_DIGEST).cloned().unwrap_or_default(),
         name,
