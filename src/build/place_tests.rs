@@ -81,6 +81,17 @@ fn setup() -> (tempfile::TempDir, Staging) {
 }
 
 fn run(fault: Fault, at: usize) -> (Result<(), BuildError>, Vec<String>) {
+    run_with(&mut Faulty {
+        calls: 0,
+        at,
+        fault,
+        killed: false,
+    })
+}
+
+/// Move the new layouts of [`setup`] into place with `ops`; what happened and each
+/// `OUT/<name>`'s state.
+fn run_with(ops: &mut impl Renames) -> (Result<(), BuildError>, Vec<String>) {
     let (t, staging) = setup();
     let dests: Vec<PathBuf> = NAMES.iter().map(|n| t.path().join(n)).collect();
     let moves: Vec<(&str, &Path)> = NAMES
@@ -88,13 +99,7 @@ fn run(fault: Fault, at: usize) -> (Result<(), BuildError>, Vec<String>) {
         .zip(&dests)
         .map(|(n, d)| (*n, d.as_path()))
         .collect();
-    let mut ops = Faulty {
-        calls: 0,
-        at,
-        fault,
-        killed: false,
-    };
-    let r = move_into_place(staging.path(), &moves, &mut ops);
+    let r = move_into_place(staging.path(), &moves, ops);
     (r, dests.iter().map(|d| state(d)).collect())
 }
 
@@ -150,27 +155,17 @@ fn a_failure_while_undoing_is_reported_with_the_layouts_left_new() {
             self.0.rename_new(from, to)
         }
     }
-    let (t, staging) = setup();
-    let dests: Vec<PathBuf> = NAMES.iter().map(|n| t.path().join(n)).collect();
-    let moves: Vec<(&str, &Path)> = NAMES
-        .iter()
-        .zip(&dests)
-        .map(|(n, d)| (*n, d.as_path()))
-        .collect();
-    let mut ops = Twice(Faulty {
+    let (r, states) = run_with(&mut Twice(Faulty {
         calls: 0,
         at: 2,
         fault: Fault::Fail,
         killed: false,
-    });
-    let e = move_into_place(staging.path(), &moves, &mut ops)
-        .unwrap_err()
-        .to_string();
+    }));
+    let e = r.unwrap_err().to_string();
     assert!(
         e.contains("could not be put back") && e.contains("undo refused"),
         "{e}"
     );
-    let states: Vec<String> = dests.iter().map(|d| state(d)).collect();
     assert_eq!(states, ["old", "new", "none"]);
 }
 

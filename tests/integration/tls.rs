@@ -4,7 +4,7 @@
 //! error and no panic, when it is not. The scheme written in `--registry` is honoured even on a
 //! loopback address.
 
-use crate::common::{fails, ok, require, retail_store};
+use crate::common::{fails, ok, require, retail_store, run};
 use crate::registry::TestRegistry;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -12,18 +12,7 @@ use std::process::{Command, Output};
 /// Make a CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
 fn make_certificates(dir: &Path) {
     require("openssl");
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(dir));
     run(&[
         "req",
         "-x509",

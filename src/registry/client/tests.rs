@@ -3,6 +3,11 @@
 
 use super::*;
 
+/// An anonymous client for `host` (never contacted by these tests).
+fn anonymous(host: &str, retry: RetryPolicy) -> RegistryClient {
+    RegistryClient::new(host, None, false, CredentialSource::anonymous("t"), retry).unwrap()
+}
+
 #[test]
 fn token_answers_and_lifetimes() {
     let url = Url::parse("https://auth.example/token?service=r&scope=x").unwrap();
@@ -82,14 +87,7 @@ fn scheme_follows_insecure_and_loopback() {
 
 #[test]
 fn urls_are_built_from_validated_segments() {
-    let c = RegistryClient::new(
-        "r.example:5000",
-        None,
-        false,
-        CredentialSource::anonymous("t"),
-        RetryPolicy::default(),
-    )
-    .unwrap();
+    let c = anonymous("r.example:5000", RetryPolicy::default());
     let repo = Repository::parse("team/app").unwrap();
     let tag = Reference::parse("v1.0").unwrap();
     let d = crate::digest::Digest::of(b"x");
@@ -127,14 +125,7 @@ fn lifetimes_from_servers_and_config_never_overflow() {
     let _ = after(Duration::MAX);
     let far = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(i64::MAX as u64 / 2));
     assert!(refresh_at(far).is_some());
-    let c = RegistryClient::new(
-        "r.example",
-        None,
-        false,
-        CredentialSource::anonymous("t"),
-        RetryPolicy::default(),
-    )
-    .unwrap();
+    let c = anonymous("r.example", RetryPolicy::default());
     for rate in [
         1e-300,
         f64::MIN_POSITIVE,
@@ -144,15 +135,7 @@ fn lifetimes_from_servers_and_config_never_overflow() {
         -1.0,
         0.0,
     ] {
-        let c = RegistryClient::new(
-            "r.example",
-            None,
-            false,
-            CredentialSource::anonymous("t"),
-            RetryPolicy::default(),
-        )
-        .unwrap()
-        .with_manifest_rate(rate);
+        let c = anonymous("r.example", RetryPolicy::default()).with_manifest_rate(rate);
         if let Some(gap) = c.manifest_interval {
             assert!(gap <= Duration::from_secs(1000), "{rate}: {gap:?}");
         }
@@ -162,18 +145,14 @@ fn lifetimes_from_servers_and_config_never_overflow() {
 
 #[test]
 fn backoff_grows_with_jitter_and_honours_retry_after() {
-    let c = RegistryClient::new(
+    let c = anonymous(
         "r.example",
-        None,
-        false,
-        CredentialSource::anonymous("t"),
         RetryPolicy {
             max_tries: 5,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
         },
-    )
-    .unwrap();
+    );
     for attempt in 1..=6 {
         let d = c.delay(attempt, None);
         let exp = Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(1));
