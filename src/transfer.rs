@@ -15,6 +15,7 @@
 
 #![allow(clippy::result_large_err)] // RegistryError travels in results; see registry::client.
 
+mod attach;
 #[cfg(test)]
 pub(crate) mod memory;
 mod remote;
@@ -22,6 +23,7 @@ mod report;
 #[cfg(test)]
 mod tests;
 
+pub use attach::{AttachKind, Attached, Attachment};
 pub use remote::Remote;
 pub use report::{BlobOutcome, Event, PushReport, TransferError};
 
@@ -29,6 +31,7 @@ use crate::digest::Digest;
 use crate::oci::{BlobRef, ImageGraph, RepoAt};
 use crate::registry::client::Mount;
 use crate::registry::error::RegistryError;
+use crate::registry::manifests::{FetchedManifest, Stored};
 use futures_util::stream::{self, StreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -46,6 +49,8 @@ pub struct TransferImage {
     pub graph: ImageGraph,
     /// Tags to write.
     pub tags: Vec<String>,
+    /// Artifacts to attach after the manifests, before the tags.
+    pub attachments: Vec<Attachment>,
 }
 
 /// Settings of a transfer.
@@ -64,6 +69,8 @@ pub enum Source<'a> {
     File(&'a Path),
     /// A repository, perhaps of another registry: streamed from there, never stored.
     Registry(&'a RepoAt),
+    /// A small document made for this push (an attachment's blob).
+    Bytes(&'a [u8]),
 }
 
 /// The destination registry: the operations a transfer needs, nothing more.
@@ -99,7 +106,13 @@ pub trait Registry: Sync {
         reference: &str,
         media_type: &str,
         bytes: &[u8],
-    ) -> Result<(), RegistryError>;
+    ) -> Result<Stored, RegistryError>;
+    /// The manifest `reference` (a tag or digest) of `repo`, if there is one.
+    async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<FetchedManifest>, RegistryError>;
 }
 
 /// One blob and the repositories needing it, in image order.
@@ -332,8 +345,8 @@ impl<R: Registry> Finish<'_, R> {
                 report.error = Some(e.to_string());
             }
         }
-        if report.error.is_none() && !self.dry_run {
-            if let Err(e) = self.write_manifests().await {
+        if report.error.is_none() {
+            if let Err(e) = self.write_manifests(&mut report).await {
                 report.error = Some(e.to_string());
             }
         }
@@ -364,10 +377,15 @@ impl<R: Registry> Finish<'_, R> {
     }
 
     /// Platform manifests by digest, then the index by digest (unless the registry has it),
-    /// then each tag.
-    async fn write_manifests(&self) -> Result<(), TransferError> {
+    /// then the attachments, then each tag. A dry run only says what would be attached.
+    async fn write_manifests(&self, report: &mut PushReport) -> Result<(), TransferError> {
         let (registry, repo, graph) = (self.registry, &self.image.repository, &self.image.graph);
         let top = &graph.top;
+        if self.dry_run {
+            report.attached =
+                attach::artifacts(registry, repo, &self.image.attachments, true).await?;
+            return Ok(());
+        }
         if !self.complete {
             for m in graph.manifest_docs() {
                 registry
@@ -380,6 +398,7 @@ impl<R: Registry> Finish<'_, R> {
                 .await
                 .map_err(TransferError::Manifest)?;
         }
+        report.attached = attach::artifacts(registry, repo, &self.image.attachments, false).await?;
         for t in &self.image.tags {
             self.write_tag(t).await?;
         }
@@ -400,7 +419,7 @@ impl<R: Registry> Finish<'_, R> {
             .put_manifest(repo, t, &top.media_type, &top.bytes)
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             Err(e) if e.is_immutable_tag() => Err(TransferError::TagImmutable {
                 tag: t.to_string(),
                 repository: repo.clone(),

@@ -11,6 +11,7 @@
 //! `platform`, `registry`, `transfer`); nothing imports `app` but `cli`.
 
 pub mod access;
+pub mod attach;
 pub mod build;
 pub mod iam;
 pub mod plan;

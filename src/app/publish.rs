@@ -3,10 +3,11 @@
 //! publisher that does nothing. What happens along the way goes out as events; the CLI renders
 //! them and decides the exit code from the outcome.
 
+use super::attach::Attach;
 use super::scan::{ScanPolicy, ServiceScans, Target};
 use super::{access, tags, AppError, Env, Event, Events, LayerSettings};
 use crate::build::{self as builder, BuildOptions, ServiceReport};
-use crate::config::{AuthMode, BaseRef, Config, RegistryConfig, Service};
+use crate::config::{AuthMode, BaseRef, Config, RegistryConfig, SbomFormat, Service};
 use crate::ecr::Ecr;
 use crate::oci::layout::Blobs;
 use crate::oci::read::Want;
@@ -51,6 +52,19 @@ pub struct PublishRequest {
     pub no_push: bool,
     /// `timestamp` tags take the wall clock, not the head commit's time.
     pub timestamp_now: bool,
+    /// What to attach (`--sbom`, `--no-provenance`, `--sign-key`), over the config's.
+    pub attest: AttestFlags,
+}
+
+/// The attachment flags of a push; `None`: the config's setting.
+#[derive(Debug, Clone, Default)]
+pub struct AttestFlags {
+    /// `--sbom spdx|cyclonedx|none`.
+    pub sbom: Option<String>,
+    /// `--no-provenance` gives `Some(false)`.
+    pub provenance: Option<bool>,
+    /// `--sign-key PATH` (else `OCIBUILD_SIGN_KEY`, else `[sign] key`).
+    pub sign_key: Option<PathBuf>,
 }
 
 /// Why nothing was pushed after a build.
@@ -179,11 +193,13 @@ pub fn publish(
         });
     };
     let services = config.select(&names)?;
+    let attach = attach_plan(req, &config, git.as_ref(), env)?;
     let push = Push {
         req,
         config: &config,
         runtime: &runtime,
         events,
+        attach: &attach,
     };
     let report = push.run(&registry, &services, &layouts, &tags, &remote.clients)?;
     Ok(Publish::Pushed(PublishReport {
@@ -284,12 +300,45 @@ impl BuildRun<'_> {
     }
 }
 
+/// The attachments of this push: the config's `[attest]` and `[sign]`, then the flags, then
+/// `OCIBUILD_SIGN_KEY` for the key when no flag names one.
+fn attach_plan(
+    req: &PublishRequest,
+    config: &Config,
+    git: Option<&Git>,
+    env: Env<'_>,
+) -> Result<Attach, AppError> {
+    let mut settings = config.attest.clone();
+    if let Some(s) = &req.attest.sbom {
+        settings.sbom = SbomFormat::parse(s)
+            .ok_or_else(|| AppError::Usage(format!("--sbom {s:?}: use spdx, cyclonedx or none")))?;
+    }
+    if let Some(p) = req.attest.provenance {
+        settings.provenance = p;
+    }
+    let env_key = env("OCIBUILD_SIGN_KEY")
+        .filter(|k| !k.is_empty())
+        .map(PathBuf::from);
+    if let Some(k) = req.attest.sign_key.clone().or(env_key) {
+        settings.sign_key = Some(k);
+    }
+    let commit = git.and_then(|g| g.commit("HEAD").ok());
+    Attach::new(
+        config,
+        settings,
+        super::source_date_epoch(env)?,
+        commit,
+        env,
+    )
+}
+
 /// The push step.
 struct Push<'a> {
     req: &'a PublishRequest,
     config: &'a Config,
     runtime: &'a tokio::runtime::Runtime,
     events: Events<'a>,
+    attach: &'a Attach,
 }
 
 impl Push<'_> {
@@ -303,7 +352,13 @@ impl Push<'_> {
         sources: &Clients,
     ) -> Result<PublishReport, AppError> {
         let req = self.req;
-        let images = open_layouts(services, registry, layouts, tags)?;
+        let mut images = open_layouts(services, registry, layouts, tags)?;
+        for i in images.iter_mut() {
+            if let Some(img) = i.image.as_mut() {
+                let name = format!("{}/{}", registry.host, img.repository);
+                img.attachments = self.attach.artifacts(&img.service, &name, &img.graph);
+            }
+        }
         let ecr = self.connect(registry)?;
         if let (true, Some(ecr)) = (req.create_repos, &ecr) {
             self.ensure_repositories(ecr, &images)?;
@@ -436,6 +491,7 @@ pub(crate) fn open_layouts(
                     repository: repository.clone(),
                     graph: l.graph,
                     tags,
+                    attachments: vec![],
                 };
                 (Some(image), None)
             }

@@ -66,6 +66,7 @@ fn request(config: PathBuf, out: PathBuf) -> PublishRequest {
         },
         no_push: true,
         timestamp_now: false,
+        attest: Default::default(),
     }
 }
 

@@ -19,7 +19,7 @@ pub(super) enum Command {
     /// Build each service's multi-platform image into an OCI image layout OUT/<service>/.
     Build(BuildArgs),
     /// Build (or take from --layout) each service's image and push it to the registry.
-    Push(PushArgs),
+    Push(Box<PushArgs>),
     /// Manage the ECR repositories of the services.
     Repos {
         #[command(subcommand)]
@@ -256,6 +256,24 @@ pub(super) struct PushArgs {
     /// Time used by the `timestamp` tag: the head commit's (stable across reruns) or now.
     #[arg(long, value_enum, default_value_t = TimestampSource::Commit)]
     pub(super) timestamp: TimestampSource,
+    #[command(flatten)]
+    pub(super) attest: AttestArgs,
+}
+
+/// What a push attaches to each image (over the config's `[attest]` and `[sign]`).
+#[derive(Debug, clap::Args)]
+pub(super) struct AttestArgs {
+    /// SBOM format attached to each platform manifest (default: `[attest] sbom`, else spdx).
+    #[arg(long, value_name = "FORMAT", value_parser = ["spdx", "cyclonedx", "none"])]
+    pub(super) sbom: Option<String>,
+    /// Attach no provenance statement.
+    #[arg(long)]
+    pub(super) no_provenance: bool,
+    /// Sign the index and each platform manifest with this ECDSA P-256 key (PKCS#8 PEM, or
+    /// cosign's encrypted key with COSIGN_PASSWORD); default: OCIBUILD_SIGN_KEY, else
+    /// `[sign] key`.
+    #[arg(long, value_name = "PATH")]
+    pub(super) sign_key: Option<PathBuf>,
 }
 
 /// Where the `timestamp` tag's time comes from.
@@ -405,6 +423,11 @@ impl PushArgs {
             selection: self.change.options(&self.select.services),
             no_push: self.no_push,
             timestamp_now: self.timestamp == TimestampSource::Now,
+            attest: app::publish::AttestFlags {
+                sbom: self.attest.sbom.clone(),
+                provenance: self.attest.no_provenance.then_some(false),
+                sign_key: self.attest.sign_key.clone(),
+            },
         }
     }
 }

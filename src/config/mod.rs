@@ -19,6 +19,7 @@
 //! Within `config`, dependencies point down: `parse` > `raw` > `registry` > `model`,
 //! `repositories`; `resolve` > `model`.
 
+mod attest;
 mod model;
 mod parse;
 #[cfg(test)]
@@ -28,6 +29,7 @@ mod registry;
 mod repositories;
 mod resolve;
 
+pub use attest::{AttestSettings, SbomFormat};
 pub use model::{
     is_valid_repository, normalise_image_path, BaseRef, Compression, LayerConfig, Service,
     SourceTemplate,
@@ -74,6 +76,8 @@ pub struct Config {
     pub tag_kinds: Vec<String>,
     /// How layers are compressed (`[build] compression`, `compression_level`).
     pub compression: Compression,
+    /// What pushed images carry besides themselves (`[attest]`, `[sign]`).
+    pub attest: AttestSettings,
 }
 
 impl Config {

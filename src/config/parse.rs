@@ -80,6 +80,7 @@ impl Config {
             Some(r) => parse_repositories(&text, r)?,
         };
         let (shared_paths, default_branch, tag_kinds) = parse_ci(file, raw.ci);
+        let attest = super::attest::settings(raw.attest, raw.sign, dir);
         Ok(Config {
             file: file.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -91,6 +92,7 @@ impl Config {
             default_branch,
             tag_kinds,
             compression,
+            attest,
         })
     }
 }

@@ -160,6 +160,8 @@ pub(super) struct RawFile {
     pub(super) registry: Option<RawRegistry>,
     pub(super) repositories: Option<Spanned<RawRepositories>>,
     pub(super) ci: Option<RawCi>,
+    pub(super) attest: Option<super::attest::RawAttest>,
+    pub(super) sign: Option<super::attest::RawSign>,
 }
 
 #[derive(Deserialize)]

@@ -17,6 +17,7 @@
 
 pub mod layout;
 pub mod read;
+pub mod referrers;
 pub mod select;
 #[cfg(test)]
 mod tests;

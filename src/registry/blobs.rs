@@ -34,6 +34,8 @@ pub enum Mount {
 pub enum BlobSource<'a> {
     /// A file (a layout's or the cache's blob).
     File(&'a Path),
+    /// Bytes in memory (a small document made for this push: an SBOM, a signature payload).
+    Bytes(&'a [u8]),
     /// Another repository, possibly in another registry: read by digest and streamed straight
     /// into the upload, never stored.
     Registry {
@@ -115,7 +117,7 @@ impl RegistryClient {
                 BlobSource::Registry { client, repository } => {
                     Some(client.open_blob(repository, digest).await?)
                 }
-                BlobSource::File(_) => None,
+                BlobSource::File(_) | BlobSource::Bytes(_) => None,
             };
             let remote = Mutex::new(remote);
             let given = session.lock().ok().and_then(|mut s| s.take());
@@ -222,6 +224,7 @@ fn upload_body(
                 256 * 1024,
             ))
         }
+        BlobSource::Bytes(bytes) => reqwest::Body::from(bytes.to_vec()),
         BlobSource::Registry { .. } => {
             // A stream can be sent once: a second call (after an auth
             // challenge) fails retryably, and the retry reads it again.

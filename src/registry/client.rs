@@ -105,6 +105,8 @@ pub(super) enum Endpoint<'a> {
     Blob(&'a crate::digest::Digest),
     /// `blobs/uploads/`.
     Uploads,
+    /// `referrers/<digest>`.
+    Referrers(&'a crate::digest::Digest),
 }
 
 /// A client for one registry.
@@ -279,6 +281,7 @@ impl RegistryClient {
                 Endpoint::Manifest(r) => path.extend(["manifests", r.as_str()]),
                 Endpoint::Blob(d) => path.extend(["blobs", d.as_str()]),
                 Endpoint::Uploads => path.extend(["blobs", "uploads", ""]),
+                Endpoint::Referrers(d) => path.extend(["referrers", d.as_str()]),
             };
         }
         url

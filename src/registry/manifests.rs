@@ -9,6 +9,7 @@ use super::body::{error_from, invalid, read_limited, MAX_DOCUMENT};
 use super::client::{pull_scope, push_scope, Endpoint, RegistryClient};
 use super::error::{clip, strip_query, RegistryError};
 use crate::digest::Digest;
+use crate::spec::MEDIA_TYPE_INDEX;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use std::time::Instant;
@@ -22,6 +23,14 @@ pub struct FetchedManifest {
     pub media_type: String,
     /// The digest of its bytes (checked against the reference when that is a digest).
     pub digest: Digest,
+}
+
+/// What a registry said when it stored a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stored {
+    /// It answered with `OCI-Subject`: it indexes the manifest's `subject` for the referrers
+    /// API, so no referrers tag is needed.
+    pub referrers_api: bool,
 }
 
 /// Accept header for manifest reads.
@@ -120,7 +129,7 @@ impl RegistryClient {
         reference: &str,
         media_type: &str,
         bytes: &[u8],
-    ) -> Result<(), RegistryError> {
+    ) -> Result<Stored, RegistryError> {
         let repo = self.repository("PUT", repo)?;
         let reference = self.reference("PUT", reference)?;
         let url = self.url(&repo, Endpoint::Manifest(&reference));
@@ -144,6 +153,9 @@ impl RegistryClient {
             // 201 normally; ECR may answer without a Location header, which we never need.
             // A registry that says it stored other bytes than ours has not stored our image.
             if resp.status().is_success() {
+                let stored = Stored {
+                    referrers_api: resp.headers().contains_key("oci-subject"),
+                };
                 let ours = Digest::of(bytes);
                 match resp.headers().get("docker-content-digest").map(|v| v.to_str()) {
                     Some(Ok(theirs)) if theirs.trim() != ours.as_str() => {
@@ -156,11 +168,41 @@ impl RegistryClient {
                             ),
                         ))
                     }
-                    _ => Ok(()),
+                    _ => Ok(stored),
                 }
             } else {
                 Err(error_from(&Method::PUT, &url, resp).await)
             }
+        })
+        .await
+    }
+}
+
+impl RegistryClient {
+    /// `GET /v2/<repo>/referrers/<digest>`: the referrers index, or `None` when the registry
+    /// has no referrers API (404; distribution 2.8 answers so for the unknown route). A
+    /// registry with the API answers an index, empty when nothing refers to `digest`.
+    pub async fn referrers(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        let repo = self.repository("GET", repo)?;
+        let url = self.url(&repo, Endpoint::Referrers(digest));
+        let scope = pull_scope(&repo);
+        self.retry(|| async {
+            let resp = self
+                .send(&Method::GET, &url, &scope, &|| {
+                    Ok(self.http.get(url.clone()).header(ACCEPT, MEDIA_TYPE_INDEX))
+                })
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !resp.status().is_success() {
+                return Err(error_from(&Method::GET, &url, resp).await);
+            }
+            Ok(Some(read_limited(&url, resp, MAX_DOCUMENT).await?))
         })
         .await
     }

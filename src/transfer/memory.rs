@@ -7,6 +7,7 @@ use crate::digest::Digest;
 use crate::oci::BlobRef;
 use crate::registry::client::Mount;
 use crate::registry::error::RegistryError;
+use crate::registry::manifests::{FetchedManifest, Stored};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use url::Url;
@@ -37,6 +38,10 @@ pub struct State {
     pub immutable: bool,
     /// Digests whose uploads are refused.
     pub failing: HashSet<Digest>,
+    /// The bytes of each (repository, reference) manifest.
+    pub docs: std::collections::HashMap<(String, String), Vec<u8>>,
+    /// Answers a manifest with a subject with `OCI-Subject` (has the referrers API).
+    pub referrers_api: bool,
 }
 
 /// A registry in memory: records every write in order.
@@ -133,6 +138,7 @@ impl Registry for Fake {
         }
         let how = match source {
             Source::File(_) => "file".to_string(),
+            Source::Bytes(_) => "bytes".to_string(),
             Source::Registry(at) => format!("stream from {}/{}", at.host, at.repository),
         };
         let into = if session.is_some() {
@@ -152,9 +158,9 @@ impl Registry for Fake {
         &self,
         repo: &str,
         reference: &str,
-        _media_type: &str,
+        media_type: &str,
         bytes: &[u8],
-    ) -> Result<(), RegistryError> {
+    ) -> Result<Stored, RegistryError> {
         let short = reference
             .strip_prefix("sha256:")
             .map_or(reference, |h| &h[..6]);
@@ -172,6 +178,34 @@ impl Registry for Fake {
         }
         s.log.push(format!("manifest {repo} {short}"));
         s.manifests.insert((repo.into(), reference.into()));
-        Ok(())
+        s.docs
+            .insert((repo.into(), reference.into()), bytes.to_vec());
+        s.docs
+            .insert((repo.into(), Digest::of(bytes).to_string()), bytes.to_vec());
+        let _ = media_type;
+        let has_subject = serde_json::from_slice::<serde_json::Value>(bytes)
+            .is_ok_and(|v| v.get("subject").is_some());
+        Ok(Stored {
+            referrers_api: s.referrers_api && has_subject,
+        })
+    }
+
+    async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<FetchedManifest>, RegistryError> {
+        let s = self.state.lock().unwrap();
+        Ok(s.docs.get(&(repo.into(), reference.into())).map(|b| {
+            let media_type = serde_json::from_slice::<serde_json::Value>(b)
+                .ok()
+                .and_then(|v| Some(v.get("mediaType")?.as_str()?.to_string()))
+                .unwrap_or_default();
+            FetchedManifest {
+                bytes: b.clone(),
+                media_type,
+                digest: Digest::of(b),
+            }
+        }))
     }
 }

@@ -7,6 +7,7 @@ use crate::oci::BlobRef;
 use crate::registry::client::{BlobSource, Mount, RegistryClient};
 use crate::registry::clients::Clients;
 use crate::registry::error::RegistryError;
+use crate::registry::manifests::{FetchedManifest, Stored};
 use url::Url;
 
 /// A registry reached through `client`; base layers in other registries through `sources`.
@@ -74,6 +75,11 @@ impl Registry for Remote<'_> {
                     .upload_blob(repo, digest, BlobSource::File(path), size, session)
                     .await
             }
+            Source::Bytes(bytes) => {
+                self.client
+                    .upload_blob(repo, digest, BlobSource::Bytes(bytes), size, session)
+                    .await
+            }
             Source::Registry(at) => {
                 let other;
                 let from: &RegistryClient = if at.host == self.host {
@@ -102,9 +108,17 @@ impl Registry for Remote<'_> {
         reference: &str,
         media_type: &str,
         bytes: &[u8],
-    ) -> Result<(), RegistryError> {
+    ) -> Result<Stored, RegistryError> {
         self.client
             .put_manifest(repo, reference, media_type, bytes)
             .await
+    }
+
+    async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<FetchedManifest>, RegistryError> {
+        self.client.get_manifest(repo, reference).await
     }
 }

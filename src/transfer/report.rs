@@ -77,6 +77,14 @@ pub enum TransferError {
     /// A manifest, the index or a tag could not be written.
     #[error("{0}")]
     Manifest(RegistryError),
+    /// An attachment could not be stored.
+    #[error("{what}: {why}")]
+    Attach {
+        /// What was being written.
+        what: String,
+        /// Why not.
+        why: String,
+    },
     /// A tag names another image and the repository refuses to move tags.
     #[error("tag {tag} in {repository} already names {existing}, not this image ({wanted}), and the repository refuses to move tags (IMMUTABLE): push under a tag that changes with each build (sha, timestamp), or make the repository MUTABLE (tag_mutability in [repositories])")]
     TagImmutable {
@@ -134,6 +142,8 @@ pub struct PushReport {
     /// The digest of that base (`org.opencontainers.image.base.digest`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_digest: Option<String>,
+    /// What was attached (SBOMs, provenance, signatures), or on a dry run would be.
+    pub attached: Vec<super::Attached>,
 }
 
 impl PushReport {
@@ -186,6 +196,7 @@ impl PushReport {
             error,
             base_name: None,
             base_digest: None,
+            attached: vec![],
         }
     }
 

@@ -82,6 +82,7 @@ fn image(
         repository: format!("shop/{service}"),
         graph,
         tags: tags.iter().map(|t| t.to_string()).collect(),
+        attachments: vec![],
     }
 }
 
@@ -326,4 +327,171 @@ fn a_mutable_repository_moves_a_tag_and_skips_one_that_already_names_the_image()
     assert_eq!(puts(&fake.log()), 2);
     run(&fake, std::slice::from_ref(&second));
     assert_eq!(puts(&fake.log()), 2, "already there: not written again");
+}
+
+/// `img` with an SBOM about its first platform manifest and a provenance statement about
+/// its index.
+fn with_attachments(mut img: TransferImage) -> TransferImage {
+    use crate::oci::referrers::{artifact, Subject};
+    let subject = |d: &Doc| Subject {
+        media_type: d.media_type.clone(),
+        digest: d.digest.clone(),
+        size: d.bytes.len() as u64,
+    };
+    let t = "1970-01-01T00:00:00Z";
+    let sbom = artifact(
+        "application/spdx+json",
+        b"{\"spdx\":1}".to_vec(),
+        &subject(&img.graph.images[0].doc),
+        t,
+    );
+    let prov = artifact(
+        "application/vnd.in-toto+json",
+        b"{\"p\":1}".to_vec(),
+        &subject(&img.graph.top),
+        t,
+    );
+    img.attachments = vec![
+        Attachment {
+            kind: AttachKind::Sbom,
+            artifact: sbom,
+        },
+        Attachment {
+            kind: AttachKind::Provenance,
+            artifact: prov,
+        },
+    ];
+    img
+}
+
+#[test]
+fn attachments_go_after_the_index_and_before_the_tags_and_the_tag_schema_lists_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = with_attachments(image(dir.path(), "cart", &[b"l1"], None, &["v1"]));
+    let fake = Fake::new(MountMode::Link);
+    let reports = run(&fake, std::slice::from_ref(&img));
+    assert_eq!(reports[0].error, None);
+    let log = fake.log();
+    let index = img.graph.top.digest.hex()[..6].to_string();
+    let i = position(&log, &format!("manifest shop/cart {index}"));
+    let sbom = img.attachments[0].artifact.digest.hex()[..6].to_string();
+    let s = position(&log, &format!("manifest shop/cart {sbom}"));
+    let m_tag = referrers_tag_of(&img.graph.images[0].doc.digest);
+    let t1 = position(&log, &format!("manifest shop/cart {m_tag}"));
+    let t2 = position(
+        &log,
+        &format!(
+            "manifest shop/cart {}",
+            referrers_tag_of(&img.graph.top.digest)
+        ),
+    );
+    let v1 = position(&log, "manifest shop/cart v1");
+    assert!(i < s && s < t1 && t1 < v1 && t2 < v1, "{log:#?}");
+    // The referrers tag of the manifest lists the SBOM; of the index, the provenance.
+    let st = fake.state.lock().unwrap();
+    let listed =
+        crate::oci::referrers::parse_index(&st.docs[&("shop/cart".to_string(), m_tag)]).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].digest, img.attachments[0].artifact.digest);
+    assert_eq!(listed[0].artifact_type, "application/spdx+json");
+    drop(st);
+    assert_eq!(reports[0].attached.len(), 2);
+    assert!(
+        reports[0].attached[0].stored.starts_with("tag sha256-"),
+        "{:?}",
+        reports[0].attached
+    );
+    // A rerun writes no new referrers index: it lists them already.
+    let before = fake.log().len();
+    run(&fake, std::slice::from_ref(&img));
+    let again: Vec<String> = fake.log()[before..].to_vec();
+    assert!(!again.iter().any(|l| l.contains("sha256-")), "{again:#?}");
+}
+
+fn referrers_tag_of(d: &Digest) -> String {
+    crate::oci::referrers::referrers_tag(d)
+}
+
+#[test]
+fn a_registry_with_the_referrers_api_gets_no_referrers_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = with_attachments(image(dir.path(), "cart", &[b"l1"], None, &["v1"]));
+    let fake = Fake::new(MountMode::Link);
+    fake.state.lock().unwrap().referrers_api = true;
+    let reports = run(&fake, std::slice::from_ref(&img));
+    assert_eq!(reports[0].error, None);
+    assert!(
+        !fake.log().iter().any(|l| l.contains("sha256-")),
+        "{:#?}",
+        fake.log()
+    );
+    assert!(reports[0]
+        .attached
+        .iter()
+        .all(|a| a.stored == "referrers API"));
+}
+
+#[test]
+fn another_tools_referrers_survive_and_a_broken_referrers_tag_fails_the_image_untagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = with_attachments(image(dir.path(), "cart", &[b"l1"], None, &["v1"]));
+    let fake = Fake::new(MountMode::Link);
+    let m_tag = referrers_tag_of(&img.graph.images[0].doc.digest);
+    let other = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{MEDIA_TYPE_INDEX}","manifests":[{{"mediaType":"{MEDIA_TYPE_MANIFEST}","digest":"{}","size":9,"artifactType":"application/x-theirs"}}]}}"#,
+        Digest::of(b"theirs")
+    );
+    fake.state
+        .lock()
+        .unwrap()
+        .docs
+        .insert(("shop/cart".into(), m_tag.clone()), other.into_bytes());
+    assert_eq!(run(&fake, std::slice::from_ref(&img))[0].error, None);
+    let st = fake.state.lock().unwrap();
+    let listed =
+        crate::oci::referrers::parse_index(&st.docs[&("shop/cart".to_string(), m_tag.clone())])
+            .unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].artifact_type, "application/x-theirs");
+    drop(st);
+
+    let fake = Fake::new(MountMode::Link);
+    fake.state
+        .lock()
+        .unwrap()
+        .docs
+        .insert(("shop/cart".into(), m_tag), b"not json".to_vec());
+    let r = &run(&fake, std::slice::from_ref(&img))[0];
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("referrers tag"),
+        "{:?}",
+        r.error
+    );
+    assert!(r.tags.is_empty());
+    assert!(
+        !fake.log().iter().any(|l| l.ends_with(" v1")),
+        "{:#?}",
+        fake.log()
+    );
+}
+
+#[test]
+fn a_dry_run_says_what_would_be_attached_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = with_attachments(image(dir.path(), "cart", &[b"l1"], None, &["v1"]));
+    let fake = Fake::new(MountMode::Link);
+    let opts = TransferOptions {
+        jobs: 2,
+        dry_run: true,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let reports = rt.block_on(transfer(&fake, std::slice::from_ref(&img), &opts, &|_| {}));
+    assert_eq!(reports[0].attached.len(), 2);
+    assert!(reports[0]
+        .attached
+        .iter()
+        .all(|a| a.stored == "would attach"));
+    assert!(fake.log().is_empty(), "{:#?}", fake.log());
 }

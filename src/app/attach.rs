@@ -1,0 +1,137 @@
+//! What each pushed image carries besides itself: an SBOM per platform manifest, a provenance
+//! statement about the index and its manifests, and (with a key) signatures of each. Made here,
+//! before the transfer, from what the build knows (the packages found in its layers, the
+//! base's digest), the config file and the CI run; stored by `transfer` after the manifests and
+//! before the tags.
+
+use super::{AppError, Env};
+use crate::attest::provenance::{self, GitHubRun, Provenance};
+use crate::config::{AttestSettings, Config, SbomFormat};
+use crate::digest::Digest;
+use crate::oci::referrers::{self, Subject};
+use crate::oci::{Doc, ImageGraph};
+use crate::transfer::{AttachKind, Attachment};
+
+/// The in-toto artifact type.
+pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+
+/// What to attach, settled once per push.
+pub struct Attach {
+    /// Formats and switches (config, then flags).
+    pub settings: AttestSettings,
+    /// `created` of every artifact (RFC 3339 of `SOURCE_DATE_EPOCH`).
+    pub created: String,
+    /// The GitHub Actions run, if this is one.
+    pub github: Option<GitHubRun>,
+    /// The commit built, if known.
+    pub commit: Option<String>,
+    /// The config file, as the provenance names it.
+    pub config_path: String,
+    /// Its digest.
+    pub config_digest: Digest,
+}
+
+/// `ocibuild-<version>`.
+pub fn tool() -> String {
+    format!("ocibuild-{}", env!("CARGO_PKG_VERSION"))
+}
+
+impl Attach {
+    /// The attachment plan of a push: `settings` already merged from the config and flags.
+    pub fn new(
+        config: &Config,
+        settings: AttestSettings,
+        epoch: u64,
+        commit: Option<String>,
+        env: Env<'_>,
+    ) -> Result<Attach, AppError> {
+        let text = crate::digest::file::read_user_file(&config.file, 16 << 20)
+            .map_err(|e| AppError::Refused(format!("reading {}: {e}", config.file.display())))?;
+        let config_path = config.file.file_name().map_or_else(
+            || "ocibuild.toml".into(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Ok(Attach {
+            settings,
+            created: crate::spec::rfc3339_utc(epoch),
+            github: github_run(env),
+            commit: commit.or_else(|| env("GITHUB_SHA")),
+            config_path,
+            config_digest: Digest::of(&text),
+        })
+    }
+
+    /// The artifacts for `graph`, pushed as `repository` (`host/path`) for `service`.
+    pub fn artifacts(
+        &self,
+        service: &str,
+        repository: &str,
+        graph: &ImageGraph,
+    ) -> Vec<Attachment> {
+        let mut out = Vec::new();
+        if self.settings.provenance {
+            out.push(self.provenance(service, repository, graph));
+        }
+        out
+    }
+
+    fn provenance(&self, service: &str, repository: &str, graph: &ImageGraph) -> Attachment {
+        let mut subjects = vec![graph.top.digest.clone()];
+        subjects.extend(graph.manifest_docs().iter().map(|d| d.digest.clone()));
+        let tool = tool();
+        let p = Provenance {
+            repository,
+            subjects: &subjects,
+            service,
+            config_path: &self.config_path,
+            config_digest: &self.config_digest,
+            commit: self.commit.as_deref(),
+            base: graph
+                .base
+                .as_ref()
+                .map(|b| (b.name.as_str(), b.digest.as_str())),
+            github: self.github.as_ref(),
+            tool: &tool,
+        };
+        let statement = provenance::statement(&p);
+        Attachment {
+            kind: AttachKind::Provenance,
+            artifact: referrers::artifact(IN_TOTO, statement, &subject(&graph.top), &self.created),
+        }
+    }
+
+    /// Whether anything at all is attached.
+    pub fn any(&self) -> bool {
+        self.settings.provenance || self.settings.sbom != SbomFormat::None
+    }
+}
+
+/// A document as an artifact's subject.
+pub fn subject(doc: &Doc) -> Subject {
+    Subject {
+        media_type: doc.media_type.clone(),
+        digest: doc.digest.clone(),
+        size: doc.bytes.len() as u64,
+    }
+}
+
+/// The GitHub Actions run, when `GITHUB_ACTIONS` is `true` and the run's variables are set.
+fn github_run(env: Env<'_>) -> Option<GitHubRun> {
+    if env("GITHUB_ACTIONS").as_deref() != Some("true") {
+        return None;
+    }
+    let v = |k: &str| env(k).unwrap_or_default();
+    Some(GitHubRun {
+        server_url: env("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into()),
+        repository: v("GITHUB_REPOSITORY"),
+        sha: v("GITHUB_SHA"),
+        git_ref: v("GITHUB_REF"),
+        workflow_ref: v("GITHUB_WORKFLOW_REF"),
+        run_id: v("GITHUB_RUN_ID"),
+        run_attempt: v("GITHUB_RUN_ATTEMPT"),
+        event_name: v("GITHUB_EVENT_NAME"),
+        runner_environment: v("RUNNER_ENVIRONMENT"),
+        repository_id: v("GITHUB_REPOSITORY_ID"),
+        repository_owner_id: v("GITHUB_REPOSITORY_OWNER_ID"),
+    })
+}

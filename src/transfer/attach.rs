@@ -1,0 +1,164 @@
+//! Attaching artifacts (SBOMs, provenance) and signatures to an image that is in the registry:
+//! after its manifests, before its tags, so a tag never names an image without them.
+//!
+//! An artifact's blobs go first (skipped when there), then its manifest by digest. A registry
+//! that answers that PUT with `OCI-Subject` indexes it for the referrers API; for one that does
+//! not, the subject's referrers tag (`sha256-<hex>`) is read, the artifact appended where
+//! missing, and written back (entries of other tools are kept). Everything here is idempotent:
+//! a rerun writes nothing new.
+
+use super::{Registry, Source, TransferError};
+use crate::digest::Digest;
+use crate::oci::referrers::{self, Artifact};
+use crate::oci::{BlobAt, BlobRef};
+use crate::registry::error::RegistryError;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What an artifact is, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachKind {
+    /// A software bill of materials.
+    Sbom,
+    /// A provenance statement.
+    Provenance,
+    /// A signature (cosign's scheme).
+    Signature,
+}
+
+/// One artifact to attach.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// What it is.
+    pub kind: AttachKind,
+    /// The artifact.
+    pub artifact: Artifact,
+}
+
+/// Where an attachment went.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Attached {
+    /// What it is.
+    pub kind: AttachKind,
+    /// Its artifact type (signatures: cosign's simple-signing type).
+    pub artifact_type: String,
+    /// The manifest it is about.
+    pub subject: String,
+    /// The digest of the manifest holding it.
+    pub digest: String,
+    /// How it can be found: `referrers API`, `tag sha256-...`, `tag sha256-....sig`; on a
+    /// dry run, what would be done.
+    pub stored: String,
+}
+
+/// Put `items` into `repo` (or, on a dry run, say what would be put).
+pub(super) async fn artifacts<R: Registry>(
+    registry: &R,
+    repo: &str,
+    items: &[Attachment],
+    dry_run: bool,
+) -> Result<Vec<Attached>, TransferError> {
+    let mut out = Vec::new();
+    // Per subject, the artifacts the registry did not index (the tag schema's work).
+    let mut untracked: BTreeMap<Digest, Vec<usize>> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let a = &item.artifact;
+        let stored = if dry_run {
+            "would attach".to_string()
+        } else {
+            put_blobs(registry, repo, &a.blobs).await?;
+            let put = registry
+                .put_manifest(
+                    repo,
+                    a.digest.as_str(),
+                    crate::spec::MEDIA_TYPE_MANIFEST,
+                    &a.manifest,
+                )
+                .await
+                .map_err(TransferError::Manifest)?;
+            if put.referrers_api {
+                "referrers API".to_string()
+            } else {
+                untracked
+                    .entry(a.subject.digest.clone())
+                    .or_default()
+                    .push(i);
+                format!("tag {}", referrers::referrers_tag(&a.subject.digest))
+            }
+        };
+        out.push(Attached {
+            kind: item.kind,
+            artifact_type: a.artifact_type.clone(),
+            subject: a.subject.digest.to_string(),
+            digest: a.digest.to_string(),
+            stored,
+        });
+    }
+    for (subject, which) in untracked {
+        let add: Vec<&Artifact> = which.iter().map(|&i| &items[i].artifact).collect();
+        tag_schema(registry, repo, &subject, &add).await?;
+    }
+    Ok(out)
+}
+
+/// Upload each of `blobs` that `repo` lacks, from memory.
+pub(super) async fn put_blobs<R: Registry>(
+    registry: &R,
+    repo: &str,
+    blobs: &[(Digest, Vec<u8>)],
+) -> Result<(), TransferError> {
+    for (digest, bytes) in blobs {
+        let size = bytes.len() as u64;
+        let failed = |source: RegistryError| TransferError::Blob {
+            digest: digest.clone(),
+            source,
+        };
+        if registry
+            .blob_exists(repo, digest, size)
+            .await
+            .map_err(failed)?
+        {
+            continue;
+        }
+        let blob = BlobRef {
+            digest: digest.clone(),
+            size,
+            media_type: String::new(),
+            at: Vec::<BlobAt>::new(),
+        };
+        registry
+            .upload(repo, &blob, Source::Bytes(bytes), None)
+            .await
+            .map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Read-append-write of the referrers tag of `subject`.
+async fn tag_schema<R: Registry>(
+    registry: &R,
+    repo: &str,
+    subject: &Digest,
+    add: &[&Artifact],
+) -> Result<(), TransferError> {
+    let tag = referrers::referrers_tag(subject);
+    let now = registry
+        .get_manifest(repo, &tag)
+        .await
+        .map_err(TransferError::Manifest)?;
+    let merged =
+        referrers::merge_index(now.as_ref().map(|m| m.bytes.as_slice()), add).map_err(|e| {
+            TransferError::Attach {
+                what: format!("the referrers tag {tag} of {repo}"),
+                why: e.to_string(),
+            }
+        })?;
+    if let Some(bytes) = merged {
+        registry
+            .put_manifest(repo, &tag, crate::spec::MEDIA_TYPE_INDEX, &bytes)
+            .await
+            .map_err(TransferError::Manifest)?;
+    }
+    Ok(())
+}
