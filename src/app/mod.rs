@@ -30,7 +30,9 @@ pub mod reports {
     pub use crate::ecr::repos::RepoPlan;
     pub use crate::ecr::scan::{Finding, ScanResult, SEVERITIES};
     pub use crate::plan::Plan;
-    pub use crate::transfer::{BlobOutcome, Event as TransferEvent, PushReport};
+    pub use crate::transfer::{
+        AttachKind, Attached, BlobOutcome, Event as TransferEvent, PushReport,
+    };
 }
 use std::path::PathBuf;
 

@@ -30,7 +30,8 @@ fn append_to_env_file(var: &str, text: &str) -> anyhow::Result<()> {
 }
 
 /// GITHUB_OUTPUT: `services` (JSON list of `planned`), `images` (JSON map service ->
-/// repo@digest of the services pushed), and per pushed service `<name>-digest`, `<name>-image`.
+/// repo@digest of the services pushed), and per pushed service `<name>-digest`, `<name>-image`,
+/// `<name>-attached` (JSON list of the SBOMs, provenance and signatures attached).
 pub fn write_outputs(pushed: &[&ServiceOutcome], planned: &[String]) -> anyhow::Result<()> {
     let mut out = String::new();
     let images: BTreeMap<&str, String> = pushed
@@ -50,6 +51,12 @@ pub fn write_outputs(pushed: &[&ServiceOutcome], planned: &[String]) -> anyhow::
             "{}-image={}\n",
             r.service,
             images[r.service.as_str()]
+        ));
+        // What was attached, as JSON: [{kind, artifact_type, subject, digest, stored}].
+        out.push_str(&format!(
+            "{}-attached={}\n",
+            r.service,
+            serde_json::to_string(&r.attached)?
         ));
     }
     append_to_env_file("GITHUB_OUTPUT", &out)

@@ -210,6 +210,16 @@ pub fn push_text(report: &PublishReport) {
             r.blobs_skipped,
             r.duration_ms as f64 / 1000.0
         );
+        for a in &r.attached {
+            println!(
+                "  {} {} of {}: {} ({})",
+                attach_kind(a),
+                a.artifact_type,
+                a.subject,
+                a.digest,
+                a.stored
+            );
+        }
         if let Some(e) = &r.error {
             println!("  error: {e}");
         }
@@ -218,6 +228,16 @@ pub fn push_text(report: &PublishReport) {
         for s in report.services.iter().filter(|s| s.push.error.is_none()) {
             println!("{}", s.push.reference);
         }
+    }
+}
+
+/// `sbom`, `provenance` or `signature`.
+fn attach_kind(a: &crate::app::reports::Attached) -> &'static str {
+    use crate::app::reports::AttachKind;
+    match a.kind {
+        AttachKind::Sbom => "sbom",
+        AttachKind::Provenance => "provenance",
+        AttachKind::Signature => "signature",
     }
 }
 

@@ -1,0 +1,168 @@
+//! What `ocibuild push` attaches, read back from a real registry (docker-registry 2.8, which
+//! has no referrers API: the referrers tag schema), with the image itself unchanged.
+
+use crate::common::*;
+use crate::registry::{docker_config, TestRegistry};
+use serde_json::Value;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+/// GET `path` of the registry (`/v2/...`) with curl: the body.
+pub fn get(reg: &TestRegistry, path: &str) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"])
+        .arg(format!("http://{}{path}", reg.host()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET {path} failed");
+    out.stdout
+}
+
+/// `ocibuild push` in a faked GitHub Actions run.
+pub fn push_in_github(p: &Path, cfg: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+        .arg("push")
+        .args(args)
+        .current_dir(p)
+        .env("SOURCE_DATE_EPOCH", "0")
+        .env("DOCKER_CONFIG", cfg)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_REPOSITORY", "acme/retail-store")
+        .env("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
+        .env("GITHUB_REF", "refs/heads/main")
+        .env(
+            "GITHUB_WORKFLOW_REF",
+            "acme/retail-store/.github/workflows/images.yml@refs/heads/main",
+        )
+        .env("GITHUB_RUN_ID", "4242")
+        .env("GITHUB_RUN_ATTEMPT", "1")
+        .env("RUNNER_ENVIRONMENT", "github-hosted")
+        .env_remove("GITHUB_EVENT_NAME")
+        .env_remove("GITHUB_EVENT_PATH")
+        .output()
+        .unwrap()
+}
+
+/// The artifacts the referrers tag of `subject` lists in `repo`: (artifactType, digest).
+pub fn referrers(reg: &TestRegistry, repo: &str, subject: &str) -> Vec<(String, String)> {
+    let tag = subject.replace("sha256:", "sha256-");
+    let Some(raw) = reg.raw(repo, &tag, None) else {
+        return vec![];
+    };
+    let index: Value = serde_json::from_str(&raw).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["artifactType"].as_str().unwrap_or("").to_string(),
+                m["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The one document of artifact `digest` in `repo`, after checking the manifest's shape.
+pub fn document(reg: &TestRegistry, repo: &str, digest: &str, subject: &str) -> Vec<u8> {
+    let m: Value =
+        serde_json::from_slice(&get(reg, &format!("/v2/{repo}/manifests/{digest}"))).unwrap();
+    assert_eq!(m["subject"]["digest"], subject);
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    get(reg, &format!("/v2/{repo}/blobs/{layer}"))
+}
+
+#[test]
+fn provenance_is_attached_by_the_tag_schema_with_the_pushed_digests_and_the_github_run() {
+    require("skopeo");
+    require("curl");
+    let reg = TestRegistry::start(None);
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let rep = tmp.path().join("report.json");
+    let args = [
+        "--registry",
+        &reg.host(),
+        "--tag",
+        "v1",
+        "--service",
+        "cart",
+        "--report",
+        rep.to_str().unwrap(),
+    ];
+    ok(push_in_github(&p, &cfg, &args));
+    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
+    let s = &r[0];
+    let repo = s["repository"].as_str().unwrap();
+    let index = s["index_digest"].as_str().unwrap();
+    // The image is unchanged: the tag names the reported index, which lists only platforms.
+    let top: Value = serde_json::from_str(&reg.raw(repo, "v1", None).unwrap()).unwrap();
+    assert_eq!(sha256_hex(reg.raw(repo, "v1", None).unwrap()), index);
+    assert!(top["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m.get("artifactType").is_none()));
+    let listed = referrers(&reg, repo, index);
+    let prov: Vec<_> = listed
+        .iter()
+        .filter(|(t, _)| t == "application/vnd.in-toto+json")
+        .collect();
+    assert_eq!(prov.len(), 1, "{listed:?}");
+    let attached = s["attached"].as_array().unwrap();
+    assert!(
+        attached
+            .iter()
+            .any(|a| a["digest"] == prov[0].1.as_str() && a["kind"] == "provenance"),
+        "{attached:?}"
+    );
+    let statement: Value =
+        serde_json::from_slice(&document(&reg, repo, &prov[0].1, index)).unwrap();
+    let subjects: Vec<&str> = statement["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["digest"]["sha256"].as_str().unwrap())
+        .collect();
+    let mut want = vec![index.trim_start_matches("sha256:")];
+    want.extend(
+        s["manifest_digests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap().trim_start_matches("sha256:")),
+    );
+    assert_eq!(subjects, want);
+    let def = &statement["predicate"]["buildDefinition"];
+    assert_eq!(
+        def["buildType"],
+        "https://actions.github.io/buildtypes/workflow/v1"
+    );
+    assert_eq!(def["externalParameters"]["service"], "cart");
+    assert_eq!(
+        def["externalParameters"]["workflow"]["path"],
+        ".github/workflows/images.yml"
+    );
+    let config_hex = sha256_hex(fs::read(p.join("ocibuild.toml")).unwrap()).replace("sha256:", "");
+    assert_eq!(
+        def["externalParameters"]["config"]["digest"]["sha256"],
+        config_hex.as_str()
+    );
+    assert_eq!(
+        def["resolvedDependencies"][0]["digest"]["gitCommit"],
+        "0123456789abcdef0123456789abcdef01234567"
+    );
+    assert_eq!(
+        statement["predicate"]["runDetails"]["metadata"]["invocationId"],
+        "https://github.com/acme/retail-store/actions/runs/4242/attempts/1"
+    );
+    // Again: the same artifact (reproducible), and the referrers tag does not grow.
+    ok(push_in_github(&p, &cfg, &args));
+    assert_eq!(referrers(&reg, repo, index), listed);
+}
