@@ -21,6 +21,7 @@ pub mod scan;
 pub mod tags;
 #[cfg(test)]
 mod tests;
+pub mod verify;
 
 use crate::platform::Platform;
 

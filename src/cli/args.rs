@@ -31,6 +31,48 @@ pub(super) enum Command {
     IamPolicy(IamArgs),
     /// Say which services changed (and so will be built and pushed).
     Plan(PlanArgs),
+    /// Show what is attached to the services' images (SBOMs, provenance, signatures); with
+    /// --key, fail unless the index and every platform manifest carry a valid signature.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct VerifyArgs {
+    #[command(flatten)]
+    pub(super) select: ServiceSelection,
+    #[command(flatten)]
+    pub(super) registry: RegistryArg,
+    /// Plain HTTP to the registry.
+    #[arg(long)]
+    pub(super) insecure: bool,
+    /// The image to look at, by tag (default: latest).
+    #[arg(long, conflicts_with = "digest")]
+    pub(super) tag: Option<String>,
+    /// The image to look at, by digest.
+    #[arg(long)]
+    pub(super) digest: Option<String>,
+    /// Public key (PEM, as `openssl pkey -pubout`, cosign or skopeo write it) that must verify
+    /// a signature of the index and of every platform manifest.
+    #[arg(long, value_name = "PUB.pem")]
+    pub(super) key: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(super) format: Format,
+}
+
+impl VerifyArgs {
+    /// The request for `app::verify`.
+    pub(super) fn request(&self) -> app::verify::VerifyRequest {
+        app::verify::VerifyRequest {
+            config: self.select.config.clone(),
+            services: self.select.services.clone(),
+            registry: self.registry.host.clone(),
+            insecure: self.insecure,
+            tag: self.tag.clone(),
+            digest: self.digest.clone(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

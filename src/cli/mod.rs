@@ -73,7 +73,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             render::json(&p.document)
         }
         Command::Plan(a) => plan(&a, &env),
+        Command::Verify(a) => verify(&a, &env),
     }
+}
+
+fn verify(a: &args::VerifyArgs, env: Env<'_>) -> anyhow::Result<()> {
+    let report = app::verify::verify(&a.request(), env)?;
+    match a.format {
+        Format::Json => render::json(&report)?,
+        Format::Text => render::verify_text(&report),
+    }
+    let failures = report.failures();
+    if !failures.is_empty() {
+        anyhow::bail!("verification failed:\n  {}", failures.join("\n  "));
+    }
+    Ok(())
 }
 
 fn plan(a: &args::PlanArgs, env: Env<'_>) -> anyhow::Result<()> {

@@ -231,6 +231,38 @@ pub fn push_text(report: &PublishReport) {
     }
 }
 
+/// What `verify` found, a block per service: each manifest with its attachments and
+/// signatures.
+pub fn verify_text(report: &crate::app::verify::VerifyReport) {
+    for s in &report.services {
+        println!("{} {}", s.service, s.reference);
+        if let Some(e) = &s.error {
+            println!("  error: {e}");
+        }
+        for sub in &s.subjects {
+            println!("  {} {}", sub.what, sub.digest);
+            for a in &sub.attached {
+                println!(
+                    "    {} {} {} ({})",
+                    a.kind, a.artifact_type, a.digest, a.via
+                );
+            }
+            for g in &sub.signatures {
+                let state = match (g.valid, &g.problem) {
+                    (Some(true), _) => "verified".to_string(),
+                    (_, Some(p)) => format!("not valid: {p}"),
+                    (Some(false), None) => "not valid".to_string(),
+                    (None, None) => "not checked (no --key)".to_string(),
+                };
+                println!("    signature {} for {}: {state}", g.payload, g.identity);
+            }
+            if sub.attached.is_empty() && sub.signatures.is_empty() {
+                println!("    nothing attached");
+            }
+        }
+    }
+}
+
 /// `sbom`, `provenance` or `signature`.
 fn attach_kind(a: &crate::app::reports::Attached) -> &'static str {
     use crate::app::reports::AttachKind;

@@ -39,10 +39,44 @@ pub struct FaultProxy {
     pub saw_chunked: Arc<AtomicBool>,
     /// When each manifest PUT arrived.
     pub manifest_puts: Arc<Mutex<Vec<std::time::Instant>>>,
+    /// With the referrers API: (repository, subject digest, descriptor) of each manifest with
+    /// a subject that was stored.
+    pub referrers: Option<Referrers>,
+}
+
+/// What a proxy playing a registry with the referrers API has indexed.
+pub type Referrers = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
+
+/// How the proxy changes what passes through.
+#[derive(Clone, Default)]
+struct Quirks {
+    /// Strip `Location` from manifest PUT answers.
+    strip_location: bool,
+    /// Play the referrers API: answer manifest PUTs with a subject with `OCI-Subject` and
+    /// serve `GET /v2/<name>/referrers/<digest>` from what was indexed.
+    referrers: Option<Referrers>,
 }
 
 impl FaultProxy {
     pub fn start(upstream: u16, rule: Rule, strip_manifest_location: bool) -> FaultProxy {
+        let quirks = Quirks {
+            strip_location: strip_manifest_location,
+            referrers: None,
+        };
+        Self::start_with(upstream, rule, quirks)
+    }
+
+    /// A proxy that gives the registry behind it the referrers API (as ECR and distribution
+    /// 3 with it have): everything else is forwarded.
+    pub fn with_referrers_api(upstream: u16) -> FaultProxy {
+        let quirks = Quirks {
+            strip_location: false,
+            referrers: Some(Referrers::default()),
+        };
+        Self::start_with(upstream, Arc::new(|_, _, _| Fault::Forward), quirks)
+    }
+
+    fn start_with(upstream: u16, rule: Rule, quirks: Quirks) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -55,6 +89,7 @@ impl FaultProxy {
             saw_chunked.clone(),
             manifest_puts.clone(),
         );
+        let referrers = quirks.referrers.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
@@ -63,16 +98,9 @@ impl FaultProxy {
                 let Ok(conn) = conn else { continue };
                 let (rule, seen, chunked, puts) =
                     (rule.clone(), seen2.clone(), chunked2.clone(), puts2.clone());
+                let quirks = quirks.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(
-                        conn,
-                        upstream,
-                        &rule,
-                        &seen,
-                        &chunked,
-                        &puts,
-                        strip_manifest_location,
-                    );
+                    let _ = serve(conn, upstream, &rule, &seen, &chunked, &puts, &quirks);
                 });
             }
         });
@@ -82,6 +110,7 @@ impl FaultProxy {
             seen,
             saw_chunked,
             manifest_puts,
+            referrers,
         }
     }
 
@@ -108,8 +137,9 @@ fn serve(
     seen: &Mutex<Vec<(String, String, Fault)>>,
     saw_chunked: &AtomicBool,
     manifest_puts: &Mutex<Vec<std::time::Instant>>,
-    strip_location: bool,
+    quirks: &Quirks,
 ) -> std::io::Result<()> {
+    let strip_location = quirks.strip_location;
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(client.try_clone()?);
     let mut out = client;
@@ -203,6 +233,17 @@ fn serve(
                 continue;
             }
             Fault::Slow(d) => std::thread::sleep(d),
+            Fault::Forward if method == "GET" && path.contains("/referrers/") => {
+                if let Some(store) = &quirks.referrers {
+                    let body = referrers_index(store, &path);
+                    write!(
+                        out,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )?;
+                    continue;
+                }
+            }
             Fault::Forward => {}
             Fault::NoMount => {
                 let plain = target.split('?').next().unwrap_or("");
@@ -221,7 +262,16 @@ fn serve(
                 up.write_all(h.as_bytes())?;
             }
         }
-        copy_body(&mut reader, &mut up, len, chunked)?;
+        let manifest_put = method == "PUT" && path.contains("/manifests/");
+        let mut indexed = None;
+        if let (Some(store), true, false) = (&quirks.referrers, manifest_put, chunked) {
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body)?;
+            up.write_all(&body)?;
+            indexed = index_subject(store, &path, &body);
+        } else {
+            copy_body(&mut reader, &mut up, len, chunked)?;
+        }
         let mut answer = Vec::new();
         up.read_to_end(&mut answer)?;
         let split = answer
@@ -230,7 +280,6 @@ fn serve(
             .map_or(answer.len(), |p| p + 4);
         let (resp_head, body) = answer.split_at(split);
         let resp_head = String::from_utf8_lossy(resp_head);
-        let manifest_put = method == "PUT" && path.contains("/manifests/");
         let mut rebuilt = String::new();
         for line in resp_head.split("\r\n") {
             let l = line.to_ascii_lowercase();
@@ -244,10 +293,54 @@ fn serve(
                 rebuilt.push_str("\r\n");
             }
         }
+        if let Some(subject) = indexed.filter(|_| resp_head.contains(" 201 ")) {
+            rebuilt.push_str(&format!("OCI-Subject: {subject}\r\n"));
+        }
         rebuilt.push_str("\r\n");
         out.write_all(rebuilt.as_bytes())?;
         out.write_all(body)?;
     }
+}
+
+/// Record a manifest PUT to `path` (`/v2/<repo>/manifests/<ref>`) whose `body` names a
+/// subject; returns the subject's digest.
+fn index_subject(store: &Referrers, path: &str, body: &[u8]) -> Option<String> {
+    use sha2::Digest;
+    let doc: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let subject = doc.pointer("/subject/digest")?.as_str()?.to_string();
+    let repo = path
+        .strip_prefix("/v2/")?
+        .split("/manifests/")
+        .next()?
+        .to_string();
+    let descriptor = serde_json::json!({
+        "mediaType": doc["mediaType"],
+        "digest": format!("sha256:{:x}", sha2::Sha256::digest(body)),
+        "size": body.len(),
+        "artifactType": doc["artifactType"],
+    });
+    let mut s = store.lock().unwrap();
+    if !s
+        .iter()
+        .any(|(r, _, d)| *r == repo && d["digest"] == descriptor["digest"])
+    {
+        s.push((repo, subject.clone(), descriptor));
+    }
+    Some(subject)
+}
+
+/// The referrers index for `path` (`/v2/<repo>/referrers/<digest>`).
+fn referrers_index(store: &Referrers, path: &str) -> String {
+    let rest = path.strip_prefix("/v2/").unwrap_or("");
+    let (repo, subject) = rest.split_once("/referrers/").unwrap_or(("", ""));
+    let manifests: Vec<serde_json::Value> = store
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, s, _)| r == repo && s == subject)
+        .map(|(_, _, d)| d.clone())
+        .collect();
+    serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}).to_string()
 }
 
 /// Relay a request body: `len` bytes, or chunks (sizes, data and the final chunk) as they are.

@@ -165,4 +165,96 @@ fn provenance_is_attached_by_the_tag_schema_with_the_pushed_digests_and_the_gith
     // Again: the same artifact (reproducible), and the referrers tag does not grow.
     ok(push_in_github(&p, &cfg, &args));
     assert_eq!(referrers(&reg, repo, index), listed);
+    // verify reads it through the tag schema.
+    let out = ok(ocibuild(
+        &p,
+        &[
+            "verify",
+            "--registry",
+            &reg.host(),
+            "--service",
+            "cart",
+            "--tag",
+            "v1",
+        ],
+    ));
+    let tag = index.replace("sha256:", "sha256-");
+    assert!(
+        out.contains(&format!(
+            "provenance application/vnd.in-toto+json {} (tag {tag})",
+            prov[0].1
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_registry_with_the_referrers_api_gets_no_referrers_tag_and_verify_reads_the_api() {
+    require("skopeo");
+    let reg = TestRegistry::start(None);
+    let proxy = crate::proxy::FaultProxy::with_referrers_api(reg.port);
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let rep = tmp.path().join("report.json");
+    let args = [
+        "--registry",
+        &proxy.host(),
+        "--tag",
+        "v1",
+        "--service",
+        "cart",
+        "--report",
+        rep.to_str().unwrap(),
+    ];
+    ok(push_in_github(&p, &cfg, &args));
+    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
+    let (repo, index) = (
+        r[0]["repository"].as_str().unwrap(),
+        r[0]["index_digest"].as_str().unwrap(),
+    );
+    assert!(
+        r[0]["attached"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["stored"] == "referrers API"),
+        "{r}"
+    );
+    // No fallback tag in the registry behind the proxy.
+    assert_eq!(referrers(&reg, repo, index), vec![]);
+    let indexed = proxy.referrers.as_ref().unwrap().lock().unwrap().len();
+    assert_eq!(indexed, 1, "the provenance statement");
+    let out = ok(ocibuild(
+        &p,
+        &[
+            "verify",
+            "--registry",
+            &proxy.host(),
+            "--service",
+            "cart",
+            "--tag",
+            "v1",
+            "--format",
+            "json",
+        ],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let index_check = &v["services"][0]["subjects"][0];
+    assert_eq!(index_check["digest"], index);
+    assert_eq!(index_check["attached"][0]["kind"], "provenance");
+    assert_eq!(index_check["attached"][0]["via"], "referrers API");
+    // Verify through the tag schema, on the registry itself.
+    let out = ok(ocibuild(
+        &p,
+        &[
+            "verify",
+            "--registry",
+            &reg.host(),
+            "--service",
+            "cart",
+            "--tag",
+            "v1",
+        ],
+    ));
+    assert!(out.contains("nothing attached"), "{out}");
 }
