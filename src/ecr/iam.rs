@@ -1,5 +1,6 @@
 //! The minimal IAM policy ocibuild needs for a config: push (and mount, only when several
-//! repositories share blobs), repository management and scan reading, scoped to the
+//! repositories share blobs; attaching SBOMs, provenance and signatures needs nothing more),
+//! repository management, scan reading and `verify`'s reads, scoped to the
 //! configured repositories' ARNs, plus reading the base images kept in ECR (manifests and
 //! configs to build, layers to mount or copy). Pure: nothing is called.
 
@@ -71,6 +72,18 @@ pub fn policy(scope: &PolicyScope) -> Value {
                     "ecr:DescribeImageScanFindings",
                     "ecr:DescribeImages",
                     "ecr:StartImageScan"
+                ],
+                "Resource": arns
+            },
+            {
+                // `verify`: manifests, referrers (ListImageReferrers needs BatchGetImage) and
+                // signature payloads. Attaching itself needs only the push actions: blobs,
+                // PutImage, and BatchGetImage to read a signature tag before adding to it.
+                "Sid": "OcibuildVerify",
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer"
                 ],
                 "Resource": arns
             }
@@ -182,19 +195,24 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&json!("ecr:GetDownloadUrlForLayer")));
-        assert_eq!(st.len(), 4, "no base statement without ECR bases");
+        assert_eq!(st.len(), 5, "no base statement without ECR bases");
+        assert_eq!(st[4]["Sid"], "OcibuildVerify");
+        assert_eq!(
+            st[4]["Action"],
+            json!(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"])
+        );
         let with_base = PolicyScope {
             base_repositories: vec![repository_arn("eu-west-1", "210987654321", "base/jre")],
             ..one
         };
         let p = policy(&with_base);
         let st = p["Statement"].as_array().unwrap();
-        assert_eq!(st[4]["Sid"], "OcibuildBaseImages");
+        assert_eq!(st[5]["Sid"], "OcibuildBaseImages");
         assert_eq!(
-            st[4]["Resource"],
+            st[5]["Resource"],
             json!(["arn:aws:ecr:eu-west-1:210987654321:repository/base/jre"])
         );
-        assert!(st[4]["Action"]
+        assert!(st[5]["Action"]
             .as_array()
             .unwrap()
             .contains(&json!("ecr:GetDownloadUrlForLayer")));

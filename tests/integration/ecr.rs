@@ -613,8 +613,14 @@ fn iam_policy_is_scoped_to_the_configured_repositories() {
         .contains(&json!("ecr:DescribeImageScanFindings")));
     assert_eq!(
         st.len(),
-        4,
+        5,
         "no base statement: the bases are local layouts"
+    );
+    // verify reads manifests, referrers (BatchGetImage) and signature payloads.
+    assert_eq!(st[4]["Sid"], "OcibuildVerify");
+    assert_eq!(
+        st[4]["Action"],
+        json!(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"])
     );
 
     // A base image in ECR (another account and region) is read: manifests, configs, layers.
@@ -622,13 +628,13 @@ fn iam_policy_is_scoped_to_the_configured_repositories() {
     set_bases(&p, base, base);
     let v: Value = serde_json::from_str(&ok(ocibuild(&p, &["iam-policy"]))).unwrap();
     let st = v["Statement"].as_array().unwrap();
-    assert_eq!(st[4]["Sid"], "OcibuildBaseImages");
+    assert_eq!(st[5]["Sid"], "OcibuildBaseImages");
     assert_eq!(
-        st[4]["Resource"],
+        st[5]["Resource"],
         json!(["arn:aws:ecr:us-west-2:210987654321:repository/base/jre"])
     );
     assert_eq!(
-        st[4]["Action"],
+        st[5]["Action"],
         json!([
             "ecr:BatchCheckLayerAvailability",
             "ecr:BatchGetImage",
