@@ -22,5 +22,6 @@ pub mod plan;
 pub mod platform;
 pub mod reference;
 pub mod registry;
+pub mod sign;
 pub mod spec;
 pub mod transfer;

@@ -17,10 +17,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "app",
         &[
             "base", "build", "config", "digest", "ecr", "layer", "oci", "plan", "platform",
-            "registry", "spec", "transfer",
+            "registry", "sign", "spec", "transfer",
         ],
     ),
-    ("transfer", &["digest", "oci", "registry", "spec"]),
+    ("transfer", &["digest", "oci", "registry", "sign", "spec"]),
     (
         "build",
         &[
@@ -50,6 +50,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("layer", &["config", "digest", "platform", "spec"]),
     ("registry", &["digest", "reference", "spec"]),
     ("layout", &["digest", "spec"]),
+    ("sign", &["digest", "spec"]),
     ("config", &["platform", "reference", "spec"]),
     ("reference", &["digest", "spec"]),
     ("platform", &[]),
@@ -66,6 +67,9 @@ const OWNED: &[(&str, &str)] = &[
     ("rustls", "registry"),
     ("clap", "cli"),
     ("indicatif", "cli"),
+    ("p256", "sign"),
+    ("scrypt", "sign"),
+    ("crypto_secretbox", "sign"),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
