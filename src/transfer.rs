@@ -23,7 +23,7 @@ mod report;
 #[cfg(test)]
 mod tests;
 
-pub use attach::{AttachKind, Attached, Attachment};
+pub use attach::{AttachKind, Attached, Attachment, Signed};
 pub use remote::Remote;
 pub use report::{BlobOutcome, Event, PushReport, TransferError};
 
@@ -51,6 +51,8 @@ pub struct TransferImage {
     pub tags: Vec<String>,
     /// Artifacts to attach after the manifests, before the tags.
     pub attachments: Vec<Attachment>,
+    /// Signatures to add after the manifests, before the tags.
+    pub signatures: Vec<Signed>,
 }
 
 /// Settings of a transfer.
@@ -381,9 +383,12 @@ impl<R: Registry> Finish<'_, R> {
     async fn write_manifests(&self, report: &mut PushReport) -> Result<(), TransferError> {
         let (registry, repo, graph) = (self.registry, &self.image.repository, &self.image.graph);
         let top = &graph.top;
+        let (artifacts, sigs) = (&self.image.attachments, &self.image.signatures);
         if self.dry_run {
-            report.attached =
-                attach::artifacts(registry, repo, &self.image.attachments, true).await?;
+            report.attached = attach::artifacts(registry, repo, artifacts, true).await?;
+            report
+                .attached
+                .extend(attach::signatures(registry, repo, sigs, true).await?);
             return Ok(());
         }
         if !self.complete {
@@ -398,7 +403,10 @@ impl<R: Registry> Finish<'_, R> {
                 .await
                 .map_err(TransferError::Manifest)?;
         }
-        report.attached = attach::artifacts(registry, repo, &self.image.attachments, false).await?;
+        report.attached = attach::artifacts(registry, repo, artifacts, false).await?;
+        report
+            .attached
+            .extend(attach::signatures(registry, repo, sigs, false).await?);
         for t in &self.image.tags {
             self.write_tag(t).await?;
         }

@@ -6,11 +6,12 @@
 
 use super::{AppError, Env};
 use crate::attest::provenance::{self, GitHubRun, Provenance};
-use crate::config::{AttestSettings, Config, SbomFormat};
+use crate::config::{AttestSettings, Config};
 use crate::digest::Digest;
 use crate::oci::referrers::{self, Subject};
 use crate::oci::{Doc, ImageGraph};
-use crate::transfer::{AttachKind, Attachment};
+use crate::sign::{cosign, SigningKey};
+use crate::transfer::{AttachKind, Attachment, Signed};
 
 /// The in-toto artifact type.
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
@@ -29,6 +30,8 @@ pub struct Attach {
     pub config_path: String,
     /// Its digest.
     pub config_digest: Digest,
+    /// The signing key, when one is configured (loaded before any work).
+    pub key: Option<SigningKey>,
 }
 
 /// `ocibuild-<version>`.
@@ -47,6 +50,10 @@ impl Attach {
     ) -> Result<Attach, AppError> {
         let text = crate::digest::file::read_user_file(&config.file, 16 << 20)
             .map_err(|e| AppError::Refused(format!("reading {}: {e}", config.file.display())))?;
+        let key = match &settings.sign_key {
+            Some(path) => Some(SigningKey::load(path, env("COSIGN_PASSWORD").as_deref())?),
+            None => None,
+        };
         let config_path = config.file.file_name().map_or_else(
             || "ocibuild.toml".into(),
             |n| n.to_string_lossy().into_owned(),
@@ -58,6 +65,7 @@ impl Attach {
             commit: commit.or_else(|| env("GITHUB_SHA")),
             config_path,
             config_digest: Digest::of(&text),
+            key,
         })
     }
 
@@ -100,9 +108,28 @@ impl Attach {
         }
     }
 
-    /// Whether anything at all is attached.
-    pub fn any(&self) -> bool {
-        self.settings.provenance || self.settings.sbom != SbomFormat::None
+    /// With a key: a signature of the top document and of each platform manifest, each over
+    /// cosign's payload naming `repository` (`host/path`) and that digest.
+    pub fn signatures(&self, repository: &str, graph: &ImageGraph) -> Vec<Signed> {
+        let Some(key) = &self.key else {
+            return vec![];
+        };
+        let mut subjects = vec![graph.top.digest.clone()];
+        subjects.extend(graph.manifest_docs().iter().map(|d| d.digest.clone()));
+        subjects
+            .into_iter()
+            .map(|subject| {
+                let payload = cosign::payload(repository, &subject);
+                let signature_b64 = key.sign(&payload);
+                Signed {
+                    subject,
+                    signature: cosign::Signature {
+                        payload,
+                        signature_b64,
+                    },
+                }
+            })
+            .collect()
     }
 }
 

@@ -98,6 +98,9 @@ pub enum AppError {
     /// Credentials.
     #[error(transparent)]
     Auth(#[from] crate::registry::auth::AuthError),
+    /// A signing or verification key.
+    #[error(transparent)]
+    Sign(#[from] crate::sign::SignError),
     /// A local failure (runtime, files).
     #[error("{0}")]
     Other(String),

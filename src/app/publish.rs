@@ -145,12 +145,16 @@ pub fn publish(
         (false, true) => Some(NoPush::PullRequest),
         (false, false) => None,
     };
-    // Where it goes is settled before any work, unless nothing will be pushed.
-    let registry = match no_push {
-        None => Some(destination(req, &config)?),
+    let git = Git::open(&config.dir).ok();
+    // Where it goes and what it carries (the signing key loaded, its password checked) are
+    // settled before any work, unless nothing will be pushed.
+    let target = match no_push {
+        None => Some((
+            destination(req, &config)?,
+            attach_plan(req, &config, git.as_ref(), env)?,
+        )),
         Some(_) => None,
     };
-    let git = Git::open(&config.dir).ok();
     let plan = crate::plan::plan(&config, git.as_ref(), &ctx, &req.selection)?;
     events(Event::Planned(plan.clone()));
     if plan.services.is_empty() {
@@ -183,7 +187,7 @@ pub fn publish(
             out
         }
     };
-    let Some(registry) = registry else {
+    let Some((registry, attach)) = target else {
         let why = no_push.unwrap_or(NoPush::Asked);
         return Ok(Publish::NotPushed {
             why,
@@ -193,7 +197,6 @@ pub fn publish(
         });
     };
     let services = config.select(&names)?;
-    let attach = attach_plan(req, &config, git.as_ref(), env)?;
     let push = Push {
         req,
         config: &config,
@@ -357,6 +360,7 @@ impl Push<'_> {
             if let Some(img) = i.image.as_mut() {
                 let name = format!("{}/{}", registry.host, img.repository);
                 img.attachments = self.attach.artifacts(&img.service, &name, &img.graph);
+                img.signatures = self.attach.signatures(&name, &img.graph);
             }
         }
         let ecr = self.connect(registry)?;
@@ -492,6 +496,7 @@ pub(crate) fn open_layouts(
                     graph: l.graph,
                     tags,
                     attachments: vec![],
+                    signatures: vec![],
                 };
                 (Some(image), None)
             }

@@ -9,6 +9,7 @@ use crate::config::{AuthMode, Config};
 use crate::digest::Digest;
 use crate::oci::referrers;
 use crate::registry::client::RegistryClient;
+use crate::sign::{cosign, VerifyingKey};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -139,7 +140,7 @@ pub fn verify(req: &VerifyRequest, env: super::Env<'_>) -> Result<VerifyReport, 
         None => None,
     };
     let key = match &req.key {
-        Some(path) => Some(public_key(path)?),
+        Some(path) => Some(VerifyingKey::load(path)?),
         None => None,
     };
     let registry = access::destination(&config, req.registry.as_deref(), req.insecure)?;
@@ -171,7 +172,7 @@ pub fn verify(req: &VerifyRequest, env: super::Env<'_>) -> Result<VerifyReport, 
 struct Look<'a> {
     client: &'a RegistryClient,
     repository: &'a str,
-    key: Option<&'a PublicKey>,
+    key: Option<&'a VerifyingKey>,
 }
 
 impl Look<'_> {
@@ -275,20 +276,53 @@ impl Look<'_> {
     }
 }
 
-/// The key signatures are checked with (replaced by `sign::VerifyingKey` when signing lands).
-struct PublicKey;
-
-fn public_key(path: &std::path::Path) -> Result<PublicKey, AppError> {
-    Err(AppError::Usage(format!(
-        "--key {}: signature checks are not built yet",
-        path.display()
-    )))
-}
+/// Most signatures read per manifest (a pile beyond that is not verified one by one).
+const MAX_SIGNATURES: usize = 100;
 
 impl Look<'_> {
-    async fn signatures(&self, _digest: &Digest) -> Result<Vec<SignatureCheck>, String> {
-        let _ = self.key;
-        Ok(vec![])
+    /// The signatures under `digest`'s `.sig` tag, each checked with the key when one is
+    /// given: its payload must be cosign's, name exactly `digest`, and verify.
+    async fn signatures(&self, digest: &Digest) -> Result<Vec<SignatureCheck>, String> {
+        let (repo, c) = (self.repository, self.client);
+        let tag = cosign::signature_tag(digest);
+        let Some(m) = c
+            .get_manifest(repo, &tag)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(vec![]);
+        };
+        let found = cosign::signatures_in(&m.bytes).map_err(|e| format!("{tag}: {e}"))?;
+        let mut out = Vec::new();
+        for (payload_digest, signature) in found.into_iter().take(MAX_SIGNATURES) {
+            let mut check = SignatureCheck {
+                payload: payload_digest.to_string(),
+                identity: String::new(),
+                valid: self.key.map(|_| false),
+                problem: None,
+            };
+            match c.get_blob(repo, &payload_digest).await {
+                Err(e) => check.problem = Some(format!("its payload cannot be read: {e}")),
+                Ok(payload) => match cosign::parse_payload(&payload) {
+                    Err(e) => check.problem = Some(e.to_string()),
+                    Ok(p) => {
+                        check.identity = p.docker_reference;
+                        if p.manifest_digest != *digest {
+                            check.problem =
+                                Some(format!("its payload names {}", p.manifest_digest));
+                        } else if let Some(key) = self.key {
+                            let ok = key.verify(&payload, &signature);
+                            check.valid = Some(ok);
+                            if !ok {
+                                check.problem = Some("the key does not verify it".into());
+                            }
+                        }
+                    }
+                },
+            }
+            out.push(check);
+        }
+        Ok(out)
     }
 }
 

@@ -1,6 +1,9 @@
 //! Attaching artifacts (SBOMs, provenance) and signatures to an image that is in the registry:
 //! after its manifests, before its tags, so a tag never names an image without them.
 //!
+//! Signatures follow cosign's scheme: per signed manifest, the tag `sha256-<hex>.sig` holds an
+//! image manifest with one layer per signature (read, merged, written back when it changed).
+//!
 //! An artifact's blobs go first (skipped when there), then its manifest by digest. A registry
 //! that answers that PUT with `OCI-Subject` indexes it for the referrers API; for one that does
 //! not, the subject's referrers tag (`sha256-<hex>`) is read, the artifact appended where
@@ -12,6 +15,7 @@ use crate::digest::Digest;
 use crate::oci::referrers::{self, Artifact};
 use crate::oci::{BlobAt, BlobRef};
 use crate::registry::error::RegistryError;
+use crate::sign::cosign::{self, Signature};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -161,4 +165,68 @@ async fn tag_schema<R: Registry>(
             .map_err(TransferError::Manifest)?;
     }
     Ok(())
+}
+
+/// A signature of one manifest of the image (cosign's scheme).
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The manifest (or index) signed.
+    pub subject: Digest,
+    /// The payload naming it and the signature over that payload.
+    pub signature: Signature,
+}
+
+/// Add `sigs` to their subjects' signature tags (`sha256-<hex>.sig`) in `repo`: read what the
+/// tag holds, merge (another key's or tool's signatures are kept; one already there is not
+/// added again), upload the new payloads and write the tag only when it changed.
+pub(super) async fn signatures<R: Registry>(
+    registry: &R,
+    repo: &str,
+    sigs: &[Signed],
+    dry_run: bool,
+) -> Result<Vec<Attached>, TransferError> {
+    // Per subject, in the image's order (the index first).
+    let mut by_subject: Vec<(&Digest, Vec<Signature>)> = Vec::new();
+    for s in sigs {
+        match by_subject.iter_mut().find(|(d, _)| *d == &s.subject) {
+            Some((_, v)) => v.push(s.signature.clone()),
+            None => by_subject.push((&s.subject, vec![s.signature.clone()])),
+        }
+    }
+    let mut out = Vec::new();
+    for (subject, new) in by_subject {
+        let tag = cosign::signature_tag(subject);
+        let mut attached = Attached {
+            kind: AttachKind::Signature,
+            artifact_type: cosign::MEDIA_TYPE_SIMPLESIGNING.to_string(),
+            subject: subject.to_string(),
+            digest: String::new(),
+            stored: format!("tag {tag}"),
+        };
+        if dry_run {
+            attached.stored = format!("would sign (tag {tag})");
+            out.push(attached);
+            continue;
+        }
+        let now = registry
+            .get_manifest(repo, &tag)
+            .await
+            .map_err(TransferError::Manifest)?;
+        let existing = now.as_ref().map(|m| m.bytes.as_slice());
+        let merged =
+            cosign::merge_signatures(existing, &new).map_err(|e| TransferError::Attach {
+                what: format!("the signature tag {tag} of {repo}"),
+                why: e.to_string(),
+            })?;
+        attached.digest = Digest::of(&merged.manifest).to_string();
+        if existing != Some(merged.manifest.as_slice()) {
+            put_blobs(registry, repo, &merged.blobs).await?;
+            registry
+                .put_manifest(repo, &tag, &merged.media_type, &merged.manifest)
+                .await
+                .map_err(TransferError::Manifest)?;
+        }
+        out.push(attached);
+    }
+    Ok(out)
 }

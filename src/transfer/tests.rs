@@ -83,6 +83,7 @@ fn image(
         graph,
         tags: tags.iter().map(|t| t.to_string()).collect(),
         attachments: vec![],
+        signatures: vec![],
     }
 }
 

@@ -258,3 +258,204 @@ fn a_registry_with_the_referrers_api_gets_no_referrers_tag_and_verify_reads_the_
     ));
     assert!(out.contains("nothing attached"), "{out}");
 }
+
+/// Debian trixie's skopeo (1.18, which verifies sigstore signatures; bookworm's has it
+/// patched out), from `scripts/skopeo-trixie.sh`. `None` (with a note) only outside CI.
+pub fn trixie_skopeo() -> Option<std::path::PathBuf> {
+    let out = Command::new(repo().join("scripts/skopeo-trixie.sh")).output();
+    match out {
+        Ok(o) if o.status.success() => Some(
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .lines()
+                .last()?
+                .into(),
+        ),
+        other => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "scripts/skopeo-trixie.sh failed under CI: {other:?}"
+            );
+            eprintln!("note: no trixie skopeo ({other:?}); signature checks with skopeo skipped");
+            None
+        }
+    }
+}
+
+/// A P-256 key pair made by openssl: (private PKCS#8 PEM, public PEM).
+pub fn openssl_key(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (key, public) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.pub")),
+    );
+    run(Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&key));
+    run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public));
+    (key, public)
+}
+
+/// `skopeo copy --all` of `image` with a policy that requires sigstore signatures by
+/// `public` for the registry `host`: whether it succeeded, and its stderr.
+fn copy_with_policy(
+    skopeo: &Path,
+    dir: &Path,
+    host: &str,
+    image: &str,
+    public: &Path,
+) -> (bool, String) {
+    let policy = dir.join("policy.json");
+    let policy_json = serde_json::json!({
+        "default": [{"type": "reject"}],
+        "transports": {
+            "docker": {host: [{"type": "sigstoreSigned", "keyPath": public, "signedIdentity": {"type": "matchRepository"}}]},
+            "oci": {"": [{"type": "insecureAcceptAnything"}]}
+        }
+    });
+    fs::write(&policy, policy_json.to_string()).unwrap();
+    let regd = dir.join("registries.d");
+    fs::create_dir_all(&regd).unwrap();
+    fs::write(
+        regd.join("local.yaml"),
+        format!("docker:\n  {host}:\n    use-sigstore-attachments: true\n"),
+    )
+    .unwrap();
+    let dest = dir.join("copied");
+    let _ = fs::remove_dir_all(&dest);
+    let out = Command::new(skopeo)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--registries.d")
+        .arg(&regd)
+        .args([
+            "copy",
+            "--all",
+            "--remove-signatures",
+            "--src-tls-verify=false",
+            &format!("docker://{host}/{image}"),
+        ])
+        .arg(format!("oci:{}:x", dest.display()))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_signed_push_verifies_with_skopeo_and_ocibuild_and_a_rerun_adds_no_signature() {
+    require("skopeo");
+    require("openssl");
+    let reg = TestRegistry::start(None);
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let (key, public) = openssl_key(tmp.path(), "signer");
+    let (_, other) = openssl_key(tmp.path(), "other");
+    let rep = tmp.path().join("report.json");
+    let args = [
+        "--registry",
+        &reg.host(),
+        "--tag",
+        "v1",
+        "--service",
+        "cart",
+        "--sign-key",
+        key.to_str().unwrap(),
+        "--report",
+        rep.to_str().unwrap(),
+    ];
+    ok(push(&p, &cfg, &args));
+    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
+    let (repo, index) = (
+        r[0]["repository"].as_str().unwrap(),
+        r[0]["index_digest"].as_str().unwrap(),
+    );
+    let signed: Vec<&str> = r[0]["attached"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "signature")
+        .map(|a| a["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(signed.len(), 3, "the index and two platform manifests: {r}");
+    assert_eq!(signed[0..1], [index][..]);
+
+    // ocibuild verify: the right key passes, another key fails naming what is unsigned.
+    let pub_arg = public.to_str().unwrap();
+    let out = ok(ocibuild(
+        &p,
+        &[
+            "verify",
+            "--registry",
+            &reg.host(),
+            "--service",
+            "cart",
+            "--tag",
+            "v1",
+            "--key",
+            pub_arg,
+        ],
+    ));
+    assert_eq!(out.matches(": verified").count(), 3, "{out}");
+    let bad = ocibuild(
+        &p,
+        &[
+            "verify",
+            "--registry",
+            &reg.host(),
+            "--service",
+            "cart",
+            "--tag",
+            "v1",
+            "--key",
+            other.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains(&format!(
+            "the index {index} has no signature the key verifies"
+        )),
+        "{err}"
+    );
+
+    // A rerun keeps one signature per key and digest.
+    ok(push(&p, &cfg, &args));
+    let sig = reg
+        .raw(
+            repo,
+            &format!("{}.sig", index.replace("sha256:", "sha256-")),
+            None,
+        )
+        .unwrap();
+    let sig: Value = serde_json::from_str(&sig).unwrap();
+    assert_eq!(sig["layers"].as_array().unwrap().len(), 1, "{sig}");
+
+    // containers/image's own verifier (sigstoreSigned policy) accepts every platform with the
+    // key, and refuses with another.
+    let Some(skopeo) = trixie_skopeo() else {
+        return;
+    };
+    let image = format!("{repo}:v1");
+    let (good, err) = copy_with_policy(&skopeo, tmp.path(), &reg.host(), &image, &public);
+    assert!(good, "{err}");
+    let (refused, err) = copy_with_policy(&skopeo, tmp.path(), &reg.host(), &image, &other);
+    assert!(
+        !refused,
+        "a signature by another key must not satisfy the policy"
+    );
+    assert!(err.to_lowercase().contains("signature"), "{err}");
+}
