@@ -106,10 +106,24 @@ fn the_readmes_build_and_push_commands_work_as_written() {
         .iter()
         .find(|b| b.contains("docker-registry serve") && b.contains("-- push"))
         .expect("the README's push block");
-    let out = run_block(push, &cwd, tmp.path(), free_port());
+    // With the supply-chain block after it, on the same registry: sign, then verify.
+    let supply = blocks
+        .iter()
+        .find(|b| b.contains("--sign-key") && b.contains("-- verify"))
+        .expect("the README's signing block");
+    let out = run_block(&format!("{push}\n{supply}"), &cwd, tmp.path(), free_port());
+    assert_eq!(
+        out.matches(": verified").count(),
+        3,
+        "index and two platforms: {out}"
+    );
     assert!(!out.contains("nothing to build or push"), "{out}");
-    let inspected: serde_json::Value =
-        serde_json::from_str(&out[out.find('{').expect("skopeo inspect output")..]).unwrap();
+    let from = out.find('{').expect("skopeo inspect output");
+    let inspected: serde_json::Value = serde_json::Deserializer::from_str(&out[from..])
+        .into_iter()
+        .next()
+        .expect("skopeo inspect's JSON")
+        .unwrap();
     assert!(
         inspected["Digest"].as_str().unwrap().starts_with("sha256:"),
         "{out}"
