@@ -78,6 +78,36 @@ pub fn document(reg: &TestRegistry, repo: &str, digest: &str, subject: &str) -> 
     get(reg, &format!("/v2/{repo}/blobs/{layer}"))
 }
 
+/// `ocibuild verify` of the cart service's `v1` in `host`, with `extra` flags.
+pub fn verify_cart(p: &Path, host: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "verify",
+        "--registry",
+        host,
+        "--service",
+        "cart",
+        "--tag",
+        "v1",
+    ];
+    args.extend(extra);
+    ocibuild(p, &args)
+}
+
+/// Push the cart service as `v1` to `host` in a faked GitHub run, with `extra` flags; its
+/// report, and (repository, index digest).
+pub fn push_cart(p: &Path, cfg: &Path, host: &str, extra: &[&str]) -> (Value, String, String) {
+    let rep = p.join("report.json");
+    let mut args = vec!["--registry", host, "--tag", "v1", "--service", "cart"];
+    args.extend(["--report", rep.to_str().unwrap()]);
+    args.extend(extra);
+    ok(push_in_github(p, cfg, &args));
+    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
+    let s = r[0].clone();
+    let repo = s["repository"].as_str().unwrap().to_string();
+    let index = s["index_digest"].as_str().unwrap().to_string();
+    (s, repo, index)
+}
+
 #[test]
 fn provenance_is_attached_by_the_tag_schema_with_the_pushed_digests_and_the_github_run() {
     require("skopeo");
@@ -85,22 +115,8 @@ fn provenance_is_attached_by_the_tag_schema_with_the_pushed_digests_and_the_gith
     let reg = TestRegistry::start(None);
     let (tmp, p) = retail_store();
     let cfg = docker_config(tmp.path(), "{}");
-    let rep = tmp.path().join("report.json");
-    let args = [
-        "--registry",
-        &reg.host(),
-        "--tag",
-        "v1",
-        "--service",
-        "cart",
-        "--report",
-        rep.to_str().unwrap(),
-    ];
-    ok(push_in_github(&p, &cfg, &args));
-    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
-    let s = &r[0];
-    let repo = s["repository"].as_str().unwrap();
-    let index = s["index_digest"].as_str().unwrap();
+    let (s, repo, index) = push_cart(&p, &cfg, &reg.host(), &[]);
+    let (repo, index) = (repo.as_str(), index.as_str());
     // The image is unchanged: the tag names the reported index, which lists only platforms.
     let top: Value = serde_json::from_str(&reg.raw(repo, "v1", None).unwrap()).unwrap();
     assert_eq!(sha256_hex(reg.raw(repo, "v1", None).unwrap()), index);
@@ -163,21 +179,10 @@ fn provenance_is_attached_by_the_tag_schema_with_the_pushed_digests_and_the_gith
         "https://github.com/acme/retail-store/actions/runs/4242/attempts/1"
     );
     // Again: the same artifact (reproducible), and the referrers tag does not grow.
-    ok(push_in_github(&p, &cfg, &args));
+    push_cart(&p, &cfg, &reg.host(), &[]);
     assert_eq!(referrers(&reg, repo, index), listed);
     // verify reads it through the tag schema.
-    let out = ok(ocibuild(
-        &p,
-        &[
-            "verify",
-            "--registry",
-            &reg.host(),
-            "--service",
-            "cart",
-            "--tag",
-            "v1",
-        ],
-    ));
+    let out = ok(verify_cart(&p, &reg.host(), &[]));
     let tag = index.replace("sha256:", "sha256-");
     assert!(
         out.contains(&format!(
@@ -195,25 +200,10 @@ fn a_registry_with_the_referrers_api_gets_no_referrers_tag_and_verify_reads_the_
     let proxy = crate::proxy::FaultProxy::with_referrers_api(reg.port);
     let (tmp, p) = retail_store();
     let cfg = docker_config(tmp.path(), "{}");
-    let rep = tmp.path().join("report.json");
-    let args = [
-        "--registry",
-        &proxy.host(),
-        "--tag",
-        "v1",
-        "--service",
-        "cart",
-        "--report",
-        rep.to_str().unwrap(),
-    ];
-    ok(push_in_github(&p, &cfg, &args));
-    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
-    let (repo, index) = (
-        r[0]["repository"].as_str().unwrap(),
-        r[0]["index_digest"].as_str().unwrap(),
-    );
+    let (r, repo, index) = push_cart(&p, &cfg, &proxy.host(), &[]);
+    let (repo, index) = (repo.as_str(), index.as_str());
     assert!(
-        r[0]["attached"]
+        r["attached"]
             .as_array()
             .unwrap()
             .iter()
@@ -224,38 +214,14 @@ fn a_registry_with_the_referrers_api_gets_no_referrers_tag_and_verify_reads_the_
     assert_eq!(referrers(&reg, repo, index), vec![]);
     let indexed = proxy.referrers.as_ref().unwrap().lock().unwrap().len();
     assert_eq!(indexed, 1, "the provenance statement");
-    let out = ok(ocibuild(
-        &p,
-        &[
-            "verify",
-            "--registry",
-            &proxy.host(),
-            "--service",
-            "cart",
-            "--tag",
-            "v1",
-            "--format",
-            "json",
-        ],
-    ));
+    let out = ok(verify_cart(&p, &proxy.host(), &["--format", "json"]));
     let v: Value = serde_json::from_str(&out).unwrap();
     let index_check = &v["services"][0]["subjects"][0];
     assert_eq!(index_check["digest"], index);
     assert_eq!(index_check["attached"][0]["kind"], "provenance");
     assert_eq!(index_check["attached"][0]["via"], "referrers API");
     // Verify through the tag schema, on the registry itself.
-    let out = ok(ocibuild(
-        &p,
-        &[
-            "verify",
-            "--registry",
-            &reg.host(),
-            "--service",
-            "cart",
-            "--tag",
-            "v1",
-        ],
-    ));
+    let out = ok(verify_cart(&p, &reg.host(), &[]));
     assert!(out.contains("nothing attached"), "{out}");
 }
 
@@ -363,26 +329,10 @@ fn a_signed_push_verifies_with_skopeo_and_ocibuild_and_a_rerun_adds_no_signature
     let cfg = docker_config(tmp.path(), "{}");
     let (key, public) = openssl_key(tmp.path(), "signer");
     let (_, other) = openssl_key(tmp.path(), "other");
-    let rep = tmp.path().join("report.json");
-    let args = [
-        "--registry",
-        &reg.host(),
-        "--tag",
-        "v1",
-        "--service",
-        "cart",
-        "--sign-key",
-        key.to_str().unwrap(),
-        "--report",
-        rep.to_str().unwrap(),
-    ];
-    ok(push(&p, &cfg, &args));
-    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
-    let (repo, index) = (
-        r[0]["repository"].as_str().unwrap(),
-        r[0]["index_digest"].as_str().unwrap(),
-    );
-    let signed: Vec<&str> = r[0]["attached"]
+    let sign = ["--sign-key", key.to_str().unwrap()];
+    let (r, repo, index) = push_cart(&p, &cfg, &reg.host(), &sign);
+    let (repo, index) = (repo.as_str(), index.as_str());
+    let signed: Vec<&str> = r["attached"]
         .as_array()
         .unwrap()
         .iter()
@@ -393,36 +343,13 @@ fn a_signed_push_verifies_with_skopeo_and_ocibuild_and_a_rerun_adds_no_signature
     assert_eq!(signed[0..1], [index][..]);
 
     // ocibuild verify: the right key passes, another key fails naming what is unsigned.
-    let pub_arg = public.to_str().unwrap();
-    let out = ok(ocibuild(
+    let out = ok(verify_cart(
         &p,
-        &[
-            "verify",
-            "--registry",
-            &reg.host(),
-            "--service",
-            "cart",
-            "--tag",
-            "v1",
-            "--key",
-            pub_arg,
-        ],
+        &reg.host(),
+        &["--key", public.to_str().unwrap()],
     ));
     assert_eq!(out.matches(": verified").count(), 3, "{out}");
-    let bad = ocibuild(
-        &p,
-        &[
-            "verify",
-            "--registry",
-            &reg.host(),
-            "--service",
-            "cart",
-            "--tag",
-            "v1",
-            "--key",
-            other.to_str().unwrap(),
-        ],
-    );
+    let bad = verify_cart(&p, &reg.host(), &["--key", other.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
@@ -433,7 +360,7 @@ fn a_signed_push_verifies_with_skopeo_and_ocibuild_and_a_rerun_adds_no_signature
     );
 
     // A rerun keeps one signature per key and digest.
-    ok(push(&p, &cfg, &args));
+    push_cart(&p, &cfg, &reg.host(), &sign);
     let sig = reg
         .raw(
             repo,
