@@ -98,7 +98,9 @@ pub fn parse_payload(bytes: &[u8]) -> Result<Payload, SignError> {
     let raw: RawPayload = serde_json::from_slice(bytes)
         .map_err(|e| SignError::Payload(format!("not a simple-signing payload: {e}")))?;
     if !(raw.optional.is_null() || raw.optional.is_object()) {
-        return Err(SignError::Payload("optional must be null or an object".into()));
+        return Err(SignError::Payload(
+            "optional must be null or an object".into(),
+        ));
     }
     if raw.critical.kind != PAYLOAD_TYPE {
         return Err(SignError::Payload(format!(

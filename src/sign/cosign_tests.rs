@@ -45,13 +45,30 @@ fn payloads_are_read_strictly() {
     let annotated = with(&|v| v["optional"] = serde_json::json!({"creator": "me", "x": 1}));
     assert_eq!(parse_payload(&annotated).unwrap().manifest_digest, d);
     for (bad, why) in [
-        (with(&|v| v["critical"]["type"] = "other".into()), "critical.type"),
-        (with(&|v| v["critical"]["extra"] = 1.into()), "unknown field"),
+        (
+            with(&|v| v["critical"]["type"] = "other".into()),
+            "critical.type",
+        ),
+        (
+            with(&|v| v["critical"]["extra"] = 1.into()),
+            "unknown field",
+        ),
         (with(&|v| v["extra"] = 1.into()), "unknown field"),
         (with(&|v| v["optional"] = 5.into()), "optional"),
-        (with(&|v| { v.as_object_mut().unwrap().remove("optional"); }), "optional"),
-        (with(&|v| v["critical"]["image"]["docker-manifest-digest"] = "sha512:00".into()), "digest"),
-        (with(&|v| v["critical"]["identity"]["docker-reference"] = 3.into()), "invalid type"),
+        (
+            with(&|v| {
+                v.as_object_mut().unwrap().remove("optional");
+            }),
+            "optional",
+        ),
+        (
+            with(&|v| v["critical"]["image"]["docker-manifest-digest"] = "sha512:00".into()),
+            "digest",
+        ),
+        (
+            with(&|v| v["critical"]["identity"]["docker-reference"] = 3.into()),
+            "invalid type",
+        ),
         (b"[]".to_vec(), "simple-signing"),
         (vec![b' '; MAX_PAYLOAD + 1], "more than"),
     ] {
@@ -86,7 +103,10 @@ fn a_new_signature_manifest_has_cosigns_layout() {
     let (config_digest, config) = &out.blobs[0];
     assert_eq!(m["config"]["digest"], config_digest.as_str());
     assert_eq!(m["config"]["size"], config.len());
-    assert_eq!(m["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
     assert_eq!(*config_digest, Digest::of(config));
     let c: Value = serde_json::from_slice(config).unwrap();
     assert_eq!(c["rootfs"]["type"], "layers");
@@ -151,7 +171,10 @@ fn merging_into_another_tools_manifest_keeps_its_layers_and_annotations() {
     let layers = m["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3);
     assert_eq!(layers[0], old["layers"][0]);
-    assert_eq!(layers[1], old["layers"][1], "the attestation and its urls kept");
+    assert_eq!(
+        layers[1], old["layers"][1],
+        "the attestation and its urls kept"
+    );
     assert_eq!(layers[2]["annotations"][ANNOTATION_SIGNATURE], "b3Vycw==");
     assert_eq!(m["annotations"]["org.example"], "kept");
     assert_ne!(m["config"]["digest"], old["config"]["digest"]);
@@ -160,7 +183,11 @@ fn merging_into_another_tools_manifest_keeps_its_layers_and_annotations() {
     // Same payload bytes as theirs: no blob to send but the config.
     assert_eq!(out.blobs.len(), 1);
     let sigs = signatures_in(&out.manifest).unwrap();
-    assert_eq!(sigs.len(), 2, "the attestation is not a signature: {sigs:?}");
+    assert_eq!(
+        sigs.len(),
+        2,
+        "the attestation is not a signature: {sigs:?}"
+    );
     assert_eq!(sigs[0].1, "dGhlaXJz");
 }
 

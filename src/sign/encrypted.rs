@@ -59,7 +59,10 @@ pub fn decrypt(json: &[u8], password: Option<&str>, what: &str) -> Result<Vec<u8
         detail,
     };
     let enc: Encrypted = serde_json::from_slice(json).map_err(|e| malformed(e.to_string()))?;
-    for (scheme, expected) in [(&enc.kdf.name, "scrypt"), (&enc.cipher.name, "nacl/secretbox")] {
+    for (scheme, expected) in [
+        (&enc.kdf.name, "scrypt"),
+        (&enc.cipher.name, "nacl/secretbox"),
+    ] {
         if scheme != expected {
             return Err(SignError::UnsupportedEncryption {
                 what: what.to_string(),

@@ -129,14 +129,17 @@ impl VerifyingKey {
                 detail: e.to_string(),
             }
         })?;
-        check_algorithm(spki.algorithm.oid, spki.algorithm.parameters_oid().ok(), what)?;
-        let public = p256::PublicKey::from_public_key_der(&block.der).map_err(|e| {
-            SignError::Malformed {
+        check_algorithm(
+            spki.algorithm.oid,
+            spki.algorithm.parameters_oid().ok(),
+            what,
+        )?;
+        let public =
+            p256::PublicKey::from_public_key_der(&block.der).map_err(|e| SignError::Malformed {
                 what: what.to_string(),
                 kind: "P-256 public key",
                 detail: e.to_string(),
-            }
-        })?;
+            })?;
         Ok(VerifyingKey {
             key: p256::ecdsa::VerifyingKey::from(&public),
         })
@@ -175,7 +178,11 @@ fn pkcs8(der: &[u8], what: &str) -> Result<p256::SecretKey, SignError> {
         detail,
     };
     let info = PrivateKeyInfo::try_from(der).map_err(|e| malformed(e.to_string()))?;
-    check_algorithm(info.algorithm.oid, info.algorithm.parameters_oid().ok(), what)?;
+    check_algorithm(
+        info.algorithm.oid,
+        info.algorithm.parameters_oid().ok(),
+        what,
+    )?;
     p256::SecretKey::from_pkcs8_der(der).map_err(|e| malformed(e.to_string()))
 }
 

@@ -32,7 +32,11 @@ fn public_of(key: &SigningKey) -> Vec<u8> {
 fn pkcs8_key_signs_deterministically_and_verifies() {
     let key = SigningKey::from_pem(pkcs8_pem().as_bytes(), "k.pem", None).unwrap();
     let sig = key.sign(b"payload");
-    assert_eq!(sig, key.sign(b"payload"), "RFC 6979: same payload, same signature");
+    assert_eq!(
+        sig,
+        key.sign(b"payload"),
+        "RFC 6979: same payload, same signature"
+    );
     let vk = key.verifying_key();
     assert!(vk.verify(b"payload", &sig));
     assert!(!vk.verify(b"payloaD", &sig));
@@ -60,7 +64,10 @@ fn sec1_key_with_openssl_ec_parameters_block_is_the_same_key() {
     let b = SigningKey::from_pem(pkcs8_pem().as_bytes(), "k.pem", None).unwrap();
     assert_eq!(public_of(&a), public_of(&b));
     let pubkey = secret().public_key().to_encoded_point(false);
-    assert!(a.verifying_key().to_pem().starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert!(a
+        .verifying_key()
+        .to_pem()
+        .starts_with("-----BEGIN PUBLIC KEY-----"));
     assert_eq!(pubkey.len(), 65);
 }
 
@@ -82,8 +89,14 @@ fn encrypted_keys_of_both_labels_open_with_the_password_only() {
 
         let e = SigningKey::from_pem(pem.as_bytes(), "cosign.key", Some("hunter3")).unwrap_err();
         assert!(matches!(e, SignError::WrongPassword { .. }), "{e}");
-        assert!(!e.to_string().contains("hunter3"), "the password leaked: {e}");
-        assert!(!format!("{e:?}").contains("hunter3"), "the password leaked: {e:?}");
+        assert!(
+            !e.to_string().contains("hunter3"),
+            "the password leaked: {e}"
+        );
+        assert!(
+            !format!("{e:?}").contains("hunter3"),
+            "the password leaked: {e:?}"
+        );
     }
 }
 
@@ -112,9 +125,16 @@ fn hostile_scrypt_parameters_are_refused_before_any_work() {
         (3000, 8, 1), // not a power of two
         (u64::MAX, u64::MAX, u64::MAX),
     ] {
-        let pem = encrypted_with(serde_json::json!({"N": n, "r": r, "p": p}), "scrypt", "nacl/secretbox");
+        let pem = encrypted_with(
+            serde_json::json!({"N": n, "r": r, "p": p}),
+            "scrypt",
+            "nacl/secretbox",
+        );
         let e = SigningKey::from_pem(pem.as_bytes(), "evil.key", Some("x")).unwrap_err();
-        assert!(matches!(e, SignError::KdfTooCostly { .. }), "N={n} r={r} p={p}: {e}");
+        assert!(
+            matches!(e, SignError::KdfTooCostly { .. }),
+            "N={n} r={r} p={p}: {e}"
+        );
         assert!(e.to_string().contains("evil.key"), "{e}");
     }
 }
@@ -124,7 +144,10 @@ fn other_encryption_schemes_and_damaged_json_are_named() {
     let params = serde_json::json!({"N": 1024, "r": 8, "p": 1});
     let pem = encrypted_with(params.clone(), "pbkdf2", "nacl/secretbox");
     let e = SigningKey::from_pem(pem.as_bytes(), "k", Some("x")).unwrap_err();
-    assert!(matches!(e, SignError::UnsupportedEncryption { ref scheme, .. } if scheme == "pbkdf2"), "{e}");
+    assert!(
+        matches!(e, SignError::UnsupportedEncryption { ref scheme, .. } if scheme == "pbkdf2"),
+        "{e}"
+    );
     let pem = encrypted_with(params, "scrypt", "aes-gcm");
     let e = SigningKey::from_pem(pem.as_bytes(), "k", Some("x")).unwrap_err();
     assert!(matches!(e, SignError::UnsupportedEncryption { .. }), "{e}");
@@ -137,7 +160,10 @@ fn other_encryption_schemes_and_damaged_json_are_named() {
         "cipher": {"name": "nacl/secretbox", "nonce": "AAAA"},
         "ciphertext": "AAAA",
     });
-    let pem = pem_for_tests("ENCRYPTED SIGSTORE PRIVATE KEY", json.to_string().as_bytes());
+    let pem = pem_for_tests(
+        "ENCRYPTED SIGSTORE PRIVATE KEY",
+        json.to_string().as_bytes(),
+    );
     let e = SigningKey::from_pem(pem.as_bytes(), "k", Some("x")).unwrap_err();
     assert!(e.to_string().contains("nonce"), "{e}");
 }
@@ -166,7 +192,10 @@ fn other_algorithms_and_curves_are_named() {
         let e = SigningKey::from_pem(pem.as_bytes(), "k.pem", None).unwrap_err();
         assert!(matches!(e, SignError::WrongAlgorithm { .. }), "{e}");
         let text = e.to_string();
-        assert!(text.contains(found) && text.contains("ECDSA P-256 only"), "{text}");
+        assert!(
+            text.contains(found) && text.contains("ECDSA P-256 only"),
+            "{text}"
+        );
     }
     let rsa = pem_for_tests("RSA PRIVATE KEY", &[0x30, 0]);
     let e = SigningKey::from_pem(rsa.as_bytes(), "k", None).unwrap_err();
@@ -175,13 +204,18 @@ fn other_algorithms_and_curves_are_named() {
 
 #[test]
 fn not_pem_and_unknown_pem_types_are_clear() {
-    for text in [&b"hello"[..], b"", b"\xff\xfe", b"-----BEGIN PRIVATE KEY-----\nAAAA\n"] {
+    for text in [
+        &b"hello"[..],
+        b"",
+        b"\xff\xfe",
+        b"-----BEGIN PRIVATE KEY-----\nAAAA\n",
+    ] {
         assert!(SigningKey::from_pem(text, "k", None).is_err());
     }
     let e = SigningKey::from_pem(b"just text", "k.pem", None).unwrap_err();
     assert!(matches!(e, SignError::NotPem { .. }), "{e}");
-    let e = SigningKey::from_pem(pem_for_tests("CERTIFICATE", b"x").as_bytes(), "k", None)
-        .unwrap_err();
+    let e =
+        SigningKey::from_pem(pem_for_tests("CERTIFICATE", b"x").as_bytes(), "k", None).unwrap_err();
     assert!(matches!(e, SignError::UnknownPemType { .. }), "{e}");
     let public = SigningKey::from_pem(pkcs8_pem().as_bytes(), "k", None)
         .unwrap()
@@ -198,8 +232,12 @@ fn not_pem_and_unknown_pem_types_are_clear() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("openssl"), "{e}");
-    let e = SigningKey::from_pem(pem_for_tests("PRIVATE KEY", b"garbage").as_bytes(), "k", None)
-        .unwrap_err();
+    let e = SigningKey::from_pem(
+        pem_for_tests("PRIVATE KEY", b"garbage").as_bytes(),
+        "k",
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(e, SignError::Malformed { .. }), "{e}");
 }
 
@@ -218,14 +256,19 @@ fn key_files_are_read_with_a_bound_and_errors_name_them() {
     let key = SigningKey::load(&k, None).unwrap();
     let p = dir.path().join("k.pub");
     std::fs::write(&p, key.verifying_key().to_pem()).unwrap();
-    assert!(VerifyingKey::load(&p).unwrap().verify(b"x", &key.sign(b"x")));
+    assert!(VerifyingKey::load(&p)
+        .unwrap()
+        .verify(b"x", &key.sign(b"x")));
 }
 
 #[test]
 fn debug_never_shows_the_key() {
     let key = SigningKey::from_pem(pkcs8_pem().as_bytes(), "k", None).unwrap();
     let shown = format!("{key:?} {:?}", key.verifying_key());
-    assert_eq!(shown, "SigningKey(ECDSA P-256, private) VerifyingKey(ECDSA P-256)");
+    assert_eq!(
+        shown,
+        "SigningKey(ECDSA P-256, private) VerifyingKey(ECDSA P-256)"
+    );
 }
 
 #[test]

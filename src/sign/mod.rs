@@ -67,7 +67,12 @@ pub enum SignError {
     WrongPassword { what: String },
     /// scrypt parameters beyond what any real key uses.
     #[error("{what}: scrypt parameters N={n}, r={r}, p={p} are beyond the limits (N a power of two up to 2^20, r up to 32, p up to 16, at most 256 MiB of memory): not a key cosign or skopeo wrote; generate a new one")]
-    KdfTooCostly { what: String, n: u64, r: u64, p: u64 },
+    KdfTooCostly {
+        what: String,
+        n: u64,
+        r: u64,
+        p: u64,
+    },
     /// An encryption scheme other than cosign's.
     #[error("{what} is encrypted with {scheme:?}: only scrypt + nacl/secretbox (cosign, skopeo) is supported; re-encrypt it with `cosign import-key-pair`")]
     UnsupportedEncryption { what: String, scheme: String },

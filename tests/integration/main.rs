@@ -21,5 +21,6 @@ mod readme;
 mod registry;
 mod remote_base;
 mod reproducible;
+mod sign;
 mod tls;
 mod token;
