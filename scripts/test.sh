@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, runnable on a fresh Debian machine with a Rust toolchain:
 # installs what the tests need (skopeo, umoci, podman, qemu-user-static, an arm64 cross compiler,
-# the CNCF registry docker-registry and htpasswd, a JDK 17 runtime as a real tree with absolute
+# the CNCF registry docker-registry and htpasswd, Debian trixie's skopeo (scripts/skopeo-trixie.sh,
+# a cache directory), a JDK 17 runtime as a real tree with absolute
 # symlinks, and moto[server] from PyPI),
 # then checks formatting and lints and runs every test.
 set -euo pipefail
@@ -49,6 +50,10 @@ if ! python3 -c "import moto.server, boto3" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'moto[server]'
 fi
+
+# Debian trixie's skopeo (sigstore signing and verification; bookworm's has it patched out), in a
+# cache directory for the signing tests, never installed system-wide.
+bash scripts/skopeo-trixie.sh >/dev/null
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

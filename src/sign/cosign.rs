@@ -225,6 +225,8 @@ pub fn merge_signatures(
         if present {
             continue;
         }
+        // A payload some layer already references is in the registry: no blob to send.
+        let stored = manifest.layers.iter().any(|l| l.digest == digest.as_str());
         manifest.layers.push(Descriptor {
             media_type: MEDIA_TYPE_SIMPLESIGNING.to_string(),
             digest: digest.as_str().to_string(),
@@ -235,7 +237,7 @@ pub fn merge_signatures(
             )]),
             rest: BTreeMap::new(),
         });
-        if !blobs.iter().any(|(d, _)| *d == digest) {
+        if !stored && !blobs.iter().any(|(d, _)| *d == digest) {
             blobs.push((digest, sig.payload.clone()));
         }
         added = true;

@@ -22,5 +22,6 @@ mod registry;
 mod remote_base;
 mod reproducible;
 mod supply_chain;
+mod sign;
 mod tls;
 mod token;
