@@ -21,7 +21,7 @@ mod readme;
 mod registry;
 mod remote_base;
 mod reproducible;
-mod supply_chain;
 mod sign;
+mod supply_chain;
 mod tls;
 mod token;

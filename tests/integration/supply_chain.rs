@@ -386,3 +386,42 @@ fn a_signed_push_verifies_with_skopeo_and_ocibuild_and_a_rerun_adds_no_signature
     );
     assert!(err.to_lowercase().contains("signature"), "{err}");
 }
+
+#[test]
+fn a_bad_signing_key_stops_the_push_before_any_work() {
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let missing = tmp.path().join("nope.pem");
+    let not_a_key = tmp.path().join("notes.txt");
+    fs::write(&not_a_key, "hello").unwrap();
+    // No registry listens on port 1: a request would fail differently.
+    for (key, want) in [
+        (&missing, "cannot read key file"),
+        (&not_a_key, "is not a PEM key file"),
+    ] {
+        let out = push(
+            &p,
+            &cfg,
+            &[
+                "--registry",
+                "127.0.0.1:1",
+                "--service",
+                "cart",
+                "--sign-key",
+                key.to_str().unwrap(),
+            ],
+        );
+        let err = fails(out);
+        assert!(
+            err.contains(want) && err.contains(key.to_str().unwrap()),
+            "{err}"
+        );
+        assert!(!p.join(".ocibuild").exists(), "nothing was built");
+    }
+    let err = refused(push(
+        &p,
+        &cfg,
+        &["--registry", "127.0.0.1:1", "--sbom", "xml"],
+    ));
+    assert!(err.contains("spdx"), "{err}");
+}
