@@ -20,8 +20,8 @@ if [[ -x $wrapper ]] && "$wrapper" --version >/dev/null 2>&1; then
 fi
 
 # The mirror this machine's apt uses (deb.debian.org when none is configured).
-mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-  | grep -v security | head -n1 | tr -d ' ' || true)
+mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+  | grep -v '^[[:space:]]*#' | grep -oE 'https?://[^ ]+/debian/?( |$)' | head -n1 | tr -d ' ' || true)
 mirror=${mirror:-http://deb.debian.org/debian}
 mirror=${mirror%/}
 arch=$(dpkg --print-architecture)

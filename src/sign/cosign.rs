@@ -216,31 +216,7 @@ pub fn merge_signatures(
     let mut blobs: Vec<(Digest, Vec<u8>)> = Vec::new();
     let mut added = false;
     for sig in new {
-        let digest = Digest::of(&sig.payload);
-        let present = manifest.layers.iter().any(|l| {
-            is_signature_layer(l)
-                && l.digest == digest.as_str()
-                && l.annotations.get(ANNOTATION_SIGNATURE) == Some(&sig.signature_b64)
-        });
-        if present {
-            continue;
-        }
-        // A payload some layer already references is in the registry: no blob to send.
-        let stored = manifest.layers.iter().any(|l| l.digest == digest.as_str());
-        manifest.layers.push(Descriptor {
-            media_type: MEDIA_TYPE_SIMPLESIGNING.to_string(),
-            digest: digest.as_str().to_string(),
-            size: sig.payload.len() as u64,
-            annotations: BTreeMap::from([(
-                ANNOTATION_SIGNATURE.to_string(),
-                sig.signature_b64.clone(),
-            )]),
-            rest: BTreeMap::new(),
-        });
-        if !stored && !blobs.iter().any(|(d, _)| *d == digest) {
-            blobs.push((digest, sig.payload.clone()));
-        }
-        added = true;
+        added |= add_signature(&mut manifest.layers, sig, &mut blobs);
     }
     if let (Some(bytes), false) = (existing, added) {
         return Ok(SignatureManifest {
@@ -267,6 +243,40 @@ pub fn merge_signatures(
         media_type: MEDIA_TYPE_MANIFEST.to_string(),
         blobs,
     })
+}
+
+/// Append a layer for `sig` unless an equal one is there; the payload joins `blobs` unless a
+/// layer already references it. Whether a layer was added.
+fn add_signature(
+    layers: &mut Vec<Descriptor>,
+    sig: &Signature,
+    blobs: &mut Vec<(Digest, Vec<u8>)>,
+) -> bool {
+    let digest = Digest::of(&sig.payload);
+    let present = layers.iter().any(|l| {
+        is_signature_layer(l)
+            && l.digest == digest.as_str()
+            && l.annotations.get(ANNOTATION_SIGNATURE) == Some(&sig.signature_b64)
+    });
+    if present {
+        return false;
+    }
+    // A payload some layer already references is in the registry: no blob to send.
+    let stored = layers.iter().any(|l| l.digest == digest.as_str());
+    layers.push(Descriptor {
+        media_type: MEDIA_TYPE_SIMPLESIGNING.to_string(),
+        digest: digest.as_str().to_string(),
+        size: sig.payload.len() as u64,
+        annotations: BTreeMap::from([(
+            ANNOTATION_SIGNATURE.to_string(),
+            sig.signature_b64.clone(),
+        )]),
+        rest: BTreeMap::new(),
+    });
+    if !stored && !blobs.iter().any(|(d, _)| *d == digest) {
+        blobs.push((digest, sig.payload.clone()));
+    }
+    true
 }
 
 fn empty_descriptor() -> Descriptor {

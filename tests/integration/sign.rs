@@ -9,6 +9,7 @@ use base64::Engine;
 use ocibuild::digest::Digest;
 use ocibuild::sign::cosign::{
     merge_signatures, parse_payload, payload, signature_tag, signatures_in, Signature,
+    SignatureManifest,
 };
 use ocibuild::sign::{SignError, SigningKey, VerifyingKey};
 use std::fs;
@@ -419,165 +420,135 @@ fn copy_in(
     Digest::of(&get_manifest(reg, name, "v1"))
 }
 
+/// A registry, a work directory and trixie's skopeo, for one image `shop/<name>:v1`.
+struct Env {
+    skopeo: PathBuf,
+    reg: TestRegistry,
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl Env {
+    fn start(name: &str) -> Option<Env> {
+        let skopeo = trixie_skopeo()?;
+        Some(Env {
+            skopeo,
+            reg: TestRegistry::start(None),
+            dir: tempfile::tempdir().unwrap(),
+            name: format!("shop/{name}"),
+        })
+    }
+
+    /// `host/shop/<name>`, the docker reference signed.
+    fn image(&self) -> String {
+        format!("{}/{}", self.reg.host(), self.name)
+    }
+
+    /// Copy the fixture in (signed by skopeo with `K` when `signed`): the manifest's digest.
+    fn copy_in(&self, signed: bool) -> Digest {
+        let (key, pass) = (
+            self.dir.path().join("K.private"),
+            self.dir.path().join("K.pass"),
+        );
+        let sign = signed.then_some((key.as_path(), pass.as_path()));
+        copy_in(&self.skopeo, &self.reg, &self.name, self.dir.path(), sign)
+    }
+
+    /// Pull `:v1` under a policy requiring a signature by `pub_key`.
+    fn pull(&self, pub_key: &Path) -> Result<(), String> {
+        let policy = policy(self.dir.path(), &self.image(), pub_key);
+        let v1 = format!("{}:v1", self.image());
+        pull_with_policy(&self.skopeo, self.dir.path(), &v1, &policy)
+    }
+
+    fn get(&self, reference: &str) -> Vec<u8> {
+        get_manifest(&self.reg, &self.name, reference)
+    }
+
+    fn put(&self, tag: &str, m: &SignatureManifest) {
+        put_signatures(&self.reg, &self.name, tag, m);
+    }
+
+    fn blob(&self, digest: &Digest) -> Vec<u8> {
+        let url = format!("http://{}/v2/{}/blobs/{digest}", self.reg.host(), self.name);
+        curl(&[&url])
+    }
+}
+
+fn signed_by(key: &SigningKey, payload: Vec<u8>) -> Signature {
+    Signature {
+        signature_b64: key.sign(&payload),
+        payload,
+    }
+}
+
 #[test]
 fn skopeo_signatures_verify_with_ours_and_merging_keeps_both() {
-    let Some(skopeo) = trixie_skopeo() else {
-        return;
-    };
-    let reg = TestRegistry::start(None);
-    let dir = tempfile::tempdir().unwrap();
-    let (private, public, _) = skopeo_key(&skopeo, dir.path(), "K");
-    let digest = copy_in(
-        &skopeo,
-        &reg,
-        "shop/app",
-        dir.path(),
-        Some((&private, &dir.path().join("K.pass"))),
-    );
-    let image = format!("{}/shop/app", reg.host());
+    let Some(env) = Env::start("app") else { return };
+    let (_, public, _) = skopeo_key(&env.skopeo, env.dir.path(), "K");
+    let digest = env.copy_in(true);
 
     // skopeo's signature manifest, read and verified with our code.
     let tag = signature_tag(&digest);
-    let theirs = get_manifest(&reg, "shop/app", &tag);
+    let theirs = env.get(&tag);
     let sigs = signatures_in(&theirs).unwrap();
     assert_eq!(sigs.len(), 1, "{}", String::from_utf8_lossy(&theirs));
-    let (payload_digest, their_sig) = &sigs[0];
-    let their_payload = curl(&[&format!(
-        "http://{}/v2/shop/app/blobs/{payload_digest}",
-        reg.host()
-    )]);
+    let their_payload = env.blob(&sigs[0].0);
     let claimed = parse_payload(&their_payload).unwrap();
     assert_eq!(claimed.manifest_digest, digest);
-    assert!(
-        claimed.docker_reference.starts_with(&image),
-        "{}",
-        claimed.docker_reference
-    );
-    assert!(VerifyingKey::load(&public)
-        .unwrap()
-        .verify(&their_payload, their_sig));
+    let reference = claimed.docker_reference;
+    assert!(reference.starts_with(&env.image()), "{reference}");
+    let their_key = VerifyingKey::load(&public).unwrap();
+    assert!(their_key.verify(&their_payload, &sigs[0].1));
 
-    // Ours merged in: both kept, both accepted by skopeo's policy.
-    let (our_key, our_pub) = openssl_key(dir.path(), "ours");
+    // Ours merged in: both kept, both accepted by skopeo's policy, a stranger's refused.
+    let (our_key, our_pub) = openssl_key(env.dir.path(), "ours");
     let key = SigningKey::load(&our_key, None).unwrap();
-    let ours = payload(&image, &digest);
-    let merged = merge_signatures(
-        Some(&theirs),
-        &[Signature {
-            signature_b64: key.sign(&ours),
-            payload: ours.clone(),
-        }],
-    )
-    .unwrap();
+    let ours = signed_by(&key, payload(&env.image(), &digest));
+    let merged = merge_signatures(Some(&theirs), &[ours]).unwrap();
     let found = signatures_in(&merged.manifest).unwrap();
     assert_eq!(found.len(), 2);
     assert_eq!(found[0], sigs[0]);
-    put_signatures(&reg, "shop/app", &tag, &merged);
-    assert_eq!(get_manifest(&reg, "shop/app", &tag), merged.manifest);
-    let v1 = format!("{image}:v1");
-    pull_with_policy(
-        &skopeo,
-        dir.path(),
-        &v1,
-        &policy(dir.path(), &image, &our_pub),
-    )
-    .unwrap();
-    pull_with_policy(
-        &skopeo,
-        dir.path(),
-        &v1,
-        &policy(dir.path(), &image, &public),
-    )
-    .unwrap();
-    let (_, stranger) = openssl_key(dir.path(), "stranger");
-    let e = pull_with_policy(
-        &skopeo,
-        dir.path(),
-        &v1,
-        &policy(dir.path(), &image, &stranger),
-    )
-    .unwrap_err();
+    env.put(&tag, &merged);
+    assert_eq!(env.get(&tag), merged.manifest);
+    env.pull(&our_pub).unwrap();
+    env.pull(&public).unwrap();
+    let (_, stranger) = openssl_key(env.dir.path(), "stranger");
+    let e = env.pull(&stranger).unwrap_err();
     assert!(e.contains("signature verification failed"), "{e}");
 
     // And skopeo signing again on top of our manifest keeps ours.
-    copy_in(
-        &skopeo,
-        &reg,
-        "shop/app",
-        dir.path(),
-        Some((&private, &dir.path().join("K.pass"))),
-    );
-    let after = signatures_in(&get_manifest(&reg, "shop/app", &tag)).unwrap();
+    env.copy_in(true);
+    let after = signatures_in(&env.get(&tag)).unwrap();
     assert!(after.contains(&found[1]), "{after:?}");
 }
 
 #[test]
 fn skopeo_accepts_our_signature_manifest_and_refuses_another_key() {
-    let Some(skopeo) = trixie_skopeo() else {
+    let Some(env) = Env::start("cart") else {
         return;
     };
-    let reg = TestRegistry::start(None);
-    let dir = tempfile::tempdir().unwrap();
-    let digest = copy_in(&skopeo, &reg, "shop/cart", dir.path(), None);
-    let image = format!("{}/shop/cart", reg.host());
-    let v1 = format!("{image}:v1");
-    let (our_key, our_pub) = openssl_key(dir.path(), "ours");
-    let (_, stranger) = openssl_key(dir.path(), "stranger");
+    let digest = env.copy_in(false);
+    let (our_key, our_pub) = openssl_key(env.dir.path(), "ours");
+    let (_, stranger) = openssl_key(env.dir.path(), "stranger");
 
-    // Unsigned: refused.
-    let e = pull_with_policy(
-        &skopeo,
-        dir.path(),
-        &v1,
-        &policy(dir.path(), &image, &our_pub),
-    )
-    .unwrap_err();
-    assert!(e.contains("no signature exists"), "{e}");
+    let e = env.pull(&our_pub).unwrap_err();
+    assert!(e.contains("no signature exists"), "unsigned: {e}");
 
     let key = SigningKey::load(&our_key, None).unwrap();
-    let data = payload(&image, &digest);
-    let m = merge_signatures(
-        None,
-        &[Signature {
-            signature_b64: key.sign(&data),
-            payload: data,
-        }],
-    )
-    .unwrap();
-    put_signatures(&reg, "shop/cart", &signature_tag(&digest), &m);
-    pull_with_policy(
-        &skopeo,
-        dir.path(),
-        &v1,
-        &policy(dir.path(), &image, &our_pub),
-    )
-    .unwrap();
-    let e = pull_with_policy(
-        &skopeo,
-        dir.path(),
-        &v1,
-        &policy(dir.path(), &image, &stranger),
-    )
-    .unwrap_err();
+    let tag = signature_tag(&digest);
+    let ours = signed_by(&key, payload(&env.image(), &digest));
+    env.put(&tag, &merge_signatures(None, &[ours]).unwrap());
+    env.pull(&our_pub).unwrap();
+    let e = env.pull(&stranger).unwrap_err();
     assert!(e.contains("signature verification failed"), "{e}");
 
-    // A signature of another image's digest, by the right key, is refused too.
-    let wrong = payload(&image, &Digest::of(b"another manifest"));
-    let m = merge_signatures(
-        None,
-        &[Signature {
-            signature_b64: key.sign(&wrong),
-            payload: wrong,
-        }],
-    )
-    .unwrap();
-    put_signatures(&reg, "shop/cart", &signature_tag(&digest), &m);
-    let e = pull_with_policy(
-        &skopeo,
-        dir.path(),
-        &v1,
-        &policy(dir.path(), &image, &our_pub),
-    )
-    .unwrap_err();
+    // A signature of another manifest's digest, by the right key, is refused too.
+    let wrong = signed_by(
+        &key,
+        payload(&env.image(), &Digest::of(b"another manifest")),
+    );
+    env.put(&tag, &merge_signatures(None, &[wrong]).unwrap());
+    let e = env.pull(&our_pub).unwrap_err();
     assert!(e.contains("does not match"), "{e}");
 }
