@@ -7,6 +7,7 @@
 //! The `cli` module is the only place that prints or picks exit codes.
 
 pub mod app;
+pub mod attest;
 pub mod base;
 pub mod build;
 pub mod cli;
