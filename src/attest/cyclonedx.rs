@@ -7,8 +7,8 @@
 //! Deterministic: packages sorted, `bom-ref`s numbered in that order, `serialNumber` a UUID
 //! derived from the manifest digest, the timestamp from the subject's epoch; canonical JSON.
 
-pub use super::{BaseImage, SbomSubject};
 use super::{tool_name_version, uuid_of, Package};
+pub use super::{BaseImage, SbomSubject};
 use crate::spec::{canonical_json, rfc3339_utc};
 use serde_json::{json, Value};
 
@@ -24,7 +24,10 @@ fn component(i: usize, p: &Package) -> Value {
         "properties": [{ "name": "ocibuild:path", "value": p.path }],
     });
     if let (Some(sha), Some(obj)) = (&p.sha256, v.as_object_mut()) {
-        obj.insert("hashes".into(), json!([{ "alg": "SHA-256", "content": sha }]));
+        obj.insert(
+            "hashes".into(),
+            json!([{ "alg": "SHA-256", "content": sha }]),
+        );
     }
     v
 }
@@ -63,7 +66,9 @@ pub fn cyclonedx(s: &SbomSubject) -> Vec<u8> {
         .enumerate()
         .map(|(i, p)| component(i, p))
         .collect();
-    let refs: Vec<String> = (1..=packages.len()).map(|i| format!("package-{i}")).collect();
+    let refs: Vec<String> = (1..=packages.len())
+        .map(|i| format!("package-{i}"))
+        .collect();
     let (tool, version) = tool_name_version(s.tool);
     let mut tool = json!({ "type": "application", "name": tool });
     if let (Some(v), Some(obj)) = (version, tool.as_object_mut()) {

@@ -28,15 +28,27 @@ struct Order {
 impl Order {
     fn u16(self, b: &[u8], i: usize) -> Option<u64> {
         let a: [u8; 2] = b.get(i..i.checked_add(2)?)?.try_into().ok()?;
-        Some(u64::from(if self.big { u16::from_be_bytes(a) } else { u16::from_le_bytes(a) }))
+        Some(u64::from(if self.big {
+            u16::from_be_bytes(a)
+        } else {
+            u16::from_le_bytes(a)
+        }))
     }
     fn u32(self, b: &[u8], i: usize) -> Option<u64> {
         let a: [u8; 4] = b.get(i..i.checked_add(4)?)?.try_into().ok()?;
-        Some(u64::from(if self.big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }))
+        Some(u64::from(if self.big {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        }))
     }
     fn u64(self, b: &[u8], i: usize) -> Option<u64> {
         let a: [u8; 8] = b.get(i..i.checked_add(8)?)?.try_into().ok()?;
-        Some(if self.big { u64::from_be_bytes(a) } else { u64::from_le_bytes(a) })
+        Some(if self.big {
+            u64::from_be_bytes(a)
+        } else {
+            u64::from_le_bytes(a)
+        })
     }
 }
 
@@ -66,9 +78,19 @@ pub(super) fn section(src: &dyn ReadAt, wanted: &str) -> Result<Option<Vec<u8>>,
     let o = Order { big: h[5] == 2 };
     let bad = || "bad ELF header".to_string();
     let (shoff, entsize, num, strndx) = if wide {
-        (o.u64(&h, 0x28), o.u16(&h, 0x3A), o.u16(&h, 0x3C), o.u16(&h, 0x3E))
+        (
+            o.u64(&h, 0x28),
+            o.u16(&h, 0x3A),
+            o.u16(&h, 0x3C),
+            o.u16(&h, 0x3E),
+        )
     } else {
-        (o.u32(&h, 0x20), o.u16(&h, 0x2E), o.u16(&h, 0x30), o.u16(&h, 0x32))
+        (
+            o.u32(&h, 0x20),
+            o.u16(&h, 0x2E),
+            o.u16(&h, 0x30),
+            o.u16(&h, 0x32),
+        )
     };
     let (shoff, entsize, num, strndx) = (
         shoff.ok_or_else(bad)?,
@@ -84,9 +106,19 @@ pub(super) fn section(src: &dyn ReadAt, wanted: &str) -> Result<Option<Vec<u8>>,
     let at = |i: u64| -> Option<Section> {
         let b = table.get(usize::try_from(i * entsize).ok()?..)?;
         Some(if wide {
-            Section { name: o.u32(b, 0)?, kind: o.u32(b, 4)?, offset: o.u64(b, 0x18)?, size: o.u64(b, 0x20)? }
+            Section {
+                name: o.u32(b, 0)?,
+                kind: o.u32(b, 4)?,
+                offset: o.u64(b, 0x18)?,
+                size: o.u64(b, 0x20)?,
+            }
         } else {
-            Section { name: o.u32(b, 0)?, kind: o.u32(b, 4)?, offset: o.u32(b, 0x10)?, size: o.u32(b, 0x14)? }
+            Section {
+                name: o.u32(b, 0)?,
+                kind: o.u32(b, 4)?,
+                offset: o.u32(b, 0x10)?,
+                size: o.u32(b, 0x14)?,
+            }
         })
     };
     let names = at(strndx).ok_or_else(bad)?;
@@ -146,7 +178,11 @@ pub(super) fn buildinfo(sec: &[u8]) -> Result<(String, String), String> {
     let mut modinfo = string(sec, &mut at).ok_or_else(bad)?;
     // The module information is framed by 16-byte sentinels.
     let n = modinfo.len();
-    modinfo = if n >= 33 && modinfo[n - 17] == b'\n' { &modinfo[16..n - 16] } else { &[] };
+    modinfo = if n >= 33 && modinfo[n - 17] == b'\n' {
+        &modinfo[16..n - 16]
+    } else {
+        &[]
+    };
     Ok((
         String::from_utf8_lossy(version).into_owned(),
         String::from_utf8_lossy(modinfo).into_owned(),
@@ -160,7 +196,10 @@ pub(super) fn modules(modinfo: &str) -> Vec<(bool, String, String)> {
     let mut out: Vec<(bool, String, String)> = Vec::new();
     for line in modinfo.lines() {
         let f: Vec<&str> = line.split('\t').collect();
-        let (path, version) = (f.get(1).copied().unwrap_or(""), f.get(2).copied().unwrap_or(""));
+        let (path, version) = (
+            f.get(1).copied().unwrap_or(""),
+            f.get(2).copied().unwrap_or(""),
+        );
         match f.first().copied() {
             Some("mod") if !path.is_empty() => out.push((true, path.into(), version.into())),
             Some("dep") if !path.is_empty() => out.push((false, path.into(), version.into())),
@@ -207,4 +246,4 @@ pub(super) fn go_packages(f: &LayerFile) -> Result<Vec<Package>, String> {
 
 #[cfg(test)]
 #[path = "elf_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -123,23 +123,50 @@ mod tests {
 
     /// A manifest digest, a base digest, a platform and three packages.
     pub(super) fn subject_fixture() -> (Digest, Digest, crate::platform::Platform, Vec<Package>) {
-        let p = |ecosystem, name: &str, version: &str, purl: &str, path: &str, sha: Option<String>| {
-            Package {
-                ecosystem,
-                name: name.into(),
-                version: version.into(),
-                purl: purl.into(),
-                path: path.into(),
-                sha256: sha,
-            }
-        };
+        let p =
+            |ecosystem, name: &str, version: &str, purl: &str, path: &str, sha: Option<String>| {
+                Package {
+                    ecosystem,
+                    name: name.into(),
+                    version: version.into(),
+                    purl: purl.into(),
+                    path: path.into(),
+                    sha256: sha,
+                }
+            };
         let packages = vec![
-            p(Ecosystem::Npm, "@scope/x", "1.0.0", "pkg:npm/%40scope/x@1.0.0", "/app/package-lock.json", None),
-            p(Ecosystem::Maven, "org.example:lib", "2.0", "pkg:maven/org.example/lib@2.0", "/app/lib.jar", Some("ab".repeat(32))),
-            p(Ecosystem::Python, "Foo_Bar", "3.1", "pkg:pypi/foo-bar@3.1", "/usr/lib/foo_bar-3.1.dist-info/METADATA", None),
+            p(
+                Ecosystem::Npm,
+                "@scope/x",
+                "1.0.0",
+                "pkg:npm/%40scope/x@1.0.0",
+                "/app/package-lock.json",
+                None,
+            ),
+            p(
+                Ecosystem::Maven,
+                "org.example:lib",
+                "2.0",
+                "pkg:maven/org.example/lib@2.0",
+                "/app/lib.jar",
+                Some("ab".repeat(32)),
+            ),
+            p(
+                Ecosystem::Python,
+                "Foo_Bar",
+                "3.1",
+                "pkg:pypi/foo-bar@3.1",
+                "/usr/lib/foo_bar-3.1.dist-info/METADATA",
+                None,
+            ),
         ];
         let platform = "linux/arm64".parse().unwrap();
-        (Digest::of(b"manifest"), Digest::of(b"base"), platform, packages)
+        (
+            Digest::of(b"manifest"),
+            Digest::of(b"base"),
+            platform,
+            packages,
+        )
     }
 
     #[test]
@@ -155,7 +182,10 @@ mod tests {
 
     #[test]
     fn tool_strings_split_at_the_version() {
-        assert_eq!(tool_name_version("ocibuild-0.1.0"), ("ocibuild", Some("0.1.0")));
+        assert_eq!(
+            tool_name_version("ocibuild-0.1.0"),
+            ("ocibuild", Some("0.1.0"))
+        );
         assert_eq!(tool_name_version("my-tool"), ("my-tool", None));
     }
 }

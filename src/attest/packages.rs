@@ -187,8 +187,13 @@ fn npm_package(name: &str, version: &str, path: &str) -> Option<Package> {
 fn npm_manifest(f: &LayerFile) -> Result<Vec<Package>, String> {
     let v = json(f, SMALL_MAX)?;
     let name = v.get("name").and_then(|n| n.as_str()).unwrap_or_default();
-    let version = v.get("version").and_then(|n| n.as_str()).unwrap_or_default();
-    Ok(npm_package(name, version, &f.image_path).into_iter().collect())
+    let version = v
+        .get("version")
+        .and_then(|n| n.as_str())
+        .unwrap_or_default();
+    Ok(npm_package(name, version, &f.image_path)
+        .into_iter()
+        .collect())
 }
 
 /// A lockfile: version 2 and 3's `packages` (keys `node_modules/...`), else version 1's

@@ -114,7 +114,11 @@ pub fn oci(repository: &str, digest: &Digest, arch: Option<&str>, tag: Option<&s
     if let Some(t) = tag {
         q.push(format!("tag={}", encode(t, b"")));
     }
-    let mut s = format!("pkg:oci/{}@{}", encode(&name, b""), encode(digest.as_str(), b""));
+    let mut s = format!(
+        "pkg:oci/{}@{}",
+        encode(&name, b""),
+        encode(digest.as_str(), b"")
+    );
     if !q.is_empty() {
         s.push('?');
         s.push_str(&q.join("&"));

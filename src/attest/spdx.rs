@@ -6,8 +6,8 @@
 //! Deterministic: packages sorted, element ids numbered in that order, the namespace a UUID
 //! derived from the manifest digest, `created` from the subject's epoch; canonical JSON.
 
-pub use super::{BaseImage, SbomSubject};
 use super::{uuid_of, Package};
+pub use super::{BaseImage, SbomSubject};
 use crate::spec::{canonical_json, rfc3339_utc};
 use serde_json::{json, Value};
 
@@ -145,7 +145,11 @@ mod tests {
             .iter()
             .map(|r| {
                 let f = |k: &str| r[k].as_str().unwrap().to_string();
-                (f("spdxElementId"), f("relationshipType"), f("relatedSpdxElement"))
+                (
+                    f("spdxElementId"),
+                    f("relationshipType"),
+                    f("relatedSpdxElement"),
+                )
             })
             .collect();
         assert!(rels.contains(&("SPDXRef-DOCUMENT".into(), "DESCRIBES".into(), IMAGE.into())));

@@ -82,13 +82,19 @@ impl ReadAt for &[u8] {
 }
 
 pub(super) fn le16(b: &[u8], i: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(i..i.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(i..i.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 pub(super) fn le32(b: &[u8], i: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(i..i.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(i..i.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 pub(super) fn le64(b: &[u8], i: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(i..i.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(i..i.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// One central directory entry.
@@ -211,7 +217,8 @@ pub(super) fn data(src: &dyn ReadAt, e: &ZipEntry, max: u64) -> Result<Vec<u8>, 
     if le32(&local, 0) != Some(LOCAL) {
         return Err(format!("{}: bad local header", e.name));
     }
-    let skip = 30 + u64::from(le16(&local, 26).unwrap_or(0)) + u64::from(le16(&local, 28).unwrap_or(0));
+    let skip =
+        30 + u64::from(le16(&local, 26).unwrap_or(0)) + u64::from(le16(&local, 28).unwrap_or(0));
     let start = e.offset.checked_add(skip).ok_or("offset overflows")?;
     let raw = src.bytes_at(start, e.compressed)?;
     match e.method {
@@ -240,7 +247,9 @@ pub(super) fn pom_properties(text: &[u8]) -> Option<(String, String, String)> {
         if line.starts_with('#') || line.starts_with('!') {
             continue;
         }
-        let Some(i) = line.find(['=', ':']) else { continue };
+        let Some(i) = line.find(['=', ':']) else {
+            continue;
+        };
         let (key, value) = (line[..i].trim(), line[i + 1..].trim());
         let slot = match key {
             "groupId" => &mut g,
@@ -260,7 +269,8 @@ fn is_pom(name: &str) -> bool {
 }
 
 fn is_nested_jar(name: &str) -> bool {
-    (name.starts_with("BOOT-INF/lib/") || name.starts_with("WEB-INF/lib/")) && name.ends_with(".jar")
+    (name.starts_with("BOOT-INF/lib/") || name.starts_with("WEB-INF/lib/"))
+        && name.ends_with(".jar")
 }
 
 /// The packages an archive's own `pom.properties` declare (not its nested jars').
@@ -319,4 +329,4 @@ pub(super) fn maven_packages(
 
 #[cfg(test)]
 #[path = "zip_tests.rs"]
-mod tests;
+pub(super) mod tests;
