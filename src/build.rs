@@ -8,8 +8,9 @@
 //! staging directory is removed by the next. On any failure nothing in `OUT` changes and
 //! every failure is reported. `OUT` and the cache directory must lie outside every layer
 //! source. A layer whose source and settings are the same for several platforms (or services)
-//! is built once.
-//! Imports `base`, `config`, `digest`, `image`, `layer`, `layout`, `platform`, `spec`.
+//! is built once, and the packages in it (`attest::packages`) are found once, from the walk,
+//! whether the layer came from the cache or not.
+//! Imports `attest`, `base`, `config`, `digest`, `image`, `layer`, `layout`, `platform`, `spec`.
 
 mod out;
 mod place;
@@ -17,6 +18,7 @@ mod place;
 /// The latest `SOURCE_DATE_EPOCH` a build accepts (see [`image::MAX_EPOCH`]).
 pub use crate::image::MAX_EPOCH;
 
+use crate::attest::packages::{self, Package};
 use crate::base::{self, remote::RemoteOptions, BaseError, ResolvedBase};
 use crate::config::{Config, ConfigError, LayerConfig, Service};
 use crate::digest::Digest;
@@ -67,12 +69,31 @@ struct LayerMaker<'a> {
     workers: &'a layer::compress::Workers,
 }
 
-/// A layer made in this run: its blob, the file holding it, whether the cache had it.
+/// A layer made in this run: its blob, the file holding it, whether the cache had it, the
+/// packages found in it.
 #[derive(Debug, Clone)]
 struct MadeLayer {
     blob: layer::LayerBlob,
     file: PathBuf,
     cached: bool,
+    packages: Vec<Package>,
+}
+
+/// The packages in a layer's regular files (see `attest::packages` for what is looked at).
+fn packages_in(entries: &[layer::walk::Entry]) -> Vec<Package> {
+    let files: Vec<packages::LayerFile> = entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            layer::walk::EntryKind::File { size, path, .. } => Some(packages::LayerFile {
+                image_path: format!("/{}", String::from_utf8_lossy(&e.path)),
+                disk_path: path.clone(),
+                size: *size,
+                executable: e.mode & 0o111 != 0,
+            }),
+            _ => None,
+        })
+        .collect();
+    packages::detect(&files).packages
 }
 
 /// Why a layer could not be made.
@@ -92,6 +113,7 @@ impl LayerMaker<'_> {
         store: &LayoutWriter,
     ) -> Result<MadeLayer, MakeError> {
         let entries = layer::walk::entries(source, lc).map_err(MakeError::Layer)?;
+        let packages = packages_in(&entries);
         let (hit, stat_key) = match self.cache {
             Some(c) => from_cache(c, &entries, lc, self.epoch, self.opts),
             None => (None, None),
@@ -101,6 +123,7 @@ impl LayerMaker<'_> {
                 blob,
                 file,
                 cached: true,
+                packages,
             });
         }
         let layer::Built {
@@ -136,6 +159,7 @@ impl LayerMaker<'_> {
             blob,
             file: path,
             cached: false,
+            packages,
         })
     }
 }
@@ -322,6 +346,10 @@ pub struct LayerReport {
     /// Whether the blob is in the layout (`false`: a registry base's layer, left in its
     /// registry; the push mounts or copies it).
     pub in_layout: bool,
+    /// The packages found in the layer (sorted; the service's own layers only, never a
+    /// base's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<Package>,
 }
 
 /// The registry base a service was built on.
@@ -682,6 +710,7 @@ impl ServiceBuild<'_> {
                 from_base: true,
                 cached: false,
                 in_layout: file.is_some(),
+                packages: Vec::new(),
             });
         }
         Ok(())
@@ -698,7 +727,12 @@ impl ServiceBuild<'_> {
         let rel = lc.source.expand(platform);
         let source = self.config.dir.join(&rel);
         let key = (source.clone(), lc.clone());
-        let MadeLayer { blob, file, cached } = match built.get(&key) {
+        let MadeLayer {
+            blob,
+            file,
+            cached,
+            packages,
+        } = match built.get(&key) {
             Some(made) => made.clone(),
             None => {
                 let made = self
@@ -731,6 +765,7 @@ impl ServiceBuild<'_> {
             from_base: false,
             cached,
             in_layout: true,
+            packages,
         });
         out.added.push(AddedLayer {
             diff_id: blob.diff_id.to_string(),
