@@ -104,8 +104,9 @@ enum MakeError {
 
 impl LayerMaker<'_> {
     /// The layer of `source` with settings `lc`: its blob, the file holding it (in the cache or
-    /// in `store`), and whether it came from the cache. A built layer is stored in `store` and
-    /// recorded in the cache.
+    /// in `store`), whether it came from the cache, and the packages in it (found on a thread
+    /// of their own while the layer is looked up or built, so detection adds no wall time
+    /// to a layer's critical path).
     fn make(
         &self,
         source: &Path,
@@ -113,25 +114,40 @@ impl LayerMaker<'_> {
         store: &LayoutWriter,
     ) -> Result<MadeLayer, MakeError> {
         let entries = layer::walk::entries(source, lc).map_err(MakeError::Layer)?;
-        let packages = packages_in(&entries);
+        std::thread::scope(|s| {
+            let detection = s.spawn(|| packages_in(&entries));
+            let made = self.obtain(&entries, lc, store);
+            let packages = detection.join().unwrap_or_default();
+            made.map(|(blob, file, cached)| MadeLayer {
+                blob,
+                file,
+                cached,
+                packages,
+            })
+        })
+    }
+
+    /// The walked layer `entries` from the cache, else built into `store` and recorded in the
+    /// cache: its blob, its file, whether the cache had it.
+    fn obtain(
+        &self,
+        entries: &[layer::walk::Entry],
+        lc: &LayerConfig,
+        store: &LayoutWriter,
+    ) -> Result<(layer::LayerBlob, PathBuf, bool), MakeError> {
         let (hit, stat_key) = match self.cache {
-            Some(c) => from_cache(c, &entries, lc, self.epoch, self.opts),
+            Some(c) => from_cache(c, entries, lc, self.epoch, self.opts),
             None => (None, None),
         };
         if let Some(layer::cache::CachedLayer { blob, file }) = hit {
-            return Ok(MadeLayer {
-                blob,
-                file,
-                cached: true,
-                packages,
-            });
+            return Ok((blob, file, true));
         }
         let layer::Built {
             blob,
             file: tmp,
             contents,
         } = layer::build_entries(
-            &entries,
+            entries,
             self.epoch,
             &store.tmp_dir(),
             self.opts.codec,
@@ -146,7 +162,7 @@ impl LayerMaker<'_> {
             // The content key of the bytes that went into the layer (not of an earlier read);
             // the stat key is the walk's, and the build checked every file kept that stamp.
             let content =
-                layer::cache::content_key_of(&entries, &contents, lc, self.epoch, self.opts);
+                layer::cache::content_key_of(entries, &contents, lc, self.epoch, self.opts);
             let keys: Vec<&str> = stat_key
                 .iter()
                 .chain(&content)
@@ -155,12 +171,7 @@ impl LayerMaker<'_> {
             // A cache that cannot be written only costs speed next time.
             let _ = c.put(&keys, &blob, &path);
         }
-        Ok(MadeLayer {
-            blob,
-            file: path,
-            cached: false,
-            packages,
-        })
+        Ok((blob, path, false))
     }
 }
 
