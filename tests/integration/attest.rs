@@ -213,3 +213,67 @@ fn the_retail_store_packages_are_found_and_its_sboms_validate() {
         "/app/orders.jar!/BOOT-INF/lib/slf4j-api-2.0.9.jar"
     );
 }
+
+/// Each own layer of a report: (service, platform, cached, packages).
+fn layers(report: &str) -> Vec<(String, String, bool, Vec<Package>)> {
+    let v: Value = serde_json::from_str(report).unwrap();
+    let mut out = Vec::new();
+    for s in v.as_array().unwrap() {
+        for p in s["platforms"].as_array().unwrap() {
+            for l in p["layers"].as_array().unwrap() {
+                if l["from_base"] == true {
+                    continue;
+                }
+                let packages = l
+                    .get("packages")
+                    .map(|v| serde_json::from_value(v.clone()).unwrap())
+                    .unwrap_or_default();
+                out.push((
+                    s["name"].as_str().unwrap().to_string(),
+                    p["platform"].as_str().unwrap().to_string(),
+                    l["cached"].as_bool().unwrap(),
+                    packages,
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn layers_from_the_cache_report_the_same_packages() {
+    let (tmp, project) = retail_store();
+    let cache = tmp.path().join("cache");
+    let build = |out: &str| {
+        ok(ocibuild(
+            &project,
+            &[
+                "build",
+                "--format",
+                "json",
+                "--cache-dir",
+                cache.to_str().unwrap(),
+                "--out",
+                tmp.path().join(out).to_str().unwrap(),
+            ],
+        ))
+    };
+    let cold = layers(&build("a"));
+    let warm = layers(&build("b"));
+    assert!(cold.iter().all(|l| !l.2), "the first build has no cache");
+    assert!(
+        warm.iter().all(|l| l.2),
+        "the second build takes every layer from the cache"
+    );
+    let strip = |v: &[(String, String, bool, Vec<Package>)]| {
+        v.iter()
+            .map(|l| (l.0.clone(), l.1.clone(), l.3.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&cold), strip(&warm));
+    assert_eq!(
+        cold.iter().filter(|l| !l.3.is_empty()).count(),
+        6,
+        "{cold:?}"
+    );
+}
