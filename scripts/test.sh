@@ -2,8 +2,8 @@
 # The whole test suite, runnable on a fresh Debian machine with a Rust toolchain:
 # installs what the tests need (skopeo, umoci, podman, qemu-user-static, an arm64 cross compiler,
 # the CNCF registry docker-registry and htpasswd, Debian trixie's skopeo (scripts/skopeo-trixie.sh,
-# a cache directory), a JDK 17 runtime as a real tree with absolute
-# symlinks, and moto[server] from PyPI),
+# a cache directory), a JDK 17 runtime as a real tree with absolute symlinks, and from PyPI
+# moto[server], spdx-tools and cyclonedx-python-lib),
 # then checks formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +54,15 @@ fi
 # Debian trixie's skopeo (sigstore signing and verification; bookworm's has it patched out), in a
 # cache directory for the signing tests, never installed system-wide.
 bash scripts/skopeo-trixie.sh >/dev/null
+
+# The SBOM validators for the tests: spdx-tools (pyspdxtools) and cyclonedx-python-lib's JSON
+# schema validation, from PyPI.
+if ! { command -v pyspdxtools >/dev/null 2>&1 \
+       && python3 -c "from cyclonedx.validation.json import JsonStrictValidator; import jsonschema" >/dev/null 2>&1; }; then
+  echo "installing: spdx-tools, cyclonedx-python-lib[json-validation] (PyPI)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check spdx-tools 'cyclonedx-python-lib[json-validation]' \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages spdx-tools 'cyclonedx-python-lib[json-validation]'
+fi
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -8,8 +8,9 @@
 //! staging directory is removed by the next. On any failure nothing in `OUT` changes and
 //! every failure is reported. `OUT` and the cache directory must lie outside every layer
 //! source. A layer whose source and settings are the same for several platforms (or services)
-//! is built once.
-//! Imports `base`, `config`, `digest`, `image`, `layer`, `layout`, `platform`, `spec`.
+//! is built once, and the packages in it (`attest::packages`) are found once, from the walk,
+//! whether the layer came from the cache or not.
+//! Imports `attest`, `base`, `config`, `digest`, `image`, `layer`, `layout`, `platform`, `spec`.
 
 mod out;
 mod place;
@@ -17,6 +18,7 @@ mod place;
 /// The latest `SOURCE_DATE_EPOCH` a build accepts (see [`image::MAX_EPOCH`]).
 pub use crate::image::MAX_EPOCH;
 
+use crate::attest::packages::{self, Package};
 use crate::base::{self, remote::RemoteOptions, BaseError, ResolvedBase};
 use crate::config::{Config, ConfigError, LayerConfig, Service};
 use crate::digest::Digest;
@@ -67,12 +69,31 @@ struct LayerMaker<'a> {
     workers: &'a layer::compress::Workers,
 }
 
-/// A layer made in this run: its blob, the file holding it, whether the cache had it.
+/// A layer made in this run: its blob, the file holding it, whether the cache had it, the
+/// packages found in it.
 #[derive(Debug, Clone)]
 struct MadeLayer {
     blob: layer::LayerBlob,
     file: PathBuf,
     cached: bool,
+    packages: Vec<Package>,
+}
+
+/// The packages in a layer's regular files (see `attest::packages` for what is looked at).
+fn packages_in(entries: &[layer::walk::Entry]) -> Vec<Package> {
+    let files: Vec<packages::LayerFile> = entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            layer::walk::EntryKind::File { size, path, .. } => Some(packages::LayerFile {
+                image_path: format!("/{}", String::from_utf8_lossy(&e.path)),
+                disk_path: path.clone(),
+                size: *size,
+                executable: e.mode & 0o111 != 0,
+            }),
+            _ => None,
+        })
+        .collect();
+    packages::detect(&files).packages
 }
 
 /// Why a layer could not be made.
@@ -83,8 +104,9 @@ enum MakeError {
 
 impl LayerMaker<'_> {
     /// The layer of `source` with settings `lc`: its blob, the file holding it (in the cache or
-    /// in `store`), and whether it came from the cache. A built layer is stored in `store` and
-    /// recorded in the cache.
+    /// in `store`), whether it came from the cache, and the packages in it (found on a thread
+    /// of their own while the layer is looked up or built, so detection adds no wall time
+    /// to a layer's critical path).
     fn make(
         &self,
         source: &Path,
@@ -92,23 +114,40 @@ impl LayerMaker<'_> {
         store: &LayoutWriter,
     ) -> Result<MadeLayer, MakeError> {
         let entries = layer::walk::entries(source, lc).map_err(MakeError::Layer)?;
+        std::thread::scope(|s| {
+            let detection = s.spawn(|| packages_in(&entries));
+            let made = self.obtain(&entries, lc, store);
+            let packages = detection.join().unwrap_or_default();
+            made.map(|(blob, file, cached)| MadeLayer {
+                blob,
+                file,
+                cached,
+                packages,
+            })
+        })
+    }
+
+    /// The walked layer `entries` from the cache, else built into `store` and recorded in the
+    /// cache: its blob, its file, whether the cache had it.
+    fn obtain(
+        &self,
+        entries: &[layer::walk::Entry],
+        lc: &LayerConfig,
+        store: &LayoutWriter,
+    ) -> Result<(layer::LayerBlob, PathBuf, bool), MakeError> {
         let (hit, stat_key) = match self.cache {
-            Some(c) => from_cache(c, &entries, lc, self.epoch, self.opts),
+            Some(c) => from_cache(c, entries, lc, self.epoch, self.opts),
             None => (None, None),
         };
         if let Some(layer::cache::CachedLayer { blob, file }) = hit {
-            return Ok(MadeLayer {
-                blob,
-                file,
-                cached: true,
-            });
+            return Ok((blob, file, true));
         }
         let layer::Built {
             blob,
             file: tmp,
             contents,
         } = layer::build_entries(
-            &entries,
+            entries,
             self.epoch,
             &store.tmp_dir(),
             self.opts.codec,
@@ -123,7 +162,7 @@ impl LayerMaker<'_> {
             // The content key of the bytes that went into the layer (not of an earlier read);
             // the stat key is the walk's, and the build checked every file kept that stamp.
             let content =
-                layer::cache::content_key_of(&entries, &contents, lc, self.epoch, self.opts);
+                layer::cache::content_key_of(entries, &contents, lc, self.epoch, self.opts);
             let keys: Vec<&str> = stat_key
                 .iter()
                 .chain(&content)
@@ -132,11 +171,7 @@ impl LayerMaker<'_> {
             // A cache that cannot be written only costs speed next time.
             let _ = c.put(&keys, &blob, &path);
         }
-        Ok(MadeLayer {
-            blob,
-            file: path,
-            cached: false,
-        })
+        Ok((blob, path, false))
     }
 }
 
@@ -322,6 +357,10 @@ pub struct LayerReport {
     /// Whether the blob is in the layout (`false`: a registry base's layer, left in its
     /// registry; the push mounts or copies it).
     pub in_layout: bool,
+    /// The packages found in the layer (sorted; the service's own layers only, never a
+    /// base's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<Package>,
 }
 
 /// The registry base a service was built on.
@@ -682,6 +721,7 @@ impl ServiceBuild<'_> {
                 from_base: true,
                 cached: false,
                 in_layout: file.is_some(),
+                packages: Vec::new(),
             });
         }
         Ok(())
@@ -698,7 +738,12 @@ impl ServiceBuild<'_> {
         let rel = lc.source.expand(platform);
         let source = self.config.dir.join(&rel);
         let key = (source.clone(), lc.clone());
-        let MadeLayer { blob, file, cached } = match built.get(&key) {
+        let MadeLayer {
+            blob,
+            file,
+            cached,
+            packages,
+        } = match built.get(&key) {
             Some(made) => made.clone(),
             None => {
                 let made = self
@@ -731,6 +776,7 @@ impl ServiceBuild<'_> {
             from_base: false,
             cached,
             in_layout: true,
+            packages,
         });
         out.added.push(AddedLayer {
             diff_id: blob.diff_id.to_string(),

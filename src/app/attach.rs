@@ -5,21 +5,31 @@
 //! before the tags.
 
 use super::{AppError, Env};
+use crate::attest::packages::Package;
 use crate::attest::provenance::{self, GitHubRun, Provenance};
-use crate::config::{AttestSettings, Config};
+use crate::attest::{cyclonedx, spdx, BaseImage, SbomSubject};
+use crate::build::ServiceReport;
+use crate::config::{AttestSettings, Config, SbomFormat};
 use crate::digest::Digest;
 use crate::oci::referrers::{self, Subject};
-use crate::oci::{Doc, ImageGraph};
+use crate::oci::{Doc, ImageGraph, PlatformImage};
 use crate::sign::{cosign, SigningKey};
 use crate::transfer::{AttachKind, Attachment, Signed};
+use std::collections::HashMap;
 
 /// The in-toto artifact type.
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+/// The SPDX artifact type.
+pub const SPDX: &str = "application/spdx+json";
+/// The CycloneDX artifact type.
+pub const CYCLONEDX: &str = "application/vnd.cyclonedx+json";
 
 /// What to attach, settled once per push.
 pub struct Attach {
     /// Formats and switches (config, then flags).
     pub settings: AttestSettings,
+    /// `SOURCE_DATE_EPOCH`.
+    pub epoch: u64,
     /// `created` of every artifact (RFC 3339 of `SOURCE_DATE_EPOCH`).
     pub created: String,
     /// The GitHub Actions run, if this is one.
@@ -32,6 +42,9 @@ pub struct Attach {
     pub config_digest: Digest,
     /// The signing key, when one is configured (loaded before any work).
     pub key: Option<SigningKey>,
+    /// The packages the build found, per platform manifest digest (empty for pushed
+    /// layouts that were not built in this run: their SBOMs list the image and its base).
+    pub packages: HashMap<String, Vec<Package>>,
 }
 
 /// `ocibuild-<version>`.
@@ -60,16 +73,30 @@ impl Attach {
         );
         Ok(Attach {
             settings,
+            epoch,
             created: crate::spec::rfc3339_utc(epoch),
             github: github_run(env),
             commit: commit.or_else(|| env("GITHUB_SHA")),
             config_path,
             config_digest: Digest::of(&text),
             key,
+            packages: HashMap::new(),
         })
     }
 
-    /// The artifacts for `graph`, pushed as `repository` (`host/path`) for `service`.
+    /// Remember the packages `built` found, per platform manifest.
+    pub fn add_packages(&mut self, built: &[ServiceReport]) {
+        for p in built.iter().flat_map(|s| &s.platforms) {
+            let mut found: Vec<Package> =
+                p.layers.iter().flat_map(|l| l.packages.clone()).collect();
+            found.sort();
+            found.dedup();
+            self.packages.insert(p.manifest_digest.clone(), found);
+        }
+    }
+
+    /// The artifacts for `graph`, pushed as `repository` (`host/path`) for `service`: an SBOM
+    /// per platform manifest, and the provenance statement about the whole.
     pub fn artifacts(
         &self,
         service: &str,
@@ -77,10 +104,56 @@ impl Attach {
         graph: &ImageGraph,
     ) -> Vec<Attachment> {
         let mut out = Vec::new();
+        if self.settings.sbom != SbomFormat::None {
+            let mut seen = Vec::new();
+            for img in &graph.images {
+                if !seen.contains(&&img.doc.digest) {
+                    seen.push(&img.doc.digest);
+                    out.extend(self.sbom(repository, img));
+                }
+            }
+        }
         if self.settings.provenance {
             out.push(self.provenance(service, repository, graph));
         }
         out
+    }
+
+    /// The SBOM of one platform image (none when its platform string cannot be read).
+    fn sbom(&self, repository: &str, img: &PlatformImage) -> Option<Attachment> {
+        let platform: crate::platform::Platform = img.platform.parse().ok()?;
+        let base_digest = img.base.as_ref().and_then(|b| b.digest.parse().ok());
+        let base = match (&img.base, &base_digest) {
+            (Some(b), Some(d)) => Some(BaseImage {
+                name: &b.name,
+                digest: d,
+            }),
+            _ => None,
+        };
+        let none = Vec::new();
+        let tool = tool();
+        let subject = SbomSubject {
+            repository,
+            manifest_digest: &img.doc.digest,
+            platform: &platform,
+            base,
+            packages: self.packages.get(img.doc.digest.as_str()).unwrap_or(&none),
+            created: self.epoch,
+            tool: &tool,
+        };
+        let (artifact_type, document) = match self.settings.sbom {
+            SbomFormat::Cyclonedx => (CYCLONEDX, cyclonedx::cyclonedx(&subject)),
+            _ => (SPDX, spdx::spdx(&subject)),
+        };
+        Some(Attachment {
+            kind: AttachKind::Sbom,
+            artifact: referrers::artifact(
+                artifact_type,
+                document,
+                &self::subject(&img.doc),
+                &self.created,
+            ),
+        })
     }
 
     fn provenance(&self, service: &str, repository: &str, graph: &ImageGraph) -> Attachment {

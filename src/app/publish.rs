@@ -148,7 +148,7 @@ pub fn publish(
     let git = Git::open(&config.dir).ok();
     // Where it goes and what it carries (the signing key loaded, its password checked) are
     // settled before any work, unless nothing will be pushed.
-    let target = match no_push {
+    let mut target = match no_push {
         None => Some((
             destination(req, &config)?,
             attach_plan(req, &config, git.as_ref(), env)?,
@@ -176,6 +176,9 @@ pub fn publish(
                 events,
             };
             let (out, built) = run.build(remote.clone())?;
+            if let Some((_, attach)) = target.as_mut() {
+                attach.add_packages(&built);
+            }
             if let Some(why) = no_push {
                 return Ok(Publish::NotPushed {
                     why,

@@ -16,17 +16,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "app",
         &[
-            "base", "build", "config", "digest", "ecr", "layer", "oci", "plan", "platform",
-            "registry", "sign", "spec", "transfer",
+            "attest", "base", "build", "config", "digest", "ecr", "layer", "oci", "plan",
+            "platform", "registry", "sign", "spec", "transfer",
         ],
     ),
     ("transfer", &["digest", "oci", "registry", "sign", "spec"]),
     (
         "build",
         &[
-            "base", "config", "digest", "image", "layer", "layout", "oci", "platform", "spec",
+            "attest", "base", "config", "digest", "image", "layer", "layout", "oci", "platform",
+            "spec",
         ],
     ),
+    ("attest", &["digest", "platform", "spec"]),
     ("ecr", &["config", "digest", "registry", "spec"]),
     ("plan", &["config", "digest", "platform", "spec"]),
     (

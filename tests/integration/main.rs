@@ -6,6 +6,7 @@ mod common;
 #[path = "../support/fake_http.rs"]
 mod fake_http;
 
+mod attest;
 mod build;
 mod ci;
 mod dependencies;

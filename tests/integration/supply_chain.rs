@@ -213,7 +213,10 @@ fn a_registry_with_the_referrers_api_gets_no_referrers_tag_and_verify_reads_the_
     // No fallback tag in the registry behind the proxy.
     assert_eq!(referrers(&reg, repo, index), vec![]);
     let indexed = proxy.referrers.as_ref().unwrap().lock().unwrap().len();
-    assert_eq!(indexed, 1, "the provenance statement");
+    assert_eq!(
+        indexed, 3,
+        "the provenance statement and an SBOM per platform"
+    );
     let out = ok(verify_cart(&p, &proxy.host(), &["--format", "json"]));
     let v: Value = serde_json::from_str(&out).unwrap();
     let index_check = &v["services"][0]["subjects"][0];
