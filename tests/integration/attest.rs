@@ -67,7 +67,7 @@ fn summary(packages: &[Package]) -> Vec<(Ecosystem, &str, &str, &str, bool)> {
 }
 
 /// `pyspdxtools -i FILE` parses and validates; it exits non-zero on an invalid document.
-fn validate_spdx(file: &Path) {
+pub fn validate_spdx(file: &Path) {
     let out = run(Command::new("pyspdxtools").arg("-i").arg(file));
     assert!(
         !out.to_lowercase().contains("invalid"),
@@ -77,7 +77,7 @@ fn validate_spdx(file: &Path) {
 }
 
 /// Validate every file in one Python process (loading the schema takes a while).
-fn validate_cyclonedx(files: &[PathBuf]) {
+pub fn validate_cyclonedx(files: &[PathBuf]) {
     let check = r#"
 import sys
 from cyclonedx.schema import SchemaVersion

@@ -428,3 +428,97 @@ fn a_bad_signing_key_stops_the_push_before_any_work() {
     ));
     assert!(err.contains("spdx"), "{err}");
 }
+
+/// The SBOM documents attached to each platform manifest of `report`'s image in `repo`,
+/// written to files in `dir`.
+fn pushed_sboms(
+    reg: &TestRegistry,
+    report: &Value,
+    repo: &str,
+    kind: &str,
+    dir: &Path,
+) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for m in report["manifest_digests"].as_array().unwrap() {
+        let m = m.as_str().unwrap();
+        let listed = referrers(reg, repo, m);
+        let sboms: Vec<_> = listed.iter().filter(|(t, _)| t == kind).collect();
+        assert_eq!(sboms.len(), 1, "{m}: {listed:?}");
+        let file = dir.join(format!("{}.json", &m[7..19]));
+        fs::write(&file, document(reg, repo, &sboms[0].1, m)).unwrap();
+        files.push(file);
+    }
+    files
+}
+
+#[test]
+fn each_platform_manifest_carries_an_sbom_the_spdx_and_cyclonedx_validators_accept() {
+    require("pyspdxtools");
+    require("curl");
+    let reg = TestRegistry::start(None);
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let rep = tmp.path().join("report.json");
+    let args = [
+        "--registry",
+        &reg.host(),
+        "--tag",
+        "v1",
+        "--service",
+        "checkout",
+        "--report",
+        rep.to_str().unwrap(),
+    ];
+    ok(push(&p, &cfg, &args));
+    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
+    let repo = r[0]["repository"].as_str().unwrap();
+    let files = pushed_sboms(&reg, &r[0], repo, "application/spdx+json", tmp.path());
+    assert_eq!(files.len(), 2, "one per platform");
+    for (f, m) in files
+        .iter()
+        .zip(r[0]["manifest_digests"].as_array().unwrap())
+    {
+        crate::attest::validate_spdx(f);
+        let doc: Value = serde_json::from_slice(&fs::read(f).unwrap()).unwrap();
+        let purls: Vec<String> = doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["referenceLocator"].as_str().map(str::to_string))
+            .collect();
+        let hex = m.as_str().unwrap().trim_start_matches("sha256:");
+        assert!(
+            purls
+                .iter()
+                .any(|u| u.starts_with("pkg:oci/") && u.contains(hex)),
+            "{purls:?}"
+        );
+        assert!(
+            purls.iter().any(|u| u == "pkg:npm/express@4.18.2"),
+            "{purls:?}"
+        );
+    }
+    // The same image again with CycloneDX: the schema validator accepts it.
+    let args = [
+        "--registry",
+        &reg.host(),
+        "--tag",
+        "v1",
+        "--service",
+        "checkout",
+        "--sbom",
+        "cyclonedx",
+        "--report",
+        rep.to_str().unwrap(),
+    ];
+    ok(push(&p, &cfg, &args));
+    let files = pushed_sboms(
+        &reg,
+        &r[0],
+        repo,
+        "application/vnd.cyclonedx+json",
+        tmp.path(),
+    );
+    crate::attest::validate_cyclonedx(&files);
+}
