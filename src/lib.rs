@@ -3,7 +3,8 @@
 //! Layers, top to bottom (ARCHITECTURE.md; enforced by `tests/integration/layering.rs`):
 //! `cli` (flags in, text out, exit codes) > `app` (one use case per command) > `build`,
 //! `transfer`, `ecr`, `plan` > `base` > `oci` (the image graph and its one reader) > `image`,
-//! `layer`, `layout`, `registry`, `sign` > `config`, `reference`, `platform`, `spec`, `digest`.
+//! `layer`, `layout`, `registry`, `attest` (packages found in layers, SBOMs, provenance), `sign`
+//! (keys, cosign's signatures) > `config`, `reference`, `platform`, `spec`, `digest`.
 //! The `cli` module is the only place that prints or picks exit codes.
 
 pub mod app;

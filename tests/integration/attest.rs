@@ -50,7 +50,10 @@ fn build_report(project: &Path, out: &Path) -> Found {
     found
 }
 
-fn summary(packages: &[Package]) -> Vec<(Ecosystem, &str, &str, &str, bool)> {
+/// A package as the test compares it: ecosystem, name, version, purl, whether it has a hash.
+type Summary<'a> = (Ecosystem, &'a str, &'a str, &'a str, bool);
+
+fn summary(packages: &[Package]) -> Vec<Summary<'_>> {
     packages
         .iter()
         .map(|p| {
@@ -104,7 +107,7 @@ fn the_retail_store_packages_are_found_and_its_sboms_validate() {
     let (tmp, project) = retail_store();
     let found = build_report(&project, &tmp.path().join("out"));
     use Ecosystem::*;
-    let want: BTreeMap<&str, Vec<(Ecosystem, &str, &str, &str, bool)>> = [
+    let want: BTreeMap<&str, Vec<Summary>> = [
         ("cart", vec![]),
         ("catalog", vec![]),
         (
