@@ -155,16 +155,25 @@ fn main() {
     let px = proxy::FaultProxy::start(port, rule, false);
     let host = px.host();
 
-    let ocibuild_push = |prefix: &str| {
+    let key = t.path().join("signing.pem");
+    ok(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+        .arg(&key));
+    let key = key.to_string_lossy().into_owned();
+    let ocibuild_push = |prefix: &str, extra: &[&str]| {
         let s = Instant::now();
         ok(Command::new(bin)
             .current_dir(&root)
             .args(["push", "-q", "--layout"])
             .arg(&layouts)
             .args(["--registry", &format!("{host}/{prefix}"), "--jobs", "8"])
+            .args(extra)
             .env("DOCKER_CONFIG", t.path()));
         s.elapsed()
     };
+    let bare = |prefix: &str| ocibuild_push(prefix, &["--sbom", "none", "--no-provenance"]);
+    let attested = |prefix: &str| ocibuild_push(prefix, &[]);
+    let signed = |prefix: &str| ocibuild_push(prefix, &["--sign-key", &key]);
     let skopeo_run = |prefix: &str| {
         let s = Instant::now();
         skopeo_script(&layouts, &format!("{host}/{prefix}"));
@@ -173,12 +182,14 @@ fn main() {
 
     let mut rows = Vec::new();
     for (tool, run) in [
-        ("ocibuild push", &ocibuild_push as &dyn Fn(&str) -> Duration),
+        ("ocibuild push", &attested as &dyn Fn(&str) -> Duration),
         ("skopeo copy --all x5", &skopeo_run),
+        ("ocibuild push, nothing attached", &bare),
+        ("ocibuild push, signed too", &signed),
     ] {
         let (mut cold, mut warm) = (Vec::new(), Vec::new());
         for r in 0..RUNS {
-            let prefix = format!("{}-{r}", tool.split(' ').next().unwrap());
+            let prefix = format!("{}-{r}", tool.replace([' ', ',', '-'], ""));
             cold.push(run(&prefix));
             warm.push(run(&prefix));
         }
@@ -187,7 +198,7 @@ fn main() {
     }
     let (o, s) = (&rows[0], &rows[1]);
     println!("push of 5 services x 2 platforms (40 MiB runtime shared, 40 MiB app each), 30 ms added per request; median of {RUNS}");
-    println!("| scenario | ocibuild push | skopeo copy --all, one service after another | skopeo / ocibuild |");
+    println!("| scenario | ocibuild push (SBOM + provenance) | skopeo copy --all, one service after another | skopeo / ocibuild |");
     println!("|---|---|---|---|");
     println!(
         "| cold | {:.2} s | {:.2} s | {:.1}x |",
@@ -201,6 +212,22 @@ fn main() {
         s.2.as_secs_f64(),
         s.2.as_secs_f64() / o.2.as_secs_f64()
     );
+    let (b, g) = (&rows[2], &rows[3]);
+    println!();
+    println!("the cost of attaching, same run: nothing attached / SBOM per platform + provenance (the default) / and signatures");
+    println!("| scenario | nothing attached | default | default / nothing | signed too | signed / nothing |");
+    println!("|---|---|---|---|---|---|");
+    for (name, i) in [("cold", 1), ("warm", 2)] {
+        let pick = |r: &(&str, Duration, Duration)| if i == 1 { r.1 } else { r.2 }.as_secs_f64();
+        println!(
+            "| {name} | {:.2} s | {:.2} s | {:.2}x | {:.2} s | {:.2}x |",
+            pick(b),
+            pick(o),
+            pick(o) / pick(b),
+            pick(g),
+            pick(g) / pick(b)
+        );
+    }
 
     registry_base(t.path(), &root, &host, port);
     let _ = registry.kill();
