@@ -129,8 +129,7 @@ impl VerifyReport {
 }
 
 /// Read what is attached to each requested service's image.
-pub fn verify(req: &VerifyRequest, env: super::Env<'_>) -> Result<VerifyReport, AppError> {
-    let _ = env;
+pub fn verify(req: &VerifyRequest) -> Result<VerifyReport, AppError> {
     let config = Config::find_and_load(req.config.as_deref())?;
     super::check_services(&config, &req.services)?;
     let digest = match &req.digest {

@@ -73,12 +73,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             render::json(&p.document)
         }
         Command::Plan(a) => plan(&a, &env),
-        Command::Verify(a) => verify(&a, &env),
+        Command::Verify(a) => verify(&a),
     }
 }
 
-fn verify(a: &args::VerifyArgs, env: Env<'_>) -> anyhow::Result<()> {
-    let report = app::verify::verify(&a.request(), env)?;
+fn verify(a: &args::VerifyArgs) -> anyhow::Result<()> {
+    let report = app::verify::verify(&a.request())?;
     match a.format {
         Format::Json => render::json(&report)?,
         Format::Text => render::verify_text(&report),

@@ -158,7 +158,7 @@ impl Registry for Fake {
         &self,
         repo: &str,
         reference: &str,
-        media_type: &str,
+        _media_type: &str,
         bytes: &[u8],
     ) -> Result<Stored, RegistryError> {
         let short = reference
@@ -182,7 +182,6 @@ impl Registry for Fake {
             .insert((repo.into(), reference.into()), bytes.to_vec());
         s.docs
             .insert((repo.into(), Digest::of(bytes).to_string()), bytes.to_vec());
-        let _ = media_type;
         let has_subject = serde_json::from_slice::<serde_json::Value>(bytes)
             .is_ok_and(|v| v.get("subject").is_some());
         Ok(Stored {
