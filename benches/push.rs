@@ -157,7 +157,14 @@ fn main() {
 
     let key = t.path().join("signing.pem");
     ok(Command::new("openssl")
-        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
         .arg(&key));
     let key = key.to_string_lossy().into_owned();
     let ocibuild_push = |prefix: &str, extra: &[&str]| {

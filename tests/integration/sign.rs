@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 /// Trixie's skopeo, fetched once per run by scripts/skopeo-trixie.sh. None (with a note) only
 /// when the script cannot provide it outside CI; under CI a missing one fails the test.
-fn trixie_skopeo() -> Option<PathBuf> {
+pub fn trixie_skopeo() -> Option<PathBuf> {
     static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
     let found = PATH.get_or_init(|| {
         let out = Command::new("bash")
@@ -58,7 +58,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// A P-256 key made by `openssl genpkey` in `dir/<name>.pem`, its public key in `<name>.pub`.
-fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let (key, pubk) = (format!("{name}.pem"), format!("{name}.pub"));
     openssl(
         &[
@@ -344,7 +344,7 @@ fn put_signatures(
 }
 
 /// A registries.d directory turning sigstore attachments on for every registry.
-fn registries_d(dir: &Path) -> PathBuf {
+pub fn registries_d(dir: &Path) -> PathBuf {
     let d = dir.join("registries.d");
     fs::create_dir_all(&d).unwrap();
     fs::write(
@@ -356,7 +356,7 @@ fn registries_d(dir: &Path) -> PathBuf {
 }
 
 /// A policy accepting only images of `scope` signed (sigstore) by the key in `pub_key`.
-fn policy(dir: &Path, scope: &str, pub_key: &Path) -> PathBuf {
+pub fn policy(dir: &Path, scope: &str, pub_key: &Path) -> PathBuf {
     let p = serde_json::json!({
         "default": [{"type": "reject"}],
         "transports": {"docker": {scope: [{
@@ -373,8 +373,16 @@ fn policy(dir: &Path, scope: &str, pub_key: &Path) -> PathBuf {
     file
 }
 
-/// `skopeo copy` of `image` to an OCI layout under `policy`: its output on failure.
-fn pull_with_policy(skopeo: &Path, dir: &Path, image: &str, policy: &Path) -> Result<(), String> {
+/// `skopeo copy` of `image` to an OCI layout under `policy`: its output on failure. `all`
+/// copies every platform of an index, each checked against the policy (the index's own
+/// signature is not); else skopeo picks one platform.
+pub fn pull_with_policy(
+    skopeo: &Path,
+    dir: &Path,
+    image: &str,
+    policy: &Path,
+    all: bool,
+) -> Result<(), String> {
     let dest = dir.join("pulled");
     let _ = fs::remove_dir_all(&dest);
     let out = Command::new(skopeo)
@@ -383,6 +391,7 @@ fn pull_with_policy(skopeo: &Path, dir: &Path, image: &str, policy: &Path) -> Re
         .arg("--registries.d")
         .arg(registries_d(dir))
         .args(["copy", "--src-tls-verify=false", "--remove-signatures"])
+        .args(all.then_some("--all"))
         .arg(format!("docker://{image}"))
         .arg(format!("oci:{}:pulled", dest.display()))
         .output()
@@ -458,7 +467,7 @@ impl Env {
     fn pull(&self, pub_key: &Path) -> Result<(), String> {
         let policy = policy(self.dir.path(), &self.image(), pub_key);
         let v1 = format!("{}:v1", self.image());
-        pull_with_policy(&self.skopeo, self.dir.path(), &v1, &policy)
+        pull_with_policy(&self.skopeo, self.dir.path(), &v1, &policy, false)
     }
 
     fn get(&self, reference: &str) -> Vec<u8> {
