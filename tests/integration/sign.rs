@@ -185,7 +185,7 @@ fn other_algorithms_from_openssl_are_named() {
 }
 
 /// A key pair by `skopeo generate-sigstore-key` in `dir`: (K.private, K.pub, passphrase).
-fn skopeo_key(skopeo: &Path, dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
+pub fn skopeo_key(skopeo: &Path, dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
     let pass = format!("pass of {name}");
     let pass_file = dir.join(format!("{name}.pass"));
     fs::write(&pass_file, &pass).unwrap();

@@ -428,3 +428,73 @@ fn each_platform_manifest_carries_an_sbom_the_spdx_and_cyclonedx_validators_acce
     );
     crate::attest::validate_cyclonedx(&files);
 }
+
+#[test]
+fn a_skopeo_key_signs_a_push_and_verify_accepts_skopeos_own_signatures_too() {
+    let Some(skopeo) = trixie_skopeo() else {
+        return;
+    };
+    let reg = TestRegistry::start(None);
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let (key, public, pass) = crate::sign::skopeo_key(&skopeo, tmp.path(), "team");
+    // ocibuild signs with skopeo's encrypted key, its password in COSIGN_PASSWORD.
+    let out = Command::new(env!("CARGO_BIN_EXE_ocibuild"))
+        .args([
+            "push",
+            "--registry",
+            &reg.host(),
+            "--service",
+            "cart",
+            "--tag",
+            "v1",
+        ])
+        .current_dir(&p)
+        .env("SOURCE_DATE_EPOCH", "0")
+        .env("DOCKER_CONFIG", &cfg)
+        .env("OCIBUILD_SIGN_KEY", &key)
+        .env("COSIGN_PASSWORD", &pass)
+        .output()
+        .unwrap();
+    ok(out);
+    // skopeo signs the same image (the index) with the same key.
+    let pass_file = tmp.path().join("team.pass");
+    let image = format!("{}/retail-store-cart", reg.host());
+    run(Command::new(&skopeo)
+        .arg("--insecure-policy")
+        .arg("--registries.d")
+        .arg(crate::sign::registries_d(tmp.path()))
+        .args([
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ])
+        .arg("--sign-by-sigstore-private-key")
+        .arg(&key)
+        .arg("--sign-passphrase-file")
+        .arg(&pass_file)
+        .arg(format!("docker://{image}:v1"))
+        .arg(format!("docker://{image}:v1")));
+    let out = ok(verify_cart(
+        &p,
+        &reg.host(),
+        &["--key", public.to_str().unwrap(), "--format", "json"],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let subjects = v["services"][0]["subjects"].as_array().unwrap();
+    assert_eq!(subjects.len(), 3);
+    let index_sigs = subjects[0]["signatures"].as_array().unwrap();
+    assert_eq!(index_sigs.len(), 2, "ocibuild's and skopeo's: {out}");
+    assert!(index_sigs.iter().all(|s| s["valid"] == true), "{out}");
+    for s in subjects {
+        assert!(
+            s["signatures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["valid"] == true),
+            "{out}"
+        );
+    }
+}
