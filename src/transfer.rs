@@ -109,6 +109,12 @@ pub trait Registry: Sync {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Stored, RegistryError>;
+    /// The referrers index of `digest` from the referrers API (`None`: no such API).
+    async fn referrers(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<u8>>, RegistryError>;
     /// The manifest `reference` (a tag or digest) of `repo`, if there is one.
     async fn get_manifest(
         &self,

@@ -16,6 +16,7 @@ use crate::oci::referrers::{self, Artifact};
 use crate::oci::{BlobAt, BlobRef};
 use crate::registry::error::RegistryError;
 use crate::sign::cosign::{self, Signature};
+use crate::spec::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -56,63 +57,104 @@ pub struct Attached {
     pub stored: String,
 }
 
-/// Put `items` into `repo` (or, on a dry run, say what would be put).
+/// What storing one artifact found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Put {
+    /// Stored, and the registry answered `OCI-Subject`: indexed for the referrers API.
+    Indexed,
+    /// Stored without `OCI-Subject`: the registry has no referrers API.
+    Unindexed,
+    /// Already there (a rerun): how it is found is settled per subject.
+    Existed,
+}
+
+/// Put `items` into `repo` (or, on a dry run, say what would be put): every artifact at once
+/// (a `HEAD` first, so a rerun writes nothing), then, per subject at once, the referrers tag
+/// where the registry has no referrers API.
 pub(super) async fn artifacts<R: Registry>(
     registry: &R,
     repo: &str,
     items: &[Attachment],
     dry_run: bool,
 ) -> Result<Vec<Attached>, TransferError> {
-    let mut out = Vec::new();
-    // Per subject, the artifacts the registry did not index (the tag schema's work).
-    let mut untracked: BTreeMap<Digest, Vec<usize>> = BTreeMap::new();
-    for (i, item) in items.iter().enumerate() {
-        let a = &item.artifact;
-        let stored = if dry_run {
-            "would attach".to_string()
-        } else {
-            put_blobs(registry, repo, &a.blobs).await?;
-            let put = registry
-                .put_manifest(
-                    repo,
-                    a.digest.as_str(),
-                    crate::spec::MEDIA_TYPE_MANIFEST,
-                    &a.manifest,
-                )
-                .await
-                .map_err(TransferError::Manifest)?;
-            if put.referrers_api {
-                "referrers API".to_string()
-            } else {
-                untracked
-                    .entry(a.subject.digest.clone())
-                    .or_default()
-                    .push(i);
-                format!("tag {}", referrers::referrers_tag(&a.subject.digest))
-            }
-        };
-        out.push(Attached {
-            kind: item.kind,
-            artifact_type: a.artifact_type.clone(),
-            subject: a.subject.digest.to_string(),
-            digest: a.digest.to_string(),
-            stored,
-        });
+    let report = |item: &Attachment, stored: String| Attached {
+        kind: item.kind,
+        artifact_type: item.artifact.artifact_type.clone(),
+        subject: item.artifact.subject.digest.to_string(),
+        digest: item.artifact.digest.to_string(),
+        stored,
+    };
+    if dry_run {
+        return Ok(items
+            .iter()
+            .map(|i| report(i, "would attach".into()))
+            .collect());
     }
-    for (subject, which) in untracked {
+    let puts = items.iter().map(|i| store(registry, repo, &i.artifact));
+    let puts = futures_util::future::try_join_all(puts).await?;
+    // Per subject, the artifacts the referrers API has not (or not known to have) indexed.
+    let mut pending: BTreeMap<&Digest, Vec<usize>> = BTreeMap::new();
+    for (i, put) in puts.iter().enumerate() {
+        if *put != Put::Indexed {
+            pending
+                .entry(&items[i].artifact.subject.digest)
+                .or_default()
+                .push(i);
+        }
+    }
+    let schema = pending.iter().map(|(subject, which)| {
         let add: Vec<&Artifact> = which.iter().map(|&i| &items[i].artifact).collect();
-        tag_schema(registry, repo, &subject, &add).await?;
-    }
-    Ok(out)
+        let known = which.iter().any(|&i| puts[i] == Put::Unindexed);
+        async move {
+            let api = tag_schema(registry, repo, subject, &add, known).await?;
+            Ok::<_, TransferError>((*subject, api))
+        }
+    });
+    let by_api: BTreeMap<&Digest, bool> = futures_util::future::try_join_all(schema)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(items
+        .iter()
+        .map(|i| {
+            let subject = &i.artifact.subject.digest;
+            let api = by_api.get(subject).copied().unwrap_or(true);
+            let stored = match api {
+                true => "referrers API".to_string(),
+                false => format!("tag {}", referrers::referrers_tag(subject)),
+            };
+            report(i, stored)
+        })
+        .collect())
 }
 
-/// Upload each of `blobs` that `repo` lacks, from memory.
+/// One artifact: nothing when the registry has its manifest, else its blobs, then it.
+async fn store<R: Registry>(registry: &R, repo: &str, a: &Artifact) -> Result<Put, TransferError> {
+    let there = registry
+        .manifest_exists(repo, a.digest.as_str())
+        .await
+        .map_err(TransferError::Manifest)?;
+    if there {
+        return Ok(Put::Existed);
+    }
+    put_blobs(registry, repo, &a.blobs).await?;
+    let stored = registry
+        .put_manifest(repo, a.digest.as_str(), MEDIA_TYPE_MANIFEST, &a.manifest)
+        .await
+        .map_err(TransferError::Manifest)?;
+    Ok(match stored.referrers_api {
+        true => Put::Indexed,
+        false => Put::Unindexed,
+    })
+}
+
+/// Upload each of `blobs` that `repo` lacks, from memory, all at once.
 pub(super) async fn put_blobs<R: Registry>(
     registry: &R,
     repo: &str,
     blobs: &[(Digest, Vec<u8>)],
 ) -> Result<(), TransferError> {
-    for (digest, bytes) in blobs {
+    let each = blobs.iter().map(|(digest, bytes)| async move {
         let size = bytes.len() as u64;
         let failed = |source: RegistryError| TransferError::Blob {
             digest: digest.clone(),
@@ -123,7 +165,7 @@ pub(super) async fn put_blobs<R: Registry>(
             .await
             .map_err(failed)?
         {
-            continue;
+            return Ok(());
         }
         let blob = BlobRef {
             digest: digest.clone(),
@@ -134,23 +176,37 @@ pub(super) async fn put_blobs<R: Registry>(
         registry
             .upload(repo, &blob, Source::Bytes(bytes), None)
             .await
-            .map_err(failed)?;
-    }
+            .map_err(failed)
+    });
+    futures_util::future::try_join_all(each).await?;
     Ok(())
 }
 
-/// Read-append-write of the referrers tag of `subject`.
+/// The referrers of `subject` that the API has not indexed: read-append-write of its
+/// referrers tag. `no_api`: a PUT just showed the registry has no referrers API. When every
+/// artifact was already there and the tag is missing, the registry is asked whether it has
+/// the API (then it indexed them, and no tag is made). Returns whether the API serves them.
 async fn tag_schema<R: Registry>(
     registry: &R,
     repo: &str,
     subject: &Digest,
     add: &[&Artifact],
-) -> Result<(), TransferError> {
+    no_api: bool,
+) -> Result<bool, TransferError> {
     let tag = referrers::referrers_tag(subject);
     let now = registry
         .get_manifest(repo, &tag)
         .await
         .map_err(TransferError::Manifest)?;
+    if now.is_none() && !no_api {
+        let listed = registry
+            .referrers(repo, subject)
+            .await
+            .map_err(TransferError::Manifest)?;
+        if listed.is_some() {
+            return Ok(true);
+        }
+    }
     let merged =
         referrers::merge_index(now.as_ref().map(|m| m.bytes.as_slice()), add).map_err(|e| {
             TransferError::Attach {
@@ -160,11 +216,11 @@ async fn tag_schema<R: Registry>(
         })?;
     if let Some(bytes) = merged {
         registry
-            .put_manifest(repo, &tag, crate::spec::MEDIA_TYPE_INDEX, &bytes)
+            .put_manifest(repo, &tag, MEDIA_TYPE_INDEX, &bytes)
             .await
             .map_err(TransferError::Manifest)?;
     }
-    Ok(())
+    Ok(false)
 }
 
 /// A signature of one manifest of the image (cosign's scheme).
@@ -193,8 +249,7 @@ pub(super) async fn signatures<R: Registry>(
             None => by_subject.push((&s.subject, vec![s.signature.clone()])),
         }
     }
-    let mut out = Vec::new();
-    for (subject, new) in by_subject {
+    let each = by_subject.into_iter().map(|(subject, new)| async move {
         let tag = cosign::signature_tag(subject);
         let mut attached = Attached {
             kind: AttachKind::Signature,
@@ -205,8 +260,7 @@ pub(super) async fn signatures<R: Registry>(
         };
         if dry_run {
             attached.stored = format!("would sign (tag {tag})");
-            out.push(attached);
-            continue;
+            return Ok(attached);
         }
         let now = registry
             .get_manifest(repo, &tag)
@@ -226,7 +280,7 @@ pub(super) async fn signatures<R: Registry>(
                 .await
                 .map_err(TransferError::Manifest)?;
         }
-        out.push(attached);
-    }
-    Ok(out)
+        Ok::<_, TransferError>(attached)
+    });
+    futures_util::future::try_join_all(each).await
 }

@@ -189,6 +189,34 @@ impl Registry for Fake {
         })
     }
 
+    async fn referrers(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        let s = self.state.lock().unwrap();
+        if !s.referrers_api {
+            return Ok(None);
+        }
+        let listed: Vec<serde_json::Value> = s
+            .docs
+            .iter()
+            .filter(|((r, reference), bytes)| {
+                r == repo
+                    && reference.starts_with("sha256:")
+                    && serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|v| {
+                        v.pointer("/subject/digest").and_then(|d| d.as_str())
+                            == Some(digest.as_str())
+                    })
+            })
+            .map(|((_, reference), bytes)| {
+                serde_json::json!({"digest": reference, "size": bytes.len(), "mediaType": crate::spec::MEDIA_TYPE_MANIFEST})
+            })
+            .collect();
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": listed});
+        Ok(Some(index.to_string().into_bytes()))
+    }
+
     async fn get_manifest(
         &self,
         repo: &str,

@@ -114,6 +114,14 @@ impl Registry for Remote<'_> {
             .await
     }
 
+    async fn referrers(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        self.client.referrers(repo, digest).await
+    }
+
     async fn get_manifest(
         &self,
         repo: &str,

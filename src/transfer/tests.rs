@@ -496,3 +496,50 @@ fn a_dry_run_says_what_would_be_attached_and_writes_nothing() {
         .all(|a| a.stored == "would attach"));
     assert!(fake.log().is_empty(), "{:#?}", fake.log());
 }
+
+#[test]
+fn a_rerun_writes_no_attachment_and_an_api_registry_never_gets_a_referrers_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = with_attachments(image(dir.path(), "cart", &[b"l1"], None, &["v1"]));
+    for api in [false, true] {
+        let fake = Fake::new(MountMode::Link);
+        fake.state.lock().unwrap().referrers_api = api;
+        run(&fake, std::slice::from_ref(&img));
+        let before = fake.log().len();
+        let again = &run(&fake, std::slice::from_ref(&img))[0];
+        assert_eq!(again.error, None);
+        assert_eq!(
+            fake.log()[before..].to_vec(),
+            Vec::<String>::new(),
+            "api {api}"
+        );
+        let want = if api { "referrers API" } else { "tag sha256-" };
+        assert!(
+            again.attached.iter().all(|a| a.stored.starts_with(want)),
+            "{:?}",
+            again.attached
+        );
+        let tags = fake.log().iter().filter(|l| l.contains(" sha256-")).count();
+        assert_eq!(tags > 0, !api, "{:#?}", fake.log());
+    }
+}
+
+#[test]
+fn an_artifact_stored_before_its_referrers_tag_was_written_gets_the_tag_on_the_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = with_attachments(image(dir.path(), "cart", &[b"l1"], None, &["v1"]));
+    let fake = Fake::new(MountMode::Link);
+    run(&fake, std::slice::from_ref(&img));
+    // As if the run had died between the artifact's PUT and the referrers tag's.
+    let m_tag = referrers_tag_of(&img.graph.images[0].doc.digest);
+    fake.state
+        .lock()
+        .unwrap()
+        .docs
+        .remove(&("shop/cart".to_string(), m_tag.clone()));
+    run(&fake, std::slice::from_ref(&img));
+    let st = fake.state.lock().unwrap();
+    let listed =
+        crate::oci::referrers::parse_index(&st.docs[&("shop/cart".to_string(), m_tag)]).unwrap();
+    assert_eq!(listed[0].digest, img.attachments[0].artifact.digest);
+}
