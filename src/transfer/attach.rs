@@ -90,8 +90,7 @@ pub(super) async fn artifacts<R: Registry>(
             .map(|i| report(i, "would attach".into()))
             .collect());
     }
-    let puts = items.iter().map(|i| store(registry, repo, &i.artifact));
-    let puts = futures_util::future::try_join_all(puts).await?;
+    let puts = store(registry, repo, items).await?;
     // Per subject, the artifacts the referrers API has not (or not known to have) indexed.
     let mut pending: BTreeMap<&Digest, Vec<usize>> = BTreeMap::new();
     for (i, put) in puts.iter().enumerate() {
@@ -128,33 +127,53 @@ pub(super) async fn artifacts<R: Registry>(
         .collect())
 }
 
-/// One artifact: nothing when the registry has its manifest, else its blobs, then it.
-async fn store<R: Registry>(registry: &R, repo: &str, a: &Artifact) -> Result<Put, TransferError> {
-    let there = registry
-        .manifest_exists(repo, a.digest.as_str())
-        .await
-        .map_err(TransferError::Manifest)?;
-    if there {
-        return Ok(Put::Existed);
-    }
-    put_blobs(registry, repo, &a.blobs).await?;
-    let stored = registry
-        .put_manifest(repo, a.digest.as_str(), MEDIA_TYPE_MANIFEST, &a.manifest)
-        .await
-        .map_err(TransferError::Manifest)?;
-    Ok(match stored.referrers_api {
-        true => Put::Indexed,
-        false => Put::Unindexed,
-    })
-}
-
-/// Upload each of `blobs` that `repo` lacks, from memory, all at once.
-pub(super) async fn put_blobs<R: Registry>(
+/// Every artifact: nothing for those whose manifest the registry has; for the others their
+/// blobs (each digest once: uploads of one blob at the same time into one repository race in
+/// distribution's storage), then their manifests.
+async fn store<R: Registry>(
     registry: &R,
     repo: &str,
-    blobs: &[(Digest, Vec<u8>)],
+    items: &[Attachment],
+) -> Result<Vec<Put>, TransferError> {
+    let heads = items
+        .iter()
+        .map(|i| registry.manifest_exists(repo, i.artifact.digest.as_str()));
+    let there = futures_util::future::try_join_all(heads)
+        .await
+        .map_err(TransferError::Manifest)?;
+    let mut blobs: Vec<&(Digest, Vec<u8>)> = Vec::new();
+    for (i, _) in items.iter().zip(&there).filter(|(_, t)| !**t) {
+        for b in &i.artifact.blobs {
+            if !blobs.iter().any(|x| x.0 == b.0) {
+                blobs.push(b);
+            }
+        }
+    }
+    put_blobs(registry, repo, blobs).await?;
+    let puts = items.iter().zip(&there).map(|(i, &there)| async move {
+        if there {
+            return Ok(Put::Existed);
+        }
+        let a = &i.artifact;
+        let stored = registry
+            .put_manifest(repo, a.digest.as_str(), MEDIA_TYPE_MANIFEST, &a.manifest)
+            .await
+            .map_err(TransferError::Manifest)?;
+        Ok(match stored.referrers_api {
+            true => Put::Indexed,
+            false => Put::Unindexed,
+        })
+    });
+    futures_util::future::try_join_all(puts).await
+}
+
+/// Upload each of `blobs` (distinct digests) that `repo` lacks, from memory, all at once.
+async fn put_blobs<'a, R: Registry>(
+    registry: &R,
+    repo: &str,
+    blobs: impl IntoIterator<Item = &'a (Digest, Vec<u8>)>,
 ) -> Result<(), TransferError> {
-    let each = blobs.iter().map(|(digest, bytes)| async move {
+    let each = blobs.into_iter().map(|(digest, bytes)| async move {
         let size = bytes.len() as u64;
         let failed = |source: RegistryError| TransferError::Blob {
             digest: digest.clone(),
