@@ -543,3 +543,18 @@ fn an_artifact_stored_before_its_referrers_tag_was_written_gets_the_tag_on_the_r
         crate::oci::referrers::parse_index(&st.docs[&("shop/cart".to_string(), m_tag)]).unwrap();
     assert_eq!(listed[0].digest, img.attachments[0].artifact.digest);
 }
+
+#[test]
+fn a_blob_several_artifacts_share_is_uploaded_once_into_a_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = with_attachments(image(dir.path(), "cart", &[b"l1"], None, &["v1"]));
+    let fake = Fake::new(MountMode::Link);
+    assert_eq!(run(&fake, std::slice::from_ref(&img))[0].error, None);
+    let empty = Digest::of(crate::oci::referrers::EMPTY_JSON).hex()[..6].to_string();
+    let uploads = fake
+        .log()
+        .iter()
+        .filter(|l| l.starts_with(&format!("upload shop/cart {empty}")))
+        .count();
+    assert_eq!(uploads, 1, "{:#?}", fake.log());
+}
