@@ -315,7 +315,15 @@ impl RegistryClient {
         match st.challenge.as_ref()? {
             Challenge::Basic => basic_header(&self.cred().credential),
             Challenge::Bearer { .. } => {
-                let (tok, until) = st.tokens.get(scope)?;
+                // A pull,push token of the same repository serves a pull.
+                let wider = scope
+                    .strip_suffix(":pull")
+                    .filter(|s| !s.contains(' '))
+                    .map(|s| format!("{s}:pull,push"));
+                let (tok, until) = st
+                    .tokens
+                    .get(scope)
+                    .or_else(|| st.tokens.get(wider.as_deref()?))?;
                 if Instant::now() < *until {
                     HeaderValue::from_str(&format!("Bearer {tok}")).ok()
                 } else {
