@@ -97,8 +97,19 @@ pub fn verify_cart(p: &Path, host: &str, extra: &[&str]) -> std::process::Output
 /// Push the cart service as `v1` to `host` in a faked GitHub run, with `extra` flags; its
 /// report, and (repository, index digest).
 pub fn push_cart(p: &Path, cfg: &Path, host: &str, extra: &[&str]) -> (Value, String, String) {
+    push_service(p, cfg, host, "cart", extra)
+}
+
+/// [`push_cart`] for another service.
+pub fn push_service(
+    p: &Path,
+    cfg: &Path,
+    host: &str,
+    service: &str,
+    extra: &[&str],
+) -> (Value, String, String) {
     let rep = p.join("report.json");
-    let mut args = vec!["--registry", host, "--tag", "v1", "--service", "cart"];
+    let mut args = vec!["--registry", host, "--tag", "v1", "--service", service];
     args.extend(["--report", rep.to_str().unwrap()]);
     args.extend(extra);
     ok(push_in_github(p, cfg, &args));
@@ -364,26 +375,11 @@ fn each_platform_manifest_carries_an_sbom_the_spdx_and_cyclonedx_validators_acce
     let reg = TestRegistry::start(None);
     let (tmp, p) = retail_store();
     let cfg = docker_config(tmp.path(), "{}");
-    let rep = tmp.path().join("report.json");
-    let args = [
-        "--registry",
-        &reg.host(),
-        "--tag",
-        "v1",
-        "--service",
-        "checkout",
-        "--report",
-        rep.to_str().unwrap(),
-    ];
-    ok(push(&p, &cfg, &args));
-    let r: Value = serde_json::from_slice(&fs::read(&rep).unwrap()).unwrap();
-    let repo = r[0]["repository"].as_str().unwrap();
-    let files = pushed_sboms(&reg, &r[0], repo, "application/spdx+json", tmp.path());
+    let (r, repo, _) = push_service(&p, &cfg, &reg.host(), "checkout", &[]);
+    let repo = repo.as_str();
+    let files = pushed_sboms(&reg, &r, repo, "application/spdx+json", tmp.path());
     assert_eq!(files.len(), 2, "one per platform");
-    for (f, m) in files
-        .iter()
-        .zip(r[0]["manifest_digests"].as_array().unwrap())
-    {
+    for (f, m) in files.iter().zip(r["manifest_digests"].as_array().unwrap()) {
         crate::attest::validate_spdx(f);
         let doc: Value = serde_json::from_slice(&fs::read(f).unwrap()).unwrap();
         let purls: Vec<String> = doc["packages"]
@@ -406,26 +402,8 @@ fn each_platform_manifest_carries_an_sbom_the_spdx_and_cyclonedx_validators_acce
         );
     }
     // The same image again with CycloneDX: the schema validator accepts it.
-    let args = [
-        "--registry",
-        &reg.host(),
-        "--tag",
-        "v1",
-        "--service",
-        "checkout",
-        "--sbom",
-        "cyclonedx",
-        "--report",
-        rep.to_str().unwrap(),
-    ];
-    ok(push(&p, &cfg, &args));
-    let files = pushed_sboms(
-        &reg,
-        &r[0],
-        repo,
-        "application/vnd.cyclonedx+json",
-        tmp.path(),
-    );
+    push_service(&p, &cfg, &reg.host(), "checkout", &["--sbom", "cyclonedx"]);
+    let files = pushed_sboms(&reg, &r, repo, "application/vnd.cyclonedx+json", tmp.path());
     crate::attest::validate_cyclonedx(&files);
 }
 
