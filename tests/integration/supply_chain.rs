@@ -241,16 +241,19 @@ fn a_registry_with_the_referrers_api_gets_no_referrers_tag_and_verify_reads_the_
 }
 
 #[test]
-fn a_signed_push_verifies_with_skopeo_and_ocibuild_and_a_rerun_adds_no_signature() {
+fn every_signed_retail_store_image_verifies_with_skopeo_and_ocibuild_and_a_rerun_adds_none() {
     require("skopeo");
     require("openssl");
+    const ALL: [&str; 5] = ["ui", "catalog", "cart", "orders", "checkout"];
     let reg = TestRegistry::start(None);
     let (tmp, p) = retail_store();
     let cfg = docker_config(tmp.path(), "{}");
     let (key, public) = openssl_key(tmp.path(), "signer");
     let (_, other) = openssl_key(tmp.path(), "other");
     let sign = ["--sign-key", key.to_str().unwrap()];
-    let (r, repo, index) = push_cart(&p, &cfg, &reg.host(), &sign);
+    let services = ALL.join(",");
+    // The report's first service is ui.
+    let (r, repo, index) = push_service(&p, &cfg, &reg.host(), &services, &sign);
     let (repo, index) = (repo.as_str(), index.as_str());
     let signed: Vec<&str> = r["attached"]
         .as_array()
@@ -262,48 +265,45 @@ fn a_signed_push_verifies_with_skopeo_and_ocibuild_and_a_rerun_adds_no_signature
     assert_eq!(signed.len(), 3, "the index and two platform manifests: {r}");
     assert_eq!(signed[0..1], [index][..]);
 
-    // ocibuild verify: the right key passes, another key fails naming what is unsigned.
-    let out = ok(verify_cart(
-        &p,
-        &reg.host(),
-        &["--key", public.to_str().unwrap()],
-    ));
-    assert_eq!(out.matches(": verified").count(), 3, "{out}");
-    let bad = verify_cart(&p, &reg.host(), &["--key", other.to_str().unwrap()]);
+    // ocibuild verify of every service: the right key passes, another key fails naming what
+    // is unsigned.
+    let verify = |key: &Path| {
+        let args = ["verify", "--registry", &reg.host(), "--tag", "v1", "--key"];
+        ocibuild(&p, &[&args[..], &[key.to_str().unwrap()]].concat())
+    };
+    let out = ok(verify(&public));
+    assert_eq!(out.matches(": verified").count(), 3 * ALL.len(), "{out}");
+    let bad = verify(&other);
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
         err.contains(&format!(
-            "the index {index} has no signature the key verifies"
+            "ui: the index {index} has no signature the key verifies"
         )),
         "{err}"
     );
 
     // A rerun keeps one signature per key and digest.
-    push_cart(&p, &cfg, &reg.host(), &sign);
-    let sig = reg
-        .raw(
-            repo,
-            &format!("{}.sig", index.replace("sha256:", "sha256-")),
-            None,
-        )
-        .unwrap();
-    let sig: Value = serde_json::from_str(&sig).unwrap();
+    push_service(&p, &cfg, &reg.host(), &services, &sign);
+    let sig_tag = format!("{}.sig", index.replace("sha256:", "sha256-"));
+    let sig: Value = serde_json::from_str(&reg.raw(repo, &sig_tag, None).unwrap()).unwrap();
     assert_eq!(sig["layers"].as_array().unwrap().len(), 1, "{sig}");
 
-    // containers/image's own verifier (sigstoreSigned policy) accepts every platform with the
-    // key, and refuses with another.
+    // containers/image's own verifier (sigstoreSigned policy) accepts every platform of every
+    // image with the key, and refuses with another.
     let Some(skopeo) = trixie_skopeo() else {
         return;
     };
-    let image = format!("{}/{repo}:v1", reg.host());
     let dir = tmp.path();
-    let accepts = |public: &Path| {
+    let accepts = |service: &str, public: &Path| {
+        let image = format!("{}/retail-store-{service}:v1", reg.host());
         let policy = policy(dir, &reg.host(), public);
         pull_with_policy(&skopeo, dir, &image, &policy, true)
     };
-    accepts(&public).expect("every platform is signed by the key");
-    let err = accepts(&other).expect_err("another key's policy must refuse the image");
+    for service in ALL {
+        accepts(service, &public).expect("every platform is signed by the key");
+    }
+    let err = accepts("cart", &other).expect_err("another key's policy must refuse the image");
     assert!(err.to_lowercase().contains("signature"), "{err}");
 }
 
