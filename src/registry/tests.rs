@@ -363,3 +363,82 @@ fn a_blob_answered_with_another_size_is_not_taken_as_present() {
     assert!(rt.block_on(c.blob_exists("team/app", &d, 5)).unwrap());
     assert!(!rt.block_on(c.blob_exists("team/app", &d, 1)).unwrap());
 }
+
+#[test]
+fn a_pull_is_served_by_the_cached_pull_push_token_of_the_same_repository() {
+    let registry = Fake::start(|req| {
+        if req.target.starts_with("/token") {
+            return answer(
+                200,
+                &[("Content-Type", "application/json")],
+                br#"{"token":"t"}"#,
+            );
+        }
+        if req.header("authorization") == Some("Bearer t") {
+            return answer(404, &[], b"");
+        }
+        bearer_here(req)
+    });
+    let c = client(&registry.host(), None);
+    let rt = rt();
+    // HEAD asks for pull,push; the GET after it (pull) needs no second token.
+    assert!(!rt.block_on(c.manifest_exists("team/app", "v1")).unwrap());
+    assert!(rt
+        .block_on(c.get_manifest("team/app", "v1"))
+        .unwrap()
+        .is_none());
+    let tokens: Vec<String> = registry
+        .seen()
+        .iter()
+        .filter(|r| r.target.starts_with("/token"))
+        .map(|r| r.target.clone())
+        .collect();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    // Another repository's pull is not served by it.
+    assert!(rt
+        .block_on(c.get_manifest("team/other", "v1"))
+        .unwrap()
+        .is_none());
+    let count = registry
+        .seen()
+        .iter()
+        .filter(|r| r.target.starts_with("/token"))
+        .count();
+    assert_eq!(count, 2);
+}
+
+#[test]
+fn oci_subject_and_the_referrers_endpoint_say_whether_the_registry_has_the_api() {
+    let with_api = Fake::start(|req| {
+        basic_gate(req).unwrap_or_else(|| match req.method.as_str() {
+            "PUT" => answer(201, &[("OCI-Subject", "sha256:abc")], b""),
+            _ => answer(200, &[], br#"{"schemaVersion":2,"manifests":[]}"#),
+        })
+    });
+    let without = Fake::start(|req| {
+        basic_gate(req).unwrap_or_else(|| match req.method.as_str() {
+            "PUT" => answer(201, &[], b""),
+            _ => answer(404, &[], b""),
+        })
+    });
+    let rt = rt();
+    let d = Digest::of(b"subject");
+    let doc = br#"{"schemaVersion":2}"#;
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let c = client(&with_api.host(), None);
+    assert!(
+        rt.block_on(c.put_manifest("team/app", d.as_str(), mt, doc))
+            .unwrap()
+            .referrers_api
+    );
+    assert!(rt.block_on(c.referrers("team/app", &d)).unwrap().is_some());
+    let target = with_api.seen().last().unwrap().target.clone();
+    assert_eq!(target, format!("/v2/team/app/referrers/{d}"));
+    let c = client(&without.host(), None);
+    assert!(
+        !rt.block_on(c.put_manifest("team/app", d.as_str(), mt, doc))
+            .unwrap()
+            .referrers_api
+    );
+    assert!(rt.block_on(c.referrers("team/app", &d)).unwrap().is_none());
+}
