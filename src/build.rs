@@ -76,11 +76,12 @@ struct MadeLayer {
     blob: layer::LayerBlob,
     file: PathBuf,
     cached: bool,
-    packages: Vec<Package>,
+    found: packages::Detected,
 }
 
-/// The packages in a layer's regular files (see `attest::packages` for what is looked at).
-fn packages_in(entries: &[layer::walk::Entry]) -> Vec<Package> {
+/// The packages in a layer's regular files (see `attest::packages` for what is looked at),
+/// with a line for each file that looked like a package source but could not be read.
+fn packages_in(entries: &[layer::walk::Entry]) -> packages::Detected {
     let files: Vec<packages::LayerFile> = entries
         .iter()
         .filter_map(|e| match &e.kind {
@@ -93,7 +94,7 @@ fn packages_in(entries: &[layer::walk::Entry]) -> Vec<Package> {
             _ => None,
         })
         .collect();
-    packages::detect(&files).packages
+    packages::detect(&files)
 }
 
 /// Why a layer could not be made.
@@ -117,12 +118,12 @@ impl LayerMaker<'_> {
         std::thread::scope(|s| {
             let detection = s.spawn(|| packages_in(&entries));
             let made = self.obtain(&entries, lc, store);
-            let packages = detection.join().unwrap_or_default();
+            let found = detection.join().unwrap_or_default();
             made.map(|(blob, file, cached)| MadeLayer {
                 blob,
                 file,
                 cached,
-                packages,
+                found,
             })
         })
     }
@@ -361,6 +362,9 @@ pub struct LayerReport {
     /// base's).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<Package>,
+    /// Files that looked like package sources but could not be read (no package from them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub package_warnings: Vec<String>,
 }
 
 /// The registry base a service was built on.
@@ -722,6 +726,7 @@ impl ServiceBuild<'_> {
                 cached: false,
                 in_layout: file.is_some(),
                 packages: Vec::new(),
+                package_warnings: Vec::new(),
             });
         }
         Ok(())
@@ -742,7 +747,7 @@ impl ServiceBuild<'_> {
             blob,
             file,
             cached,
-            packages,
+            found,
         } = match built.get(&key) {
             Some(made) => made.clone(),
             None => {
@@ -776,7 +781,8 @@ impl ServiceBuild<'_> {
             from_base: false,
             cached,
             in_layout: true,
-            packages,
+            packages: found.packages,
+            package_warnings: found.warnings,
         });
         out.added.push(AddedLayer {
             diff_id: blob.diff_id.to_string(),

@@ -62,7 +62,26 @@ pub fn build(
         remote: Some(remote_options(&config, &runtime, &req.layers)),
         materialize: req.materialize,
     };
-    Ok(builder::build(&config, &opts)?)
+    let built = builder::build(&config, &opts)?;
+    package_warnings(&built, events);
+    Ok(built)
+}
+
+/// A warning for each file that looked like a package source but could not be read, once
+/// per service and file (a layer shared by platforms has the same ones).
+pub fn package_warnings(built: &[ServiceReport], events: Events<'_>) {
+    for s in built {
+        let mut seen = std::collections::BTreeSet::new();
+        let layers = s.platforms.iter().flat_map(|p| &p.layers);
+        for w in layers.flat_map(|l| &l.package_warnings) {
+            if seen.insert(w) {
+                events(Event::Warning(format!(
+                    "{}: no package read from {w}; the SBOM will not list it",
+                    s.name
+                )));
+            }
+        }
+    }
 }
 
 /// The layer cache to use, if any (one that cannot be opened is skipped with a warning).

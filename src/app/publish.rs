@@ -301,6 +301,7 @@ impl BuildRun<'_> {
             materialize: false,
         };
         let built = builder::build(self.config, &opts)?;
+        super::build::package_warnings(&built, self.events);
         (self.events)(Event::Built(built.clone()));
         Ok((out, built))
     }

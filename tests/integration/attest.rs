@@ -280,3 +280,41 @@ fn layers_from_the_cache_report_the_same_packages() {
         "{cold:?}"
     );
 }
+
+#[test]
+fn a_package_file_that_cannot_be_read_is_a_warning_and_the_build_goes_on() {
+    let (tmp, p) = retail_store();
+    std::fs::write(p.join("src/checkout/dist/broken.jar"), b"not a zip at all").unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = ocibuild(
+        &p,
+        &[
+            "build",
+            "--service",
+            "checkout",
+            "--format",
+            "json",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: serde_json::Value = serde_json::from_str(&ok(out)).unwrap();
+    assert!(
+        stderr.contains("checkout: no package read from /app/broken.jar"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("/app/broken.jar").count(),
+        1,
+        "once, not per platform: {stderr}"
+    );
+    let layers = report[0]["platforms"][0]["layers"].as_array().unwrap();
+    let warned = layers.iter().any(|l| {
+        l["package_warnings"].as_array().is_some_and(|w| {
+            w.iter()
+                .any(|w| w.as_str().unwrap().starts_with("/app/broken.jar"))
+        })
+    });
+    assert!(warned, "{layers:?}");
+}
