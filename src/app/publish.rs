@@ -65,6 +65,8 @@ pub struct AttestFlags {
     pub provenance: Option<bool>,
     /// `--sign-key PATH` (else `OCIBUILD_SIGN_KEY`, else `[sign] key`).
     pub sign_key: Option<PathBuf>,
+    /// `--no-sign`: no signature, whatever the config and environment say.
+    pub no_sign: bool,
 }
 
 /// Why nothing was pushed after a build.
@@ -328,6 +330,9 @@ fn attach_plan(
         .map(PathBuf::from);
     if let Some(k) = req.attest.sign_key.clone().or(env_key) {
         settings.sign_key = Some(k);
+    }
+    if req.attest.no_sign {
+        settings.sign_key = None;
     }
     let commit = git.and_then(|g| g.commit("HEAD").ok());
     Attach::new(

@@ -118,10 +118,15 @@ impl VerifyReport {
                 continue;
             }
             for sub in s.subjects.iter().filter(|x| !x.signed()) {
-                out.push(format!(
-                    "{}: the {} {} has no signature the key verifies",
-                    s.service, sub.what, sub.digest
-                ));
+                let name = match sub.what.as_str() {
+                    "index" | "manifest" => format!("the {}", sub.what),
+                    platform => format!("the {platform} manifest"),
+                };
+                let why = match sub.signatures.len() {
+                    0 => format!("is not signed (no tag {})", sig_tag(&sub.digest)),
+                    n => format!("has {n} signature(s), none that the key verifies"),
+                };
+                out.push(format!("{}: {name} {} {why}", s.service, sub.digest));
             }
         }
         out
@@ -273,6 +278,11 @@ impl Look<'_> {
             })
             .collect())
     }
+}
+
+/// `sha256-<hex>.sig` of a digest as text.
+fn sig_tag(digest: &str) -> String {
+    format!("{}.sig", digest.replacen("sha256:", "sha256-", 1))
 }
 
 /// Most signatures read per manifest (a pile beyond that is not verified one by one).

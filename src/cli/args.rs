@@ -311,11 +311,14 @@ pub(super) struct AttestArgs {
     /// Attach no provenance statement.
     #[arg(long)]
     pub(super) no_provenance: bool,
-    /// Sign the index and each platform manifest with this ECDSA P-256 key (PKCS#8 PEM, or
-    /// cosign's encrypted key with COSIGN_PASSWORD); default: OCIBUILD_SIGN_KEY, else
-    /// `[sign] key`.
-    #[arg(long, value_name = "PATH")]
+    /// Sign the index and each platform manifest with this ECDSA P-256 key (PKCS#8 or SEC1
+    /// PEM, or the encrypted key cosign or skopeo writes, with COSIGN_PASSWORD); default:
+    /// OCIBUILD_SIGN_KEY, else `[sign] key`.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_sign")]
     pub(super) sign_key: Option<PathBuf>,
+    /// Sign nothing, whatever OCIBUILD_SIGN_KEY or `[sign] key` say.
+    #[arg(long)]
+    pub(super) no_sign: bool,
 }
 
 /// Where the `timestamp` tag's time comes from.
@@ -469,6 +472,7 @@ impl PushArgs {
                 sbom: self.attest.sbom.clone(),
                 provenance: self.attest.no_provenance.then_some(false),
                 sign_key: self.attest.sign_key.clone(),
+                no_sign: self.attest.no_sign,
             },
         }
     }

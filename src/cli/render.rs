@@ -211,12 +211,15 @@ pub fn push_text(report: &PublishReport) {
             r.duration_ms as f64 / 1000.0
         );
         for a in &r.attached {
+            let digest = match a.digest.is_empty() {
+                true => String::new(),
+                false => format!("{} ", a.digest),
+            };
             println!(
-                "  {} {} of {}: {} ({})",
+                "  {} {} of {}: {digest}({})",
                 attach_kind(a),
                 a.artifact_type,
                 a.subject,
-                a.digest,
                 a.stored
             );
         }

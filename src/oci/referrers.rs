@@ -111,7 +111,7 @@ pub fn merge_index(
     add: &[&Artifact],
 ) -> Result<Option<Vec<u8>>, ReferrersError> {
     let mut index = match existing {
-        Some(bytes) => parse_object(bytes)?,
+        Some(bytes) => an_index(parse_object(bytes)?)?,
         None => {
             let mut m = Map::new();
             m.insert("schemaVersion".into(), json!(2));
@@ -165,6 +165,20 @@ fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ReferrersError> {
             "the referrers index is not JSON: {e}"
         ))),
     }
+}
+
+/// `m` if it is an image index (by media type, and without a manifest's config or layers):
+/// a referrers tag holding anything else is not ours to rewrite.
+fn an_index(m: Map<String, Value>) -> Result<Map<String, Value>, ReferrersError> {
+    let media_type = m.get("mediaType").and_then(Value::as_str);
+    let manifest_like = m.contains_key("config") || m.contains_key("layers");
+    if manifest_like || media_type.is_some_and(|t| t != MEDIA_TYPE_INDEX) {
+        return Err(ReferrersError(format!(
+            "it holds {}, not an image index: move or delete that tag (it is the referrers tag schema's), or push to a registry with the referrers API",
+            media_type.unwrap_or("an image manifest")
+        )));
+    }
+    Ok(m)
 }
 
 /// The referrers a referrers index lists (from the API or the tag schema). Entries without a
@@ -302,6 +316,12 @@ mod tests {
         assert!(merge_index(Some(b"not json"), &[&a]).is_err());
         assert!(merge_index(Some(b"[1]"), &[&a]).is_err());
         assert!(merge_index(Some(br#"{"manifests":{}}"#), &[&a]).is_err());
+        // An image manifest under the tag is not rewritten as an index.
+        let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#;
+        let e = merge_index(Some(manifest), &[&a]).unwrap_err();
+        assert!(e.to_string().contains("not an image index"), "{e}");
+        let untyped = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+        assert!(merge_index(Some(untyped), &[&a]).is_err());
         assert!(parse_index(b"\"x\"").is_err());
         assert_eq!(
             referrers_tag(&Digest::of(b"")),

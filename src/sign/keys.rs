@@ -250,9 +250,9 @@ fn pem_error(e: PemError, what: &str, kind: &'static str) -> SignError {
 fn read_key_file(path: &Path, what: &str) -> Result<Vec<u8>, SignError> {
     use crate::digest::file::{read_user_file, ReadError};
     read_user_file(path, MAX_KEY_FILE).map_err(|e| match e {
-        ReadError::Io(source) => SignError::Read {
+        ReadError::Io(error) => SignError::Read {
             what: what.to_string(),
-            source,
+            error,
         },
         ReadError::TooLarge(max) => SignError::TooLarge {
             what: what.to_string(),

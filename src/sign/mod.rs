@@ -31,11 +31,8 @@ pub const MAX_KEY_FILE: u64 = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     /// The key file could not be read.
-    #[error("cannot read key file {what}: {source}")]
-    Read {
-        what: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read key file {what}: {error}")]
+    Read { what: String, error: std::io::Error },
     /// The key file is larger than any key.
     #[error("key file {what} is larger than {max} bytes: it is not a key; give the path of a PEM key file")]
     TooLarge { what: String, max: u64 },

@@ -278,7 +278,7 @@ fn every_signed_retail_store_image_verifies_with_skopeo_and_ocibuild_and_a_rerun
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
         err.contains(&format!(
-            "ui: the index {index} has no signature the key verifies"
+            "ui: the index {index} has 1 signature(s), none that the key verifies"
         )),
         "{err}"
     );
@@ -308,7 +308,7 @@ fn every_signed_retail_store_image_verifies_with_skopeo_and_ocibuild_and_a_rerun
 }
 
 #[test]
-fn a_bad_signing_key_stops_the_push_before_any_work() {
+fn a_bad_signing_key_stops_the_push_before_any_work_and_no_sign_overrides_the_key() {
     let (tmp, p) = retail_store();
     let cfg = docker_config(tmp.path(), "{}");
     let missing = tmp.path().join("nope.pem");
