@@ -389,15 +389,7 @@ impl<R: Registry> Finish<'_, R> {
     async fn write_manifests(&self, report: &mut PushReport) -> Result<(), TransferError> {
         let (registry, repo, graph) = (self.registry, &self.image.repository, &self.image.graph);
         let top = &graph.top;
-        let (artifacts, sigs) = (&self.image.attachments, &self.image.signatures);
-        if self.dry_run {
-            report.attached = attach::artifacts(registry, repo, artifacts, true).await?;
-            report
-                .attached
-                .extend(attach::signatures(registry, repo, sigs, true).await?);
-            return Ok(());
-        }
-        if !self.complete {
+        if !self.complete && !self.dry_run {
             for m in graph.manifest_docs() {
                 registry
                     .put_manifest(repo, m.digest.as_str(), &m.media_type, &m.bytes)
@@ -409,10 +401,16 @@ impl<R: Registry> Finish<'_, R> {
                 .await
                 .map_err(TransferError::Manifest)?;
         }
-        report.attached = attach::artifacts(registry, repo, artifacts, false).await?;
-        report
-            .attached
-            .extend(attach::signatures(registry, repo, sigs, false).await?);
+        // Artifacts and signatures at once; the tags wait for both.
+        let (artifacts, sigs) = (&self.image.attachments, &self.image.signatures);
+        let (a, s) = futures_util::try_join!(
+            attach::artifacts(registry, repo, artifacts, self.dry_run),
+            attach::signatures(registry, repo, sigs, self.dry_run)
+        )?;
+        report.attached = a.into_iter().chain(s).collect();
+        if self.dry_run {
+            return Ok(());
+        }
         for t in &self.image.tags {
             self.write_tag(t).await?;
         }
