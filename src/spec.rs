@@ -28,6 +28,12 @@ pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distributio
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation: the reference of the image this one is built on.
 pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// Artifact type of an SPDX JSON SBOM.
+pub const MEDIA_TYPE_SPDX: &str = "application/spdx+json";
+/// Artifact type of a CycloneDX JSON SBOM.
+pub const MEDIA_TYPE_CYCLONEDX: &str = "application/vnd.cyclonedx+json";
+/// Artifact type of an in-toto statement (provenance).
+pub const MEDIA_TYPE_IN_TOTO: &str = "application/vnd.in-toto+json";
 /// Annotation: the digest of the image this one is built on.
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 

@@ -14,24 +14,16 @@ use crate::digest::Digest;
 use crate::oci::referrers::{self, Subject};
 use crate::oci::{Doc, ImageGraph, PlatformImage};
 use crate::sign::{cosign, SigningKey};
+use crate::spec::{MEDIA_TYPE_CYCLONEDX, MEDIA_TYPE_IN_TOTO, MEDIA_TYPE_SPDX};
 use crate::transfer::{AttachKind, Attachment, Signed};
 use std::collections::HashMap;
-
-/// The in-toto artifact type.
-pub const IN_TOTO: &str = "application/vnd.in-toto+json";
-/// The SPDX artifact type.
-pub const SPDX: &str = "application/spdx+json";
-/// The CycloneDX artifact type.
-pub const CYCLONEDX: &str = "application/vnd.cyclonedx+json";
 
 /// What to attach, settled once per push.
 pub struct Attach {
     /// Formats and switches (config, then flags).
     pub settings: AttestSettings,
-    /// `SOURCE_DATE_EPOCH`.
+    /// `SOURCE_DATE_EPOCH`: the SBOMs' creation time and every artifact's `created`.
     pub epoch: u64,
-    /// `created` of every artifact (RFC 3339 of `SOURCE_DATE_EPOCH`).
-    pub created: String,
     /// The GitHub Actions run, if this is one.
     pub github: Option<GitHubRun>,
     /// The commit built, if known.
@@ -61,8 +53,6 @@ impl Attach {
         commit: Option<String>,
         env: Env<'_>,
     ) -> Result<Attach, AppError> {
-        let text = crate::digest::file::read_user_file(&config.file, 16 << 20)
-            .map_err(|e| AppError::Refused(format!("reading {}: {e}", config.file.display())))?;
         let key = match &settings.sign_key {
             Some(path) => Some(SigningKey::load(path, env("COSIGN_PASSWORD").as_deref())?),
             None => None,
@@ -74,11 +64,10 @@ impl Attach {
         Ok(Attach {
             settings,
             epoch,
-            created: crate::spec::rfc3339_utc(epoch),
             github: github_run(env),
             commit: commit.or_else(|| env("GITHUB_SHA")),
             config_path,
-            config_digest: Digest::of(&text),
+            config_digest: config.digest.clone(),
             key,
             packages: HashMap::new(),
         })
@@ -142,8 +131,8 @@ impl Attach {
             tool: &tool,
         };
         let (artifact_type, document) = match self.settings.sbom {
-            SbomFormat::Cyclonedx => (CYCLONEDX, cyclonedx::cyclonedx(&subject)),
-            _ => (SPDX, spdx::spdx(&subject)),
+            SbomFormat::Cyclonedx => (MEDIA_TYPE_CYCLONEDX, cyclonedx::cyclonedx(&subject)),
+            _ => (MEDIA_TYPE_SPDX, spdx::spdx(&subject)),
         };
         Some(Attachment {
             kind: AttachKind::Sbom,
@@ -151,14 +140,13 @@ impl Attach {
                 artifact_type,
                 document,
                 &self::subject(&img.doc),
-                &self.created,
+                &crate::spec::rfc3339_utc(self.epoch),
             ),
         })
     }
 
     fn provenance(&self, service: &str, repository: &str, graph: &ImageGraph) -> Attachment {
-        let mut subjects = vec![graph.top.digest.clone()];
-        subjects.extend(graph.manifest_docs().iter().map(|d| d.digest.clone()));
+        let subjects = top_and_manifests(graph);
         let tool = tool();
         let p = Provenance {
             repository,
@@ -177,7 +165,12 @@ impl Attach {
         let statement = provenance::statement(&p);
         Attachment {
             kind: AttachKind::Provenance,
-            artifact: referrers::artifact(IN_TOTO, statement, &subject(&graph.top), &self.created),
+            artifact: referrers::artifact(
+                MEDIA_TYPE_IN_TOTO,
+                statement,
+                &subject(&graph.top),
+                &crate::spec::rfc3339_utc(self.epoch),
+            ),
         }
     }
 
@@ -187,9 +180,7 @@ impl Attach {
         let Some(key) = &self.key else {
             return vec![];
         };
-        let mut subjects = vec![graph.top.digest.clone()];
-        subjects.extend(graph.manifest_docs().iter().map(|d| d.digest.clone()));
-        subjects
+        top_and_manifests(graph)
             .into_iter()
             .map(|subject| {
                 let payload = cosign::payload(repository, &subject);
@@ -204,6 +195,14 @@ impl Attach {
             })
             .collect()
     }
+}
+
+/// The digests of `graph`'s top document, then of each platform manifest: what provenance
+/// is about and what is signed.
+fn top_and_manifests(graph: &ImageGraph) -> Vec<Digest> {
+    let mut out = vec![graph.top.digest.clone()];
+    out.extend(graph.manifest_docs().iter().map(|d| d.digest.clone()));
+    out
 }
 
 /// A document as an artifact's subject.

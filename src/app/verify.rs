@@ -10,6 +10,7 @@ use crate::digest::Digest;
 use crate::oci::referrers;
 use crate::registry::client::RegistryClient;
 use crate::sign::{cosign, VerifyingKey};
+use crate::spec::{MEDIA_TYPE_CYCLONEDX, MEDIA_TYPE_IN_TOTO, MEDIA_TYPE_SPDX};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -123,7 +124,7 @@ impl VerifyReport {
                     platform => format!("the {platform} manifest"),
                 };
                 let why = match sub.signatures.len() {
-                    0 => format!("is not signed (no tag {})", sig_tag(&sub.digest)),
+                    0 => format!("is not signed (no tag {})", sig_tag_of(&sub.digest)),
                     n => format!("has {n} signature(s), none that the key verifies"),
                 };
                 out.push(format!("{}: {name} {} {why}", s.service, sub.digest));
@@ -280,9 +281,12 @@ impl Look<'_> {
     }
 }
 
-/// `sha256-<hex>.sig` of a digest as text.
-fn sig_tag(digest: &str) -> String {
-    format!("{}.sig", digest.replacen("sha256:", "sha256-", 1))
+/// The signature tag of a subject digest (the reports carry digests as text).
+fn sig_tag_of(digest: &str) -> String {
+    match digest.parse::<Digest>() {
+        Ok(d) => cosign::signature_tag(&d),
+        Err(_) => format!("{digest}.sig"),
+    }
 }
 
 /// Most signatures read per manifest (a pile beyond that is not verified one by one).
@@ -338,8 +342,8 @@ impl Look<'_> {
 /// `sbom`, `provenance`, `signature` or `other`, by artifact type.
 pub fn kind_of(artifact_type: &str) -> &'static str {
     match artifact_type {
-        "application/spdx+json" | "application/vnd.cyclonedx+json" => "sbom",
-        "application/vnd.in-toto+json" => "provenance",
+        MEDIA_TYPE_SPDX | MEDIA_TYPE_CYCLONEDX => "sbom",
+        MEDIA_TYPE_IN_TOTO => "provenance",
         "application/vnd.dev.cosign.artifact.sig.v1+json" => "signature",
         _ => "other",
     }

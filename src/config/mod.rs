@@ -3,8 +3,8 @@
 //! Parsing is strict: unknown keys, missing required keys and bad values are errors that name
 //! the file, line and column (value types validate themselves while deserializing, so serde and
 //! toml attach the span). Relative paths in the file are relative to the file's directory.
-//! Imports `platform`, `reference` and `spec`; nothing here touches the file system beyond
-//! finding and reading the file.
+//! Imports `digest` (the file's own digest), `platform`, `reference` and `spec`; nothing here
+//! touches the file system beyond finding and reading the file.
 //!
 //! This module holds [`Config`] and its loading; the pieces live in submodules, all re-exported
 //! here (use `crate::config::X`, not the submodule paths):
@@ -78,6 +78,8 @@ pub struct Config {
     pub compression: Compression,
     /// What pushed images carry besides themselves (`[attest]`, `[sign]`).
     pub attest: AttestSettings,
+    /// The digest of the file's text as parsed (what provenance names).
+    pub digest: crate::digest::Digest,
 }
 
 impl Config {

@@ -93,6 +93,7 @@ impl Config {
             tag_kinds,
             compression,
             attest,
+            digest: crate::digest::Digest::of(src.as_bytes()),
         })
     }
 }

@@ -53,7 +53,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("registry", &["digest", "reference", "spec"]),
     ("layout", &["digest", "spec"]),
     ("sign", &["digest", "spec"]),
-    ("config", &["platform", "reference", "spec"]),
+    ("config", &["digest", "platform", "reference", "spec"]),
     ("reference", &["digest", "spec"]),
     ("platform", &[]),
     ("spec", &[]),
