@@ -3,12 +3,13 @@
 //! the caller gives; the environment is read only through the [`Env`] lookup the caller gives.
 //!
 //! - `build`: `ocibuild build`; `publish`: `ocibuild push` (plan -> build | open layouts ->
-//!   ensure repositories -> transfer -> scan); `repos`, `scan`, `iam`, `plan`: the other
-//!   commands.
-//! - `access`: which credentials each registry host gets; `tags`: tag facts from git and CI.
+//!   ensure repositories -> transfer -> scan); `verify`, `repos`, `scan`, `iam`, `plan`: the
+//!   other commands.
+//! - `access`: which credentials each registry host gets; `attach`: the SBOMs, provenance and
+//!   signatures a push carries; `tags`: tag facts from git and CI.
 //!
-//! Imports everything below it (`base`, `build`, `config`, `ecr`, `layer`, `oci`, `plan`,
-//! `platform`, `registry`, `transfer`); nothing imports `app` but `cli`.
+//! Imports everything below it (`attest`, `base`, `build`, `config`, `ecr`, `layer`, `oci`,
+//! `plan`, `platform`, `registry`, `sign`, `transfer`); nothing imports `app` but `cli`.
 
 pub mod access;
 pub mod attach;
