@@ -11,7 +11,8 @@
 //!
 //! The registry is behind the [`Registry`] trait: [`Remote`] is the real one; the unit tests
 //! use an in-memory one. Never parses layouts or annotations: where each blob can be had is
-//! carried by the graph (`oci::BlobAt`). Imports `digest`, `oci`, `registry`, `sign` (the signature tags), `spec`.
+//! carried by the graph (`oci::BlobAt`). Imports `digest`, `oci`, `registry`, `sign` (the
+//! signature tags), `spec`.
 
 #![allow(clippy::result_large_err)] // RegistryError travels in results; see registry::client.
 
