@@ -28,7 +28,7 @@ use tempfile::NamedTempFile;
 use xxhash_rust::xxh3::Xxh3;
 
 /// Bumped whenever the bytes of a layer for the same inputs change (tar or compression).
-const FORMAT: &str = "ocibuild-layer-v2";
+pub(crate) const FORMAT: &str = "ocibuild-layer-v2";
 
 /// A layer found in the cache: its blob and the file holding its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

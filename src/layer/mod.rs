@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod compress;
+pub mod fingerprint;
 pub mod tar;
 pub mod walk;
 
