@@ -15,6 +15,7 @@
 //!
 //! Imports `digest`, `layout`, `platform`, `reference`, `spec`.
 
+pub mod layer_cache;
 pub mod layout;
 pub mod read;
 pub mod referrers;
