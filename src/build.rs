@@ -12,13 +12,14 @@
 //! whether the layer came from the cache or not.
 //! Imports `attest`, `base`, `config`, `digest`, `image`, `layer`, `layout`, `platform`, `spec`.
 
+mod make;
 mod out;
 mod place;
+mod report;
 
 /// The latest `SOURCE_DATE_EPOCH` a build accepts (see [`image::MAX_EPOCH`]).
 pub use crate::image::MAX_EPOCH;
 
-use crate::attest::packages::{self, Package};
 use crate::base::{self, remote::RemoteOptions, BaseError, ResolvedBase};
 use crate::config::{Config, ConfigError, LayerConfig, Service};
 use crate::digest::Digest;
@@ -30,13 +31,15 @@ use crate::spec::{
     canonical_json, check_tag, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME,
     MEDIA_TYPE_INDEX,
 };
+use make::{BuiltLayers, LayerMaker, MadeLayer};
+pub use make::{Origin, RemoteLayers};
 pub use out::check_dirs;
 use out::{outside_sources, prepare_out};
+pub use report::{BaseReport, LayerReport, Origins, PlatformReport, ServiceReport};
 use serde::Serialize;
-use std::collections::HashMap;
-use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -59,204 +62,11 @@ pub struct BuildOptions {
     pub remote: Option<RemoteOptions>,
     /// Copy registry base layers into the layouts (self-contained, offline layouts).
     pub materialize: bool,
-}
-
-/// How this run gets a layer: from the cache, else built on the shared compression workers.
-struct LayerMaker<'a> {
-    epoch: u64,
-    opts: &'a layer::LayerOptions,
-    cache: Option<&'a layer::cache::LayerCache>,
-    workers: &'a layer::compress::Workers,
-}
-
-/// A layer made in this run: its blob, the file holding it, whether the cache had it, the
-/// packages found in it.
-#[derive(Debug, Clone)]
-struct MadeLayer {
-    blob: layer::LayerBlob,
-    file: PathBuf,
-    cached: bool,
-    found: packages::Detected,
-}
-
-/// The packages in a layer's regular files (see `attest::packages` for what is looked at),
-/// with a line for each file that looked like a package source but could not be read.
-fn packages_in(entries: &[layer::walk::Entry]) -> packages::Detected {
-    let files: Vec<packages::LayerFile> = entries
-        .iter()
-        .filter_map(|e| match &e.kind {
-            layer::walk::EntryKind::File { size, path, .. } => Some(packages::LayerFile {
-                image_path: format!("/{}", String::from_utf8_lossy(&e.path)),
-                disk_path: path.clone(),
-                size: *size,
-                executable: e.mode & 0o111 != 0,
-            }),
-            _ => None,
-        })
-        .collect();
-    packages::detect(&files)
-}
-
-/// Why a layer could not be made.
-enum MakeError {
-    Layer(LayerError),
-    Layout(LayoutError),
-}
-
-impl LayerMaker<'_> {
-    /// The layer of `source` with settings `lc`: its blob, the file holding it (in the cache or
-    /// in `store`), whether it came from the cache, and the packages in it (found on a thread
-    /// of their own while the layer is looked up or built, so detection adds no wall time
-    /// to a layer's critical path).
-    fn make(
-        &self,
-        source: &Path,
-        lc: &LayerConfig,
-        store: &LayoutWriter,
-    ) -> Result<MadeLayer, MakeError> {
-        let entries = layer::walk::entries(source, lc).map_err(MakeError::Layer)?;
-        std::thread::scope(|s| {
-            let detection = s.spawn(|| packages_in(&entries));
-            let made = self.obtain(&entries, lc, store);
-            let found = detection.join().unwrap_or_default();
-            made.map(|(blob, file, cached)| MadeLayer {
-                blob,
-                file,
-                cached,
-                found,
-            })
-        })
-    }
-
-    /// The walked layer `entries` from the cache, else built into `store` and recorded in the
-    /// cache: its blob, its file, whether the cache had it.
-    fn obtain(
-        &self,
-        entries: &[layer::walk::Entry],
-        lc: &LayerConfig,
-        store: &LayoutWriter,
-    ) -> Result<(layer::LayerBlob, PathBuf, bool), MakeError> {
-        let (hit, stat_key) = match self.cache {
-            Some(c) => from_cache(c, entries, lc, self.epoch, self.opts),
-            None => (None, None),
-        };
-        if let Some(layer::cache::CachedLayer { blob, file }) = hit {
-            return Ok((blob, file, true));
-        }
-        let layer::Built {
-            blob,
-            file: tmp,
-            contents,
-        } = layer::build_entries(
-            entries,
-            self.epoch,
-            &store.tmp_dir(),
-            self.opts.codec,
-            self.workers,
-        )
-        .map_err(MakeError::Layer)?;
-        store
-            .commit_temp(tmp, &blob.digest)
-            .map_err(MakeError::Layout)?;
-        let path = store.blob_path(&blob.digest);
-        if let Some(c) = self.cache {
-            // The content key of the bytes that went into the layer (not of an earlier read);
-            // the stat key is the walk's, and the build checked every file kept that stamp.
-            let content =
-                layer::cache::content_key_of(entries, &contents, lc, self.epoch, self.opts);
-            let keys: Vec<&str> = stat_key
-                .iter()
-                .chain(&content)
-                .map(String::as_str)
-                .collect();
-            // A cache that cannot be written only costs speed next time.
-            let _ = c.put(&keys, &blob, &path);
-        }
-        Ok((blob, path, false))
-    }
-}
-
-/// Build every distinct layer of `services` at once: up to one layer per core, all sharing one
-/// pool of compression workers (so small layers fill the cores and big ones do not
-/// oversubscribe them), into the blob store `dir`. A layer that fails here is simply left out:
-/// the per-service pass builds it again and reports the failure with its service and
-/// platform.
-fn prebuild_layers(
-    config: &Config,
-    services: &[&Service],
-    platforms: &[Platform],
-    maker: &LayerMaker<'_>,
-    dir: &Path,
-) -> BuiltLayers {
-    let Ok(store) = LayoutWriter::create(dir) else {
-        return HashMap::new();
-    };
-    let mut jobs: Vec<(PathBuf, LayerConfig)> = Vec::new();
-    for svc in services {
-        for p in platforms {
-            for lc in &svc.layers {
-                let job = (config.dir.join(lc.source.expand(p)), lc.clone());
-                if !jobs.contains(&job) {
-                    jobs.push(job);
-                }
-            }
-        }
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = std::sync::Mutex::new(HashMap::new());
-    let producers = maker.workers.threads().min(jobs.len()).max(1);
-    std::thread::scope(|s| {
-        for _ in 0..producers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some((source, lc)) = jobs.get(i) else {
-                    return;
-                };
-                if let Ok(made) = maker.make(source, lc, &store) {
-                    if let Ok(mut d) = done.lock() {
-                        d.insert((source.clone(), lc.clone()), made);
-                    }
-                }
-            });
-        }
-    });
-    done.into_inner().unwrap_or_default()
-}
-
-/// Look a layer up in the cache: by stat key, then by content key (recording the stat key on a
-/// content hit). On a miss, the stat key to record once the layer is built (none for a tree
-/// changed too recently to trust its stamps).
-fn from_cache(
-    cache: &layer::cache::LayerCache,
-    entries: &[layer::walk::Entry],
-    cfg: &LayerConfig,
-    epoch: u64,
-    opts: &layer::LayerOptions,
-) -> (Option<layer::cache::CachedLayer>, Option<String>) {
-    use layer::cache::{key, racy, KeyKind};
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(i64::MAX, |d| d.as_nanos() as i64);
-    // Files written just now could change again within the same mtime tick: trust only content.
-    let stat = if racy(entries, now_ns) {
-        None
-    } else {
-        key(KeyKind::Stat, entries, cfg, epoch, opts).ok()
-    };
-    if let Some(hit) = stat.as_deref().and_then(|k| cache.get(k)) {
-        return (Some(hit), None);
-    }
-    // Unreadable files surface when the layer is built, with their path.
-    let Ok(content) = key(KeyKind::Content, entries, cfg, epoch, opts) else {
-        return (None, stat);
-    };
-    if let Some(hit) = cache.get(&content) {
-        if let Some(stat) = &stat {
-            let _ = cache.put(&[stat], &hit.blob, &hit.file);
-        }
-        return (Some(hit), None);
-    }
-    (None, stat)
+    /// A registry layer cache to read: a layer it has is not built, its blob left in the
+    /// registry (and its fingerprint reported, for writing the cache after a push).
+    pub remote_cache: Option<Arc<dyn RemoteLayers>>,
+    /// Rebuild the registry cache's hits and fail if a digest differs (`--verify-cache`).
+    pub verify_cache: bool,
 }
 
 /// A build failure. Its message names the service, platform and path concerned.
@@ -340,113 +150,6 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// One layer in the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct LayerReport {
-    /// Blob digest.
-    pub digest: String,
-    /// Blob size.
-    pub size: u64,
-    /// Uncompressed digest.
-    pub diff_id: String,
-    /// Media type.
-    pub media_type: String,
-    /// Whether it comes from the base image.
-    pub from_base: bool,
-    /// Whether it came from the layer cache (nothing was compressed).
-    pub cached: bool,
-    /// Whether the blob is in the layout (`false`: a registry base's layer, left in its
-    /// registry; the push mounts or copies it).
-    pub in_layout: bool,
-    /// The packages found in the layer (sorted; the service's own layers only, never a
-    /// base's).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub packages: Vec<Package>,
-    /// Files that looked like package sources but could not be read (no package from them).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub package_warnings: Vec<String>,
-}
-
-/// The registry base a service was built on.
-#[derive(Debug, Clone, Serialize)]
-pub struct BaseReport {
-    /// The reference as configured.
-    pub name: String,
-    /// What it resolved to (the index or manifest digest).
-    pub digest: String,
-    /// Whether the tag's digest came from the cache rather than the registry (`--pull` asks).
-    pub from_cache: bool,
-}
-
-/// One platform's image in the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlatformReport {
-    /// e.g. `linux/arm64/v8`.
-    pub platform: String,
-    /// Manifest digest.
-    pub manifest_digest: String,
-    /// Config digest.
-    pub config_digest: String,
-    /// Layers, base first.
-    pub layers: Vec<LayerReport>,
-}
-
-/// One service's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceReport {
-    /// Service name.
-    pub name: String,
-    /// Repository name.
-    pub repository: String,
-    /// Where its layout is.
-    pub layout: PathBuf,
-    /// Digest of the image index.
-    pub index_digest: String,
-    /// Tags written in `index.json`.
-    pub tags: Vec<String>,
-    /// Per platform.
-    pub platforms: Vec<PlatformReport>,
-    /// The registry base, if the service has one.
-    pub base: Option<BaseReport>,
-}
-
-impl fmt::Display for ServiceReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{} ({}) -> {} [{}]",
-            self.name,
-            self.repository,
-            self.layout.display(),
-            self.tags.join(", ")
-        )?;
-        writeln!(f, "  index {}", self.index_digest)?;
-        if let Some(b) = &self.base {
-            let how = if b.from_cache {
-                " (tag resolved earlier, from the cache; --pull asks the registry)"
-            } else {
-                ""
-            };
-            writeln!(f, "  base {} -> {}{how}", b.name, b.digest)?;
-        }
-        for p in &self.platforms {
-            let total: u64 = p.layers.iter().map(|l| l.size).sum();
-            writeln!(
-                f,
-                "  {:<16} {}  {} layers, {} bytes",
-                p.platform,
-                p.manifest_digest,
-                p.layers.len(),
-                total
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// The layers already made in this run, by source and settings.
-type BuiltLayers = HashMap<(PathBuf, LayerConfig), MadeLayer>;
-
 /// Build the selected services of `config` into OCI layouts under `opts.out`.
 pub fn build(config: &Config, opts: &BuildOptions) -> Result<Vec<ServiceReport>, BuildError> {
     let services = config.select(&opts.services)?;
@@ -523,9 +226,11 @@ fn build_into(
         epoch: opts.epoch,
         opts: &layer_opts,
         cache: opts.cache.as_ref(),
+        remote: opts.remote_cache.as_deref(),
+        verify_remote: opts.verify_cache,
         workers: &workers,
     };
-    let mut built = prebuild_layers(
+    let mut built = make::prebuild(
         config,
         &ok,
         platforms,
@@ -571,7 +276,7 @@ fn build_into(
     // times our links and removals gave its blob files, so the next run need not hash them.
     let _ = staging.close();
     if let Some(c) = &opts.cache {
-        for made in built.values() {
+        for made in built.values().filter(|m| m.file.is_some()) {
             c.refresh(&made.blob);
         }
     }
@@ -724,6 +429,8 @@ impl ServiceBuild<'_> {
                 media_type: d.media_type().to_string(),
                 from_base: true,
                 cached: false,
+                cache: None,
+                fingerprint: None,
                 in_layout: file.is_some(),
                 packages: Vec::new(),
                 package_warnings: Vec::new(),
@@ -746,31 +453,30 @@ impl ServiceBuild<'_> {
         let MadeLayer {
             blob,
             file,
-            cached,
+            origin,
+            fingerprint,
             found,
+            ..
         } = match built.get(&key) {
             Some(made) => made.clone(),
             None => {
                 let made = self
                     .maker
-                    .make(&source, lc, &self.layout)
-                    .map_err(|e| match e {
-                        MakeError::Layer(e) => BuildError::Layer {
-                            service: self.svc.name.clone(),
-                            platform: platform.to_string(),
-                            source_path: rel.clone(),
-                            target: lc.target.clone(),
-                            source: Box::new(e),
-                        },
-                        MakeError::Layout(e) => self.layout_err(e),
+                    .make(&source, lc, platform, &self.layout)
+                    .map_err(|e| {
+                        let name = &self.svc.name;
+                        make::layer_error(e, name, platform, &rel, lc, |e| self.layout_err(e))
                     })?;
                 built.insert(key, made.clone());
                 made
             }
         };
-        self.layout
-            .link_blob(&file, &blob.digest, blob.size)
-            .map_err(|e| self.layout_err(e))?;
+        // A registry cache's layer stays in the registry: the push mounts or copies it.
+        if let Some(file) = &file {
+            self.layout
+                .link_blob(file, &blob.digest, blob.size)
+                .map_err(|e| self.layout_err(e))?;
+        }
         out.descriptors
             .push(image::descriptor(&blob.media_type, &blob.digest, blob.size));
         out.reports.push(LayerReport {
@@ -779,8 +485,10 @@ impl ServiceBuild<'_> {
             diff_id: blob.diff_id.to_string(),
             media_type: blob.media_type.clone(),
             from_base: false,
-            cached,
-            in_layout: true,
+            cached: origin != Origin::Built,
+            cache: Some(origin),
+            fingerprint: fingerprint.map(|f| f.to_string()),
+            in_layout: file.is_some(),
             packages: found.packages,
             package_warnings: found.warnings,
         });

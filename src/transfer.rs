@@ -17,6 +17,7 @@
 #![allow(clippy::result_large_err)] // RegistryError travels in results; see registry::client.
 
 mod attach;
+mod cache;
 #[cfg(test)]
 pub(crate) mod memory;
 mod remote;
@@ -25,6 +26,7 @@ mod report;
 mod tests;
 
 pub use attach::{AttachKind, Attached, Attachment, Signed};
+pub use cache::store_cache;
 pub use remote::Remote;
 pub use report::{BlobOutcome, Event, PushReport, TransferError};
 

@@ -182,3 +182,27 @@ pub fn base_registries(config: &Config) -> Arc<Clients> {
     });
     Arc::new(Clients::new(connect))
 }
+
+/// The destination, connected: ECR (for an ECR registry) and the registry client.
+pub struct Connected {
+    /// The ECR connection, for an ECR registry.
+    pub ecr: Option<Ecr>,
+    /// The registry client.
+    pub client: Arc<RegistryClient>,
+}
+
+impl Connected {
+    /// Connect to `registry` (ECR first, for an ECR registry).
+    pub fn open(runtime: &tokio::runtime::Runtime, registry: &RegistryConfig) -> Result<Self, AppError> {
+        let ecr = match registry.auth_mode() {
+            AuthMode::Ecr => Some(runtime.block_on(connect_ecr(registry))?),
+            _ => None,
+        };
+        let client = runtime.block_on(destination_client(registry, ecr.as_ref()))?;
+        Ok(Connected {
+            ecr,
+            client: Arc::new(client),
+        })
+    }
+}
+

@@ -3,13 +3,14 @@
 
 use super::{access, AppError, Env, Event, Events, LayerSettings};
 use crate::base::remote::RemoteOptions;
-use crate::build::{self as builder, BuildOptions, ServiceReport};
+use crate::build::{self as builder, BuildOptions, RemoteLayers, ServiceReport};
 use crate::config::{Compression, Config};
 use crate::layer::cache::LayerCache;
 use crate::layer::compress::Codec;
 use crate::layer::LayerOptions;
 use crate::platform::Platform;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -61,10 +62,59 @@ pub fn build(
         cache,
         remote: Some(remote_options(&config, &runtime, &req.layers)),
         materialize: req.materialize,
+        remote_cache: registry_cache(&config, req, &runtime, env, events)?,
+        verify_cache: req.layers.verify_cache,
     };
     let built = builder::build(&config, &opts)?;
     package_warnings(&built, events);
     Ok(built)
+}
+
+/// The registry layer cache of the config's registry, read for the requested services (none
+/// when the config names no registry, the cache is off, or the registry cannot be reached:
+/// that last with a warning).
+fn registry_cache(
+    config: &Config,
+    req: &BuildRequest,
+    runtime: &tokio::runtime::Runtime,
+    env: Env<'_>,
+    events: Events<'_>,
+) -> Result<Option<Arc<dyn RemoteLayers>>, AppError> {
+    let Some(registry) = &config.registry else {
+        if req.layers.verify_cache {
+            return Err(AppError::Usage(format!(
+                "--verify-cache checks the registry layer cache, and {} names no registry ([registry] url)",
+                config.file.display()
+            )));
+        }
+        return Ok(None);
+    };
+    let ctx = super::tags::ci_context(env)?;
+    let git = crate::plan::git::Git::open(&config.dir).ok();
+    let branch = ctx.branch.clone().or_else(|| git.and_then(|g| g.branch()));
+    let Some(place) = super::cache::place(config, registry, &req.layers, branch)? else {
+        return Ok(None);
+    };
+    let connected = match access::Connected::open(runtime, registry) {
+        Ok(c) => c,
+        Err(e) => {
+            events(Event::Warning(format!(
+                "registry layer cache not read ({e}): every layer not in the local cache is built"
+            )));
+            return Ok(None);
+        }
+    };
+    let names: Vec<String> = match req.services.is_empty() {
+        true => config.services.keys().cloned().collect(),
+        false => req.services.clone(),
+    };
+    Ok(Some(super::cache::open(
+        &place,
+        connected.client,
+        &names,
+        runtime,
+        events,
+    )))
 }
 
 /// A warning for each file that looked like a package source but could not be read, once

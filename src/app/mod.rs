@@ -14,6 +14,7 @@
 pub mod access;
 pub mod attach;
 pub mod build;
+pub mod cache;
 pub mod iam;
 pub mod plan;
 pub mod publish;
@@ -120,10 +121,16 @@ pub struct LayerSettings {
     pub fast: bool,
     /// Layer cache directory (default: from the environment).
     pub cache_dir: Option<PathBuf>,
-    /// Use no cache at all.
+    /// Use no cache at all (local or registry).
     pub no_cache: bool,
     /// Ask registries what base tags point at now.
     pub pull: bool,
+    /// Do not use the registry layer cache (the local one still is).
+    pub no_registry_cache: bool,
+    /// The registry cache's repository (default: the config's `[cache] repository`).
+    pub cache_repository: Option<String>,
+    /// Rebuild the layers the registry cache has and fail if a digest differs.
+    pub verify_cache: bool,
 }
 
 /// `SOURCE_DATE_EPOCH` from `env`, or 0; refused unless a whole number of seconds from 0 to

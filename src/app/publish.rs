@@ -6,7 +6,7 @@
 use super::attach::Attach;
 use super::scan::{ScanPolicy, ServiceScans, Target};
 use super::{access, tags, AppError, Env, Event, Events, LayerSettings};
-use crate::build::{self as builder, BuildOptions, ServiceReport};
+use crate::build::{self as builder, BuildOptions, RemoteLayers, ServiceReport};
 use crate::config::{AuthMode, BaseRef, Config, RegistryConfig, SbomFormat, Service};
 use crate::ecr::Ecr;
 use crate::oci::layout::Blobs;
@@ -18,6 +18,7 @@ use crate::registry::clients::Clients;
 use crate::transfer::{self, PushReport, Registry, Remote, TransferImage, TransferOptions};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What to push.
 #[derive(Debug, Clone)]
@@ -54,6 +55,9 @@ pub struct PublishRequest {
     pub timestamp_now: bool,
     /// What to attach (`--sbom`, `--no-provenance`, `--sign-key`), over the config's.
     pub attest: AttestFlags,
+    /// Write the registry layer cache after the push (`None`: on for CI push events on the
+    /// default branch).
+    pub cache_write: Option<bool>,
 }
 
 /// The attachment flags of a push; `None`: the config's setting.
@@ -166,8 +170,10 @@ pub fn publish(
     let tags = resolve_tags(req, &config, git.as_ref(), &ctx, events)?;
     let runtime = super::runtime()?;
     let remote = super::build::remote_options(&config, &runtime, &req.layers);
-    let layouts = match &req.layout {
-        Some(dir) => dir.clone(),
+    let branch = ctx.branch.clone().or_else(|| git.as_ref().and_then(|g| g.branch()));
+    let link = Link::open(req, &config, target.as_ref().map(|t| &t.0), branch, &runtime, events)?;
+    let (layouts, built) = match &req.layout {
+        Some(dir) => (dir.clone(), vec![]),
         None => {
             let run = BuildRun {
                 req,
@@ -177,7 +183,8 @@ pub fn publish(
                 env,
                 events,
             };
-            let (out, built) = run.build(remote.clone())?;
+            let remote_cache = link.remote_layers(&names, &runtime, events);
+            let (out, built) = run.build(remote.clone(), remote_cache)?;
             if let Some((_, attach)) = target.as_mut() {
                 attach.add_packages(&built);
             }
@@ -189,7 +196,7 @@ pub fn publish(
                     tags,
                 });
             }
-            out
+            (out, built)
         }
     };
     let Some((registry, attach)) = target else {
@@ -202,12 +209,19 @@ pub fn publish(
         });
     };
     let services = config.select(&names)?;
+    let Some(connected) = link.connected else {
+        return Err(AppError::Other("no connection to the registry".into()));
+    };
     let push = Push {
         req,
         config: &config,
         runtime: &runtime,
         events,
         attach: &attach,
+        connected: &connected,
+        place: link.place.as_ref(),
+        write_cache: cache_write(req, &config, &ctx),
+        built: &built,
     };
     let report = push.run(&registry, &services, &layouts, &tags, &remote.clients)?;
     Ok(Publish::Pushed(PublishReport {
@@ -271,10 +285,12 @@ struct BuildRun<'a> {
 }
 
 impl BuildRun<'_> {
-    /// Build the selected services; returns where the layouts are and what was built.
+    /// Build the selected services (reading the registry cache `remote_cache`); returns where
+    /// the layouts are and what was built.
     fn build(
         &self,
         remote: crate::base::remote::RemoteOptions,
+        remote_cache: Option<Arc<dyn RemoteLayers>>,
     ) -> Result<(PathBuf, Vec<ServiceReport>), AppError> {
         let req = self.req;
         let out = req
@@ -301,6 +317,8 @@ impl BuildRun<'_> {
             cache,
             remote: Some(remote),
             materialize: false,
+            remote_cache,
+            verify_cache: req.layers.verify_cache,
         };
         let built = builder::build(self.config, &opts)?;
         super::build::package_warnings(&built, self.events);
@@ -344,6 +362,71 @@ fn attach_plan(
     )
 }
 
+/// The run's link to the destination registry, made before the build: the connection (for a
+/// push; for a run that pushes nothing, only to read the layer cache, and then a failure is a
+/// warning) and where the registry layer cache is.
+struct Link {
+    connected: Option<access::Connected>,
+    place: Option<super::cache::CachePlace>,
+}
+
+impl Link {
+    fn open(
+        req: &PublishRequest,
+        config: &Config,
+        pushing_to: Option<&RegistryConfig>,
+        branch: Option<String>,
+        runtime: &tokio::runtime::Runtime,
+        events: Events<'_>,
+    ) -> Result<Link, AppError> {
+        if let Some(registry) = pushing_to {
+            return Ok(Link {
+                connected: Some(access::Connected::open(runtime, registry)?),
+                place: super::cache::place(config, registry, &req.layers, branch)?,
+            });
+        }
+        // Nothing is pushed: the cache is read when a registry is known and reachable.
+        let registry = destination(req, config).ok();
+        let place = match (&registry, &req.layout) {
+            (Some(r), None) => super::cache::place(config, r, &req.layers, branch)?,
+            _ => None,
+        };
+        let connected = match (&registry, &place) {
+            (Some(r), Some(_)) => match access::Connected::open(runtime, r) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    events(Event::Warning(format!(
+                        "registry layer cache not read ({e}): every layer not in the local cache is built"
+                    )));
+                    None
+                }
+            },
+            _ => None,
+        };
+        Ok(Link { connected, place })
+    }
+
+    /// The registry cache of `services`, read (none when it is off or unreachable).
+    fn remote_layers(
+        &self,
+        services: &[String],
+        runtime: &tokio::runtime::Runtime,
+        events: Events<'_>,
+    ) -> Option<Arc<dyn RemoteLayers>> {
+        let (place, c) = (self.place.as_ref()?, self.connected.as_ref()?);
+        Some(super::cache::open(place, c.client.clone(), services, runtime, events))
+    }
+}
+
+/// Whether this push writes the registry cache: `--cache-write` / `--no-cache-write`, else
+/// only for a CI push event on the default branch.
+fn cache_write(req: &PublishRequest, config: &Config, ctx: &CiContext) -> bool {
+    let default = matches!(ctx.trigger, crate::plan::Trigger::Push { .. })
+        && ctx.event.is_some()
+        && ctx.branch.as_deref() == Some(config.default_branch.as_str());
+    !req.dry_run && req.cache_write.unwrap_or(default)
+}
+
 /// The push step.
 struct Push<'a> {
     req: &'a PublishRequest,
@@ -351,6 +434,13 @@ struct Push<'a> {
     runtime: &'a tokio::runtime::Runtime,
     events: Events<'a>,
     attach: &'a Attach,
+    connected: &'a access::Connected,
+    /// The registry layer cache, when one is used.
+    place: Option<&'a super::cache::CachePlace>,
+    /// Whether this push writes it.
+    write_cache: bool,
+    /// What was built (empty with `--layout`): the cache documents come from it.
+    built: &'a [ServiceReport],
 }
 
 impl Push<'_> {
@@ -364,7 +454,8 @@ impl Push<'_> {
         sources: &Clients,
     ) -> Result<PublishReport, AppError> {
         let req = self.req;
-        let mut images = open_layouts(services, registry, layouts, tags)?;
+        let cache = self.place.map(|p| &p.at);
+        let mut images = open_layouts(services, registry, layouts, tags, cache)?;
         for i in images.iter_mut() {
             if let Some(img) = i.image.as_mut() {
                 let name = format!("{}/{}", registry.host, img.repository);
@@ -372,18 +463,20 @@ impl Push<'_> {
                 img.signatures = self.attach.signatures(&name, &img.graph);
             }
         }
-        let ecr = self.connect(registry)?;
-        if let (true, Some(ecr)) = (req.create_repos, &ecr) {
+        let ecr = &self.connected.ecr;
+        if let (true, Some(ecr)) = (req.create_repos, ecr) {
             self.ensure_repositories(ecr, &images)?;
         }
         let rt = self.runtime;
-        let client = rt.block_on(access::destination_client(registry, ecr.as_ref()))?;
-        let remote = Remote::new(&client, sources);
+        let remote = Remote::new(&self.connected.client, sources);
         let opts = TransferOptions {
             jobs: req.jobs,
             dry_run: req.dry_run,
         };
         let reports = rt.block_on(send(&remote, &images, &opts, self.events));
+        if let (Some(place), true) = (self.place, self.write_cache) {
+            rt.block_on(self.write_cache(&remote, place, &reports, layouts));
+        }
         let mut report = PublishReport {
             services: reports,
             selected: vec![],
@@ -396,12 +489,29 @@ impl Push<'_> {
         Ok(report)
     }
 
-    /// The ECR connection, for an ECR registry (the ECR-only options were checked before).
-    fn connect(&self, registry: &RegistryConfig) -> Result<Option<Ecr>, AppError> {
-        if registry.auth_mode() != AuthMode::Ecr {
-            return Ok(None);
-        }
-        Ok(Some(self.runtime.block_on(access::connect_ecr(registry))?))
+    /// Write the registry cache document of each service pushed without error.
+    async fn write_cache<R: Registry>(
+        &self,
+        registry: &R,
+        place: &super::cache::CachePlace,
+        reports: &[ServiceOutcome],
+        layouts: &Path,
+    ) {
+        let host = registry.host().to_string();
+        let written = reports
+            .iter()
+            .filter(|r| r.push.error.is_none())
+            .filter_map(|r| {
+                let built = self.built.iter().find(|b| b.name == r.push.service)?;
+                let pushed_to = RepoAt {
+                    host: host.clone(),
+                    repository: r.push.repository.clone(),
+                };
+                let (doc, blobs) = super::cache::document(built, &pushed_to, layouts)?;
+                Some((built.name.clone(), doc, blobs))
+            })
+            .collect();
+        super::cache::write(registry, place, written, self.events).await;
     }
 
     fn ensure_repositories(&self, ecr: &Ecr, images: &[Opened]) -> Result<(), AppError> {
@@ -465,12 +575,14 @@ pub(crate) struct Opened {
 }
 
 /// Read each service's layout `layouts/<service>`: a missing layout stops the run; an
-/// unreadable one fails its service only.
+/// unreadable one fails its service only. Layers left out of a layout are looked for in the
+/// registry layer cache `cache`, when one is used.
 pub(crate) fn open_layouts(
     services: &[&Service],
     registry: &RegistryConfig,
     layouts: &Path,
     tags: &[String],
+    cache: Option<&RepoAt>,
 ) -> Result<Vec<Opened>, AppError> {
     let mut out = Vec::new();
     for s in services {
@@ -490,7 +602,7 @@ pub(crate) fn open_layouts(
             BaseRef::Registry(r) => vec![RepoAt::of(r)],
             _ => Vec::new(),
         };
-        let blobs = Blobs::BaseLayersMayBeRemote(&base);
+        let blobs = Blobs::MayBeRemote { bases: &base, cache };
         let read = crate::oci::layout::read(&dir, None, Want::Every, blobs, &name);
         let (image, error) = match read {
             Ok(l) => {

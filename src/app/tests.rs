@@ -124,7 +124,7 @@ fn built_layouts_reach_the_registry_and_an_unreadable_one_fails_only_its_service
     let config = crate::config::Config::load(&config).unwrap();
     let services = config.select(&[]).unwrap();
     let registry = crate::config::RegistryConfig::parse("registry.test/team", None, false).unwrap();
-    let images = publish::open_layouts(&services, &registry, &out, &["v1".into()]).unwrap();
+    let images = publish::open_layouts(&services, &registry, &out, &["v1".into()], None).unwrap();
     let fake = Fake::new(MountMode::Link);
     let opts = crate::transfer::TransferOptions {
         jobs: 2,

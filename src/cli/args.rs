@@ -184,6 +184,18 @@ pub(super) struct CompressArgs {
     /// an earlier build resolved them to (kept in the cache directory).
     #[arg(long)]
     pub(super) pull: bool,
+    /// Do not read (or write) the registry layer cache; the local cache is still used.
+    #[arg(long)]
+    pub(super) no_registry_cache: bool,
+    /// The registry layer cache's repository, under the registry's prefix (default: [cache]
+    /// repository in the config, else ocibuild-cache).
+    #[arg(long, value_name = "NAME")]
+    pub(super) cache_repository: Option<String>,
+    /// Rebuild every layer the registry cache has and fail if its digest differs from what the
+    /// cache says (an audit: layers are reproducible, so a difference is a poisoned or stale
+    /// cache).
+    #[arg(long)]
+    pub(super) verify_cache: bool,
 }
 
 /// The registry named on the command line.
@@ -300,6 +312,14 @@ pub(super) struct PushArgs {
     pub(super) timestamp: TimestampSource,
     #[command(flatten)]
     pub(super) attest: AttestArgs,
+    /// After a successful push, write each pushed service's registry layer cache document
+    /// for this branch (default: on for CI push events on the default branch, off elsewhere;
+    /// pull requests never write it).
+    #[arg(long, overrides_with = "no_cache_write")]
+    pub(super) cache_write: bool,
+    /// Do not write the registry layer cache, whatever the default.
+    #[arg(long)]
+    pub(super) no_cache_write: bool,
 }
 
 /// What a push attaches to each image (over the config's `[attest]` and `[sign]`).
@@ -421,6 +441,9 @@ impl CompressArgs {
             cache_dir: self.cache_dir.clone(),
             no_cache: self.no_cache,
             pull: self.pull,
+            no_registry_cache: self.no_registry_cache,
+            cache_repository: self.cache_repository.clone(),
+            verify_cache: self.verify_cache,
         }
     }
 }
@@ -473,6 +496,11 @@ impl PushArgs {
                 provenance: self.attest.no_provenance.then_some(false),
                 sign_key: self.attest.sign_key.clone(),
                 no_sign: self.attest.no_sign,
+            },
+            cache_write: match (self.cache_write, self.no_cache_write) {
+                (_, true) => Some(false),
+                (true, false) => Some(true),
+                (false, false) => None,
             },
         }
     }

@@ -64,6 +64,7 @@ impl Renderer {
                     if let Some(b) = &r.base {
                         eprintln!("  on base {} -> {}", b.name, b.digest);
                     }
+                    eprintln!("  own layers: {}", r.origins());
                 }
             }
             Event::ReposPlanned { plans, dry_run } if self.text && !self.quiet => {

@@ -20,6 +20,7 @@
 //! `repositories`; `resolve` > `model`.
 
 mod attest;
+mod cache;
 mod model;
 mod parse;
 #[cfg(test)]
@@ -30,6 +31,7 @@ mod repositories;
 mod resolve;
 
 pub use attest::{AttestSettings, SbomFormat};
+pub use cache::{CacheSettings, DEFAULT_CACHE_REPOSITORY};
 pub use model::{
     is_valid_repository, normalise_image_path, BaseRef, Compression, LayerConfig, Service,
     SourceTemplate,
@@ -78,6 +80,8 @@ pub struct Config {
     pub compression: Compression,
     /// What pushed images carry besides themselves (`[attest]`, `[sign]`).
     pub attest: AttestSettings,
+    /// The registry layer cache (`[cache]`).
+    pub cache: CacheSettings,
     /// The digest of the file's text as parsed (what provenance names).
     pub digest: crate::digest::Digest,
 }

@@ -81,6 +81,7 @@ impl Config {
         };
         let (shared_paths, default_branch, tag_kinds) = parse_ci(file, raw.ci);
         let attest = super::attest::settings(raw.attest, raw.sign, dir);
+        let cache = super::cache::settings(raw.cache, file)?;
         Ok(Config {
             file: file.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -93,6 +94,7 @@ impl Config {
             tag_kinds,
             compression,
             attest,
+            cache,
             digest: crate::digest::Digest::of(src.as_bytes()),
         })
     }

@@ -162,6 +162,7 @@ pub(super) struct RawFile {
     pub(super) ci: Option<RawCi>,
     pub(super) attest: Option<super::attest::RawAttest>,
     pub(super) sign: Option<super::attest::RawSign>,
+    pub(super) cache: Option<super::cache::RawCache>,
 }
 
 #[derive(Deserialize)]

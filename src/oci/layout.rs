@@ -18,11 +18,17 @@ use std::path::Path;
 pub enum Blobs<'a> {
     /// Every blob in the layout (a base image layout).
     AllHere,
-    /// Layers of the registry base the image names may be left in that registry (what `build`
-    /// writes; the push mounts or copies them), but only when that base is one of these
-    /// repositories (the registry bases the config names): a layout is not trusted to make
-    /// the pusher read, with its credentials, from any repository it likes.
-    BaseLayersMayBeRemote(&'a [RepoAt]),
+    /// Layers may be left in a registry (what `build` writes; the push mounts or copies
+    /// them): a registry base's, when that base is one of `bases` (the registry bases the
+    /// config names), and any other layer when `cache` is given (the registry layer cache the
+    /// push uses, where a build found it). A layout is not trusted to make the pusher read,
+    /// with its credentials, from any repository it likes.
+    MayBeRemote {
+        /// The registry bases the config names.
+        bases: &'a [RepoAt],
+        /// The registry layer cache's repository, if one is used.
+        cache: Option<&'a RepoAt>,
+    },
 }
 
 /// An image read from a layout, with the layout's ref names.
@@ -91,11 +97,14 @@ fn locate(layout: &Layout, need: &BlobNeed<'_>, blobs: Blobs<'_>) -> Result<Vec<
     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == need.size) {
         at.push(BlobAt::File(path));
     }
-    if let (Blobs::BaseLayersMayBeRemote(allowed), false) = (blobs, need.is_config) {
+    if let (Blobs::MayBeRemote { bases, cache }, false) = (blobs, need.is_config) {
         if let Some(repo) = need.base.and_then(|b| b.at.clone()) {
-            if allowed.contains(&repo) {
+            if bases.contains(&repo) {
                 at.push(BlobAt::Registry(repo));
             }
+        }
+        if let (Some(cache), true) = (cache, at.is_empty()) {
+            at.push(BlobAt::Registry(cache.clone()));
         }
     }
     if at.is_empty() {
@@ -112,15 +121,18 @@ fn missing(layout: &Layout, need: &BlobNeed<'_>, blobs: Blobs<'_>) -> OciError {
         (Blobs::AllHere, _) => format!(
             "{what} blob {digest} is missing from {root} or has the wrong size: re-create the base layout"
         ),
-        (Blobs::BaseLayersMayBeRemote(_), Some(b)) if b.at.is_none() && !need.is_config => format!(
+        (Blobs::MayBeRemote { .. }, Some(b)) if b.at.is_none() && !need.is_config => format!(
             "{what} blob {digest} is not in the layout, and its base's annotation {ANNOTATION_BASE_NAME} ({:?}) names no registry to read it from; rebuild the layout",
             b.name
         ),
-        (Blobs::BaseLayersMayBeRemote(_), Some(b)) if !need.is_config => format!(
+        (Blobs::MayBeRemote { .. }, Some(b)) if !need.is_config => format!(
             "{what} blob {digest} is not in the layout, and its base {:?} is not a registry base of the config: a layout may leave out only the layers of a base the config names; rebuild the layout (or build with --materialize)",
             b.name
         ),
-        (Blobs::BaseLayersMayBeRemote(_), _) => format!(
+        (Blobs::MayBeRemote { cache: None, .. }, _) if !need.is_config => format!(
+            "{what} blob {digest} is not in the layout: if a build took it from the registry layer cache, push with that cache (not --no-cache or --no-registry-cache, the same --cache-repository); else rebuild the layout"
+        ),
+        (Blobs::MayBeRemote { .. }, _) => format!(
             "{what} blob {digest} is missing or has the wrong size; rebuild the layout"
         ),
     };

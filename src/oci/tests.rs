@@ -254,7 +254,10 @@ fn a_layer_missing_from_a_layout_is_placed_at_the_base_or_refused_by_name() {
         &good,
         None,
         Want::Every,
-        Blobs::BaseLayersMayBeRemote(&base),
+        Blobs::MayBeRemote {
+            bases: &base,
+            cache: None,
+        },
         "good",
     )
     .unwrap();
@@ -278,7 +281,10 @@ fn a_layer_missing_from_a_layout_is_placed_at_the_base_or_refused_by_name() {
         &good,
         None,
         Want::Every,
-        Blobs::BaseLayersMayBeRemote(&other),
+        Blobs::MayBeRemote {
+            bases: &other,
+            cache: None,
+        },
         "good",
     )
     .unwrap_err()
@@ -291,7 +297,10 @@ fn a_layer_missing_from_a_layout_is_placed_at_the_base_or_refused_by_name() {
         &bad,
         None,
         Want::Every,
-        Blobs::BaseLayersMayBeRemote(&base),
+        Blobs::MayBeRemote {
+            bases: &base,
+            cache: None,
+        },
         "bad",
     )
     .unwrap_err()

@@ -168,7 +168,7 @@ async fn store<R: Registry>(
 }
 
 /// Upload each of `blobs` (distinct digests) that `repo` lacks, from memory, all at once.
-async fn put_blobs<'a, R: Registry>(
+pub(super) async fn put_blobs<'a, R: Registry>(
     registry: &R,
     repo: &str,
     blobs: impl IntoIterator<Item = &'a (Digest, Vec<u8>)>,
