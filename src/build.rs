@@ -35,7 +35,7 @@ use make::{BuiltLayers, LayerMaker, MadeLayer};
 pub use make::{Origin, RemoteLayers};
 pub use out::check_dirs;
 use out::{outside_sources, prepare_out};
-pub use report::{BaseReport, LayerReport, Origins, PlatformReport, ServiceReport};
+pub use report::{BaseReport, LayerOrigin, LayerReport, Origins, PlatformReport, ServiceReport};
 use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -193,7 +193,10 @@ pub struct Connected {
 
 impl Connected {
     /// Connect to `registry` (ECR first, for an ECR registry).
-    pub fn open(runtime: &tokio::runtime::Runtime, registry: &RegistryConfig) -> Result<Self, AppError> {
+    pub fn open(
+        runtime: &tokio::runtime::Runtime,
+        registry: &RegistryConfig,
+    ) -> Result<Self, AppError> {
         let ecr = match registry.auth_mode() {
             AuthMode::Ecr => Some(runtime.block_on(connect_ecr(registry))?),
             _ => None,
@@ -205,4 +208,3 @@ impl Connected {
         })
     }
 }
-

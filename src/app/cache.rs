@@ -8,8 +8,8 @@
 //! gone, a write that is refused is a warning, and the layer is built.
 
 use super::{AppError, Event, Events, LayerSettings};
-use crate::config::{Config, RegistryConfig};
 use crate::build::{RemoteLayers, ServiceReport};
+use crate::config::{Config, RegistryConfig};
 use crate::digest::Digest;
 use crate::layer::LayerBlob;
 use crate::oci::layer_cache::{self, CacheEntry};
@@ -48,7 +48,10 @@ impl CachePlace {
 
     /// The tag a write goes to: this branch's (the default branch's when none is known).
     pub fn write_tag(&self, service: &str) -> String {
-        layer_cache::tag(service, self.branch.as_ref().unwrap_or(&self.default_branch))
+        layer_cache::tag(
+            service,
+            self.branch.as_ref().unwrap_or(&self.default_branch),
+        )
     }
 }
 
@@ -123,7 +126,12 @@ impl RegistryCache {
     /// Whether the cache repository still has `e`'s blob (asked once per digest; a failed
     /// question counts as no).
     fn has_blob(&self, e: &CacheEntry) -> bool {
-        if let Some(known) = self.present.lock().ok().and_then(|p| p.get(&e.digest).copied()) {
+        if let Some(known) = self
+            .present
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&e.digest).copied())
+        {
             return known;
         }
         let ask = self

@@ -111,6 +111,10 @@ pub struct ServiceOutcome {
     /// Scan results, one per platform manifest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan: Option<Vec<crate::ecr::scan::ScanResult>>,
+    /// Where each of the service's own layers came from, when this run built it: `cache` is
+    /// `local`, `registry` or `built`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<crate::build::LayerOrigin>,
 }
 
 /// What a push did.
@@ -170,8 +174,18 @@ pub fn publish(
     let tags = resolve_tags(req, &config, git.as_ref(), &ctx, events)?;
     let runtime = super::runtime()?;
     let remote = super::build::remote_options(&config, &runtime, &req.layers);
-    let branch = ctx.branch.clone().or_else(|| git.as_ref().and_then(|g| g.branch()));
-    let link = Link::open(req, &config, target.as_ref().map(|t| &t.0), branch, &runtime, events)?;
+    let branch = ctx
+        .branch
+        .clone()
+        .or_else(|| git.as_ref().and_then(|g| g.branch()));
+    let link = Link::open(
+        req,
+        &config,
+        target.as_ref().map(|t| &t.0),
+        branch,
+        &runtime,
+        events,
+    )?;
     let (layouts, built) = match &req.layout {
         Some(dir) => (dir.clone(), vec![]),
         None => {
@@ -414,7 +428,13 @@ impl Link {
         events: Events<'_>,
     ) -> Option<Arc<dyn RemoteLayers>> {
         let (place, c) = (self.place.as_ref()?, self.connected.as_ref()?);
-        Some(super::cache::open(place, c.client.clone(), services, runtime, events))
+        Some(super::cache::open(
+            place,
+            c.client.clone(),
+            services,
+            runtime,
+            events,
+        ))
     }
 }
 
@@ -473,7 +493,12 @@ impl Push<'_> {
             jobs: req.jobs,
             dry_run: req.dry_run,
         };
-        let reports = rt.block_on(send(&remote, &images, &opts, self.events));
+        let mut reports = rt.block_on(send(&remote, &images, &opts, self.events));
+        for r in reports.iter_mut() {
+            if let Some(b) = self.built.iter().find(|b| b.name == r.push.service) {
+                r.layers = b.own_layers();
+            }
+        }
         if let (Some(place), true) = (self.place, self.write_cache) {
             rt.block_on(self.write_cache(&remote, place, &reports, layouts));
         }
@@ -602,7 +627,10 @@ pub(crate) fn open_layouts(
             BaseRef::Registry(r) => vec![RepoAt::of(r)],
             _ => Vec::new(),
         };
-        let blobs = Blobs::MayBeRemote { bases: &base, cache };
+        let blobs = Blobs::MayBeRemote {
+            bases: &base,
+            cache,
+        };
         let read = crate::oci::layout::read(&dir, None, Want::Every, blobs, &name);
         let (image, error) = match read {
             Ok(l) => {
@@ -690,7 +718,11 @@ fn merge(
                     PushReport::failed(&i.service, &i.repository, host, dry_run, i.error.clone())
                 }
             };
-            Some(ServiceOutcome { push, scan: None })
+            Some(ServiceOutcome {
+                push,
+                scan: None,
+                layers: vec![],
+            })
         })
         .collect()
 }

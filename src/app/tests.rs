@@ -67,6 +67,7 @@ fn request(config: PathBuf, out: PathBuf) -> PublishRequest {
         no_push: true,
         timestamp_now: false,
         attest: Default::default(),
+        cache_write: None,
     }
 }
 

@@ -83,7 +83,10 @@ pub(super) enum MakeError {
     Layer(LayerError),
     Layout(LayoutError),
     /// `--verify-cache`: the registry cache named another blob than the inputs make.
-    Poisoned { cached: Digest, built: Digest },
+    Poisoned {
+        cached: Digest,
+        built: Digest,
+    },
 }
 
 /// What the lookups found before building.
@@ -155,17 +158,14 @@ impl LayerMaker<'_> {
     }
 
     /// The local cache, then (with a registry cache) the fingerprint and the registry cache.
+    /// An audit (`verify_remote`) asks the registry cache first and, on a hit, skips the
+    /// local cache: the layer is built and compared.
     fn look_up(
         &self,
         entries: &[layer::walk::Entry],
         lc: &LayerConfig,
         platform: &Platform,
     ) -> Looked {
-        let (hit, stat_key) = match self.cache {
-            Some(c) => from_cache(c, entries, lc, self.epoch, self.opts),
-            None => (None, None),
-        };
-        let local = hit.map(|h| (h.blob, Some(h.file), Origin::Local));
         // Unreadable files surface when the layer is built, with their path.
         let fingerprint = self.remote.and_then(|_| {
             let inputs = fingerprint::Inputs {
@@ -176,12 +176,31 @@ impl LayerMaker<'_> {
             };
             fingerprint::fingerprint(entries, &inputs).ok()
         });
-        let remote = match (&local, self.remote, &fingerprint) {
-            (None, Some(r), Some(f)) => r.find(f).map(|b| (b, None, Origin::Registry)),
+        let remote = || match (self.remote, &fingerprint) {
+            (Some(r), Some(f)) => r.find(f).map(|b| (b, None, Origin::Registry)),
             _ => None,
         };
+        if self.verify_remote {
+            if let Some(hit) = remote() {
+                return Looked {
+                    hit: Some(hit),
+                    stat_key: None,
+                    fingerprint,
+                };
+            }
+        }
+        let (hit, stat_key) = match self.cache {
+            Some(c) => from_cache(c, entries, lc, self.epoch, self.opts),
+            None => (None, None),
+        };
+        let local = hit.map(|h| (h.blob, Some(h.file), Origin::Local));
+        let hit = match (local, self.verify_remote) {
+            (Some(l), _) => Some(l),
+            (None, false) => remote(),
+            (None, true) => None,
+        };
         Looked {
-            hit: local.or(remote),
+            hit,
             stat_key,
             fingerprint,
         }

@@ -127,16 +127,39 @@ pub struct Origins {
     pub registry: (usize, u64),
 }
 
+/// One of a service's own layers and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerOrigin {
+    /// Blob digest.
+    pub digest: String,
+    /// Blob size.
+    pub size: u64,
+    /// `local`, `registry` or `built`.
+    pub cache: Origin,
+}
+
 impl ServiceReport {
-    /// Where its own layers came from (each distinct blob once).
-    pub fn origins(&self) -> Origins {
-        let mut seen = std::collections::BTreeSet::new();
-        let mut o = Origins::default();
+    /// Its own layers (not the base's), each distinct blob once, in order.
+    pub fn own_layers(&self) -> Vec<LayerOrigin> {
+        let mut out: Vec<LayerOrigin> = Vec::new();
         for l in self.platforms.iter().flat_map(|p| &p.layers) {
-            let Some(origin) = l.cache.filter(|_| seen.insert(&l.digest)) else {
-                continue;
-            };
-            let slot = match origin {
+            let Some(cache) = l.cache else { continue };
+            if !out.iter().any(|o| o.digest == l.digest) {
+                out.push(LayerOrigin {
+                    digest: l.digest.clone(),
+                    size: l.size,
+                    cache,
+                });
+            }
+        }
+        out
+    }
+
+    /// How many of its own layers, and bytes, came from where.
+    pub fn origins(&self) -> Origins {
+        let mut o = Origins::default();
+        for l in self.own_layers() {
+            let slot = match l.cache {
                 Origin::Built => &mut o.built,
                 Origin::Local => &mut o.local,
                 Origin::Registry => &mut o.registry,
@@ -160,4 +183,3 @@ impl fmt::Display for Origins {
         )
     }
 }
-

@@ -8,7 +8,10 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 fn cfg(source: &str) -> LayerConfig {
-    LayerConfig::new(SourceTemplate::try_from(source.to_string()).unwrap(), "/app")
+    LayerConfig::new(
+        SourceTemplate::try_from(source.to_string()).unwrap(),
+        "/app",
+    )
 }
 
 fn tree(root: &Path) {
@@ -50,9 +53,18 @@ fn every_input_that_shapes_the_bytes_changes_it() {
     tree(d.path());
     let base = fp(d.path());
     let c = cfg("app");
-    assert_ne!(base, fp_with(d.path(), &c, Codec::Gzip(9), 0, "linux/amd64"));
-    assert_ne!(base, fp_with(d.path(), &c, Codec::Zstd(6), 0, "linux/amd64"));
-    assert_ne!(base, fp_with(d.path(), &c, Codec::Gzip(6), 1, "linux/amd64"));
+    assert_ne!(
+        base,
+        fp_with(d.path(), &c, Codec::Gzip(9), 0, "linux/amd64")
+    );
+    assert_ne!(
+        base,
+        fp_with(d.path(), &c, Codec::Zstd(6), 0, "linux/amd64")
+    );
+    assert_ne!(
+        base,
+        fp_with(d.path(), &c, Codec::Gzip(6), 1, "linux/amd64")
+    );
     let mut other_target = cfg("app");
     other_target.target = "/srv".into();
     assert_ne!(

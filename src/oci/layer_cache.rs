@@ -11,7 +11,9 @@
 
 use super::referrers::{EMPTY_JSON, MEDIA_TYPE_EMPTY};
 use crate::digest::{DiffId, Digest};
-use crate::spec::{canonical_json, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD, MEDIA_TYPE_MANIFEST};
+use crate::spec::{
+    canonical_json, MEDIA_TYPE_LAYER_GZIP, MEDIA_TYPE_LAYER_ZSTD, MEDIA_TYPE_MANIFEST,
+};
 use serde_json::{json, Value};
 
 /// The cache artifact's `artifactType`.
@@ -77,7 +79,9 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<CacheEntry>, String> {
     let doc: Value =
         serde_json::from_slice(bytes).map_err(|e| format!("not a JSON document: {e}"))?;
     if doc.get("artifactType").and_then(Value::as_str) != Some(ARTIFACT_TYPE) {
-        return Err(format!("not an ocibuild layer cache (artifactType is not {ARTIFACT_TYPE})"));
+        return Err(format!(
+            "not an ocibuild layer cache (artifactType is not {ARTIFACT_TYPE})"
+        ));
     }
     let layers = doc
         .get("layers")
@@ -131,7 +135,9 @@ mod tests {
             digest: Digest::of(&[n, 1]),
             size: 100 + u64::from(n),
             media_type: MEDIA_TYPE_LAYER_GZIP.into(),
-            diff_id: format!("sha256:{}", Digest::of(&[n, 2]).hex()).parse().unwrap(),
+            diff_id: format!("sha256:{}", Digest::of(&[n, 2]).hex())
+                .parse()
+                .unwrap(),
         }
     }
 

@@ -14,6 +14,7 @@ mod ecr;
 mod errors;
 mod hardening;
 mod hostile;
+mod layer_cache;
 mod layering;
 mod moto;
 mod proxy;
