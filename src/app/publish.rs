@@ -550,6 +550,7 @@ impl Push<'_> {
             config: self.config,
             tag_policy: &policy,
             dry_run: self.req.dry_run,
+            cache: self.place.map(|p| p.at.repository.clone()),
         };
         self.runtime
             .block_on(settings.apply(ecr, &repositories, self.events))?;

@@ -39,10 +39,15 @@ pub fn ensure(req: &EnsureRequest, events: Events<'_>) -> Result<Vec<RepoPlan>, 
         true => config.tag_kinds.clone(),
         false => req.tag_policy.clone(),
     };
+    let cache = config
+        .cache
+        .registry
+        .then(|| registry.repository_path(&config.cache.repository));
     let settings = Settings {
         config: &config,
         tag_policy: &tag_policy,
         dry_run: req.dry_run,
+        cache,
     };
     runtime.block_on(settings.apply(&ecr, &repositories, events))
 }
@@ -55,6 +60,9 @@ pub(crate) struct Settings<'a> {
     pub tag_policy: &'a [String],
     /// Only plan.
     pub dry_run: bool,
+    /// The registry layer cache's repository (full path), when the cache is used: it gets
+    /// its own settings (`RepositorySettings::for_cache`).
+    pub cache: Option<String>,
 }
 
 impl Settings<'_> {
@@ -69,13 +77,21 @@ impl Settings<'_> {
         for w in lifecycle::check_against_tags(&wanted.lifecycle, self.tag_policy) {
             events(Event::Warning(w));
         }
-        let plans = repos::plan(ecr, repositories, wanted).await?;
+        let for_cache = wanted.for_cache();
+        let cache: Vec<String> = self.cache.iter().cloned().collect();
+        let (mut plans, cache_plans) = futures_util::try_join!(
+            repos::plan(ecr, repositories, wanted),
+            repos::plan(ecr, &cache, &for_cache)
+        )?;
+        plans.extend(cache_plans.iter().cloned());
         events(Event::ReposPlanned {
             plans: plans.clone(),
             dry_run: self.dry_run,
         });
         if !self.dry_run {
-            repos::apply(ecr, &plans, wanted).await?;
+            let own = &plans[..plans.len() - cache_plans.len()];
+            repos::apply(ecr, own, wanted).await?;
+            repos::apply(ecr, &cache_plans, &for_cache).await?;
         }
         Ok(plans)
     }

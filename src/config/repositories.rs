@@ -102,6 +102,52 @@ impl Default for RepositorySettings {
     }
 }
 
+impl RepositorySettings {
+    /// The settings of the registry layer cache's repository: the same encryption and
+    /// resource tags, no scanning (it holds cache documents, not images), mutable tags (a
+    /// branch's document is replaced on each write), and its own lifecycle
+    /// ([`cache_lifecycle`]): the services' rules never apply to it.
+    pub fn for_cache(&self) -> RepositorySettings {
+        RepositorySettings {
+            scan_on_push: false,
+            encryption: self.encryption.clone(),
+            tag_mutability: TagMutability::Mutable,
+            tag_mutability_exclusions: vec![],
+            tags: self.tags.clone(),
+            lifecycle: cache_lifecycle(),
+        }
+    }
+}
+
+/// How many cache documents (service x branch) the cache repository keeps, newest first.
+pub const CACHE_DOCUMENTS_KEPT: u32 = 500;
+
+/// The cache repository's lifecycle: replaced (untagged) documents expire after a day; of
+/// the tagged ones the newest [`CACHE_DOCUMENTS_KEPT`] are kept (the default branch's are
+/// rewritten whenever their service changes, so they stay among the newest).
+pub fn cache_lifecycle() -> Vec<LifecycleRule> {
+    vec![
+        LifecycleRule {
+            priority: 1,
+            description: "expire replaced layer cache documents after 1 day".into(),
+            tag_status: TagStatus::Untagged,
+            tag_prefixes: vec![],
+            tag_patterns: vec![],
+            keep_last: None,
+            expire_after_days: Some(1),
+        },
+        LifecycleRule {
+            priority: 2,
+            description: format!("keep the newest {CACHE_DOCUMENTS_KEPT} layer cache documents"),
+            tag_status: TagStatus::Any,
+            tag_prefixes: vec![],
+            tag_patterns: vec![],
+            keep_last: Some(CACHE_DOCUMENTS_KEPT),
+            expire_after_days: None,
+        },
+    ]
+}
+
 /// Keep the last 10 images tagged `v*`; expire untagged images after 7 days.
 pub fn default_lifecycle() -> Vec<LifecycleRule> {
     vec![

@@ -842,3 +842,66 @@ fn a_scan_started_but_not_yet_listed_is_asked_again_and_times_out_cleanly() {
         "asked again"
     );
 }
+
+#[test]
+fn the_layer_cache_repository_gets_its_own_settings_and_an_ecr_push_writes_and_reads_it() {
+    let moto = Moto::start();
+    let reg = TestRegistry::start(Some(("AWS", TOKEN_PASSWORD)));
+    let (t, p) = ecr_project(&reg.host(), "");
+    let ep = moto.endpoint();
+    ok(oci(&p, &ep, &["repos", "ensure", "--service", "cart"]));
+    let got: Value = serde_json::from_str(&moto.boto(
+        "r = ecr.describe_repositories(repositoryNames=['ocibuild-cache'])['repositories'][0]\n\
+         lp = ecr.get_lifecycle_policy(repositoryName='ocibuild-cache')['lifecyclePolicyText']\n\
+         print(json.dumps({'scan': r['imageScanningConfiguration']['scanOnPush'], 'enc': r['encryptionConfiguration']['encryptionType'], 'mut': r['imageTagMutability'], 'lifecycle': json.loads(lp)}))",
+    ))
+    .unwrap();
+    assert_eq!(got["enc"], "AES256");
+    assert_eq!(got["mut"], "MUTABLE", "cache tags are rewritten");
+    let rules = got["lifecycle"]["rules"].as_array().unwrap();
+    assert_eq!(
+        rules[0]["selection"],
+        json!({"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 1})
+    );
+    assert_eq!(
+        rules[1]["selection"],
+        json!({"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 500})
+    );
+    // The services' repositories keep the service rules.
+    let lp = moto.boto("print(ecr.get_lifecycle_policy(repositoryName='retail-store-cart')['lifecyclePolicyText'])");
+    assert!(lp.contains("\"v\""), "{lp}");
+
+    // A push with the SDK's token writes the cache; a fresh runner reads it.
+    let run = |dir: &str, extra: &[&str]| {
+        let out = t.path().join(dir);
+        let mut args = vec![
+            "push",
+            "--create-repos",
+            "--service",
+            "catalog",
+            "--cache-dir",
+            out.to_str().unwrap(),
+            "--out",
+        ];
+        let layouts = out.join("out");
+        let layouts = layouts.to_str().unwrap().to_string();
+        args.push(&layouts);
+        args.extend_from_slice(extra);
+        let o = oci(&p, &ep, &args);
+        let text = both(&o);
+        assert!(o.status.success(), "{text}");
+        assert!(!text.contains(TOKEN_PASSWORD), "{text}");
+        text
+    };
+    run("one", &["--cache-write"]);
+    let doc = reg
+        .raw(
+            "ocibuild-cache",
+            "catalog-main",
+            Some(&format!("AWS:{TOKEN_PASSWORD}")),
+        )
+        .expect("the cache document was written with the ECR token");
+    assert!(doc.contains("dev.ocibuild.layer.fingerprint"), "{doc}");
+    let text = run("two", &[]);
+    assert!(text.contains("own layers: 0 built"), "{text}");
+}
