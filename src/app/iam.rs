@@ -15,6 +15,8 @@ pub struct IamRequest {
     pub services: Vec<String>,
     /// Registry (default: the config's).
     pub registry: Option<String>,
+    /// The policy of a pull-request role: read the layer cache and the bases, nothing else.
+    pub pull_request: bool,
 }
 
 /// The policy, and whether the region or account had to be written as `*`.
@@ -60,6 +62,11 @@ pub fn policy(req: &IamRequest, env: Env<'_>, events: Events<'_>) -> Result<IamP
             .map(|s| registry.repository_path(&s.repository))
             .collect(),
         base_repositories,
+        cache_repository: config
+            .cache
+            .registry
+            .then(|| registry.repository_path(&config.cache.repository)),
+        read_only: req.pull_request,
     };
     Ok(IamPolicy {
         document: iam::policy(&scope),

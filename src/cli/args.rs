@@ -140,6 +140,10 @@ pub(super) struct IamArgs {
     pub(super) select: ServiceSelection,
     #[command(flatten)]
     pub(super) registry: RegistryArg,
+    /// The policy of a pull-request role: log in, read the base images and the layer cache;
+    /// no push, no cache write.
+    #[arg(long)]
+    pub(super) pull_request: bool,
 }
 
 /// Longest duration an option takes (a week).
@@ -539,6 +543,7 @@ impl IamArgs {
             config: self.select.config.clone(),
             services: self.select.services.clone(),
             registry: self.registry.host.clone(),
+            pull_request: self.pull_request,
         }
     }
 }

@@ -2,7 +2,9 @@
 //! repositories share blobs; attaching SBOMs, provenance and signatures needs nothing more),
 //! repository management, scan reading and `verify`'s reads, scoped to the
 //! configured repositories' ARNs, plus reading the base images kept in ECR (manifests and
-//! configs to build, layers to mount or copy). Pure: nothing is called.
+//! configs to build, layers to mount or copy) and reading and writing the registry layer
+//! cache. A pull-request role's policy (`read_only`) only reads: the layer cache and the
+//! bases, so a pull request can never write the cache others trust. Pure: nothing is called.
 
 use serde_json::{json, Value};
 
@@ -19,7 +21,18 @@ pub struct PolicyScope {
     pub repositories: Vec<String>,
     /// ARNs of ECR repositories holding base images (read only).
     pub base_repositories: Vec<String>,
+    /// The registry layer cache's repository (full name), when the cache is used.
+    pub cache_repository: Option<String>,
+    /// The policy of a role that only builds (pull requests): reads, nothing else.
+    pub read_only: bool,
 }
+
+/// Reading a repository's images: manifests and layers.
+const READ_ACTIONS: [&str; 3] = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+];
 
 /// The partition of a region.
 pub fn partition(region: &str) -> &'static str {
@@ -34,6 +47,9 @@ pub fn partition(region: &str) -> &'static str {
 
 /// The policy document.
 pub fn policy(scope: &PolicyScope) -> Value {
+    if scope.read_only {
+        return read_only_policy(scope);
+    }
     let arns = repository_arns(scope);
     let mut doc = json!({
         "Version": "2012-10-17",
@@ -89,12 +105,60 @@ pub fn policy(scope: &PolicyScope) -> Value {
             }
         ]
     });
-    if let Some(bases) = base_images_statement(scope) {
-        if let Some(st) = doc["Statement"].as_array_mut() {
-            st.push(bases);
-        }
+    if let Some(st) = doc["Statement"].as_array_mut() {
+        st.extend(base_images_statement(scope));
+        st.extend(cache_statement(scope, true));
     }
     doc
+}
+
+/// The policy of a role that builds without pushing (pull requests): log in, read the base
+/// images and the layer cache. Nothing it does can write.
+fn read_only_policy(scope: &PolicyScope) -> Value {
+    let mut statements = vec![json!({
+        "Sid": "OcibuildRegistryLogin",
+        "Effect": "Allow",
+        "Action": ["ecr:GetAuthorizationToken"],
+        "Resource": "*"
+    })];
+    statements.extend(base_images_statement(scope));
+    statements.extend(cache_statement(scope, false));
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// The layer cache's statement: read (a build takes layers from it, a push mounts them from
+/// it) and, with `write`, write (documents, and blobs mounted in from the services'
+/// repositories) and set up (`repos ensure`).
+fn cache_statement(scope: &PolicyScope, write: bool) -> Option<Value> {
+    let repo = scope.cache_repository.as_ref()?;
+    let arn = format!(
+        "arn:{}:ecr:{}:{}:repository/{repo}",
+        scope.partition, scope.region, scope.account
+    );
+    let mut actions: Vec<&str> = READ_ACTIONS.to_vec();
+    if write {
+        actions.extend([
+            "ecr:CompleteLayerUpload",
+            "ecr:CreateRepository",
+            "ecr:DescribeRepositories",
+            "ecr:GetLifecyclePolicy",
+            "ecr:InitiateLayerUpload",
+            "ecr:ListTagsForResource",
+            "ecr:PutImage",
+            "ecr:PutImageScanningConfiguration",
+            "ecr:PutImageTagMutability",
+            "ecr:PutLifecyclePolicy",
+            "ecr:TagResource",
+            "ecr:UploadLayerPart",
+        ]);
+        actions.sort_unstable();
+    }
+    Some(json!({
+        "Sid": if write { "OcibuildLayerCache" } else { "OcibuildLayerCacheRead" },
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": [arn]
+    }))
 }
 
 /// The ARNs of the configured repositories.
@@ -122,7 +186,9 @@ fn push_actions(scope: &PolicyScope) -> Vec<&'static str> {
         "ecr:PutImage",
         "ecr:UploadLayerPart",
     ];
-    if scope.repositories.len() > 1 {
+    // Mounting reads the blob in the repository it comes from: a sibling, or the cache
+    // (whose documents' blobs are mounted in from the services' repositories).
+    if scope.repositories.len() > 1 || scope.cache_repository.is_some() {
         push.push("ecr:GetDownloadUrlForLayer");
         push.sort_unstable();
     }
@@ -140,11 +206,7 @@ fn base_images_statement(scope: &PolicyScope) -> Option<Value> {
     Some(json!({
         "Sid": "OcibuildBaseImages",
         "Effect": "Allow",
-        "Action": [
-            "ecr:BatchCheckLayerAvailability",
-            "ecr:BatchGetImage",
-            "ecr:GetDownloadUrlForLayer"
-        ],
+        "Action": READ_ACTIONS,
         "Resource": bases
     }))
 }
@@ -169,6 +231,8 @@ mod tests {
             account: "123456789012".into(),
             repositories: vec!["retail-store-cart".into(), "retail-store-ui".into()],
             base_repositories: vec![],
+            cache_repository: None,
+            read_only: false,
         };
         let p = policy(&scope);
         let st = p["Statement"].as_array().unwrap();
@@ -218,5 +282,64 @@ mod tests {
             .contains(&json!("ecr:GetDownloadUrlForLayer")));
         assert_eq!(partition("cn-north-1"), "aws-cn");
         assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+    }
+
+    #[test]
+    fn the_layer_cache_is_written_by_the_push_role_and_only_read_by_a_pull_request_role() {
+        let scope = PolicyScope {
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            repositories: vec!["retail-store-cart".into()],
+            base_repositories: vec![repository_arn("us-east-1", "123456789012", "base/jre")],
+            cache_repository: Some("ocibuild-cache".into()),
+            read_only: false,
+        };
+        let cache_arn = json!(["arn:aws:ecr:us-east-1:123456789012:repository/ocibuild-cache"]);
+        let p = policy(&scope);
+        let st = p["Statement"].as_array().unwrap();
+        let cache = st
+            .iter()
+            .find(|s| s["Sid"] == "OcibuildLayerCache")
+            .unwrap();
+        assert_eq!(cache["Resource"], cache_arn);
+        let actions = cache["Action"].as_array().unwrap();
+        for a in [
+            "ecr:PutImage",
+            "ecr:BatchGetImage",
+            "ecr:PutLifecyclePolicy",
+        ] {
+            assert!(actions.contains(&json!(a)), "{a}");
+        }
+        // One repository, but blobs are mounted into the cache from it.
+        assert!(st[1]["Action"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ecr:GetDownloadUrlForLayer")));
+
+        let pr = policy(&PolicyScope {
+            read_only: true,
+            ..scope
+        });
+        let st = pr["Statement"].as_array().unwrap();
+        let sids: Vec<&str> = st.iter().map(|s| s["Sid"].as_str().unwrap()).collect();
+        assert_eq!(
+            sids,
+            [
+                "OcibuildRegistryLogin",
+                "OcibuildBaseImages",
+                "OcibuildLayerCacheRead"
+            ]
+        );
+        assert_eq!(st[2]["Resource"], cache_arn);
+        let text = pr.to_string();
+        for write in [
+            "PutImage",
+            "UploadLayerPart",
+            "CreateRepository",
+            "InitiateLayerUpload",
+        ] {
+            assert!(!text.contains(write), "a pull-request role may not {write}");
+        }
     }
 }

@@ -613,8 +613,13 @@ fn iam_policy_is_scoped_to_the_configured_repositories() {
         .contains(&json!("ecr:DescribeImageScanFindings")));
     assert_eq!(
         st.len(),
-        5,
-        "no base statement: the bases are local layouts"
+        6,
+        "no base statement (the bases are local layouts); the layer cache's"
+    );
+    assert_eq!(st[5]["Sid"], "OcibuildLayerCache");
+    assert_eq!(
+        st[5]["Resource"],
+        json!(["arn:aws:ecr:eu-west-1:123456789012:repository/shop/ocibuild-cache"])
     );
     // verify reads manifests, referrers (BatchGetImage) and signature payloads.
     assert_eq!(st[4]["Sid"], "OcibuildVerify");
@@ -641,6 +646,22 @@ fn iam_policy_is_scoped_to_the_configured_repositories() {
             "ecr:GetDownloadUrlForLayer"
         ])
     );
+
+    // A pull-request role reads the bases and the cache, and can write nothing.
+    let v: Value =
+        serde_json::from_str(&ok(ocibuild(&p, &["iam-policy", "--pull-request"]))).unwrap();
+    let st = v["Statement"].as_array().unwrap();
+    assert_eq!(st[2]["Sid"], "OcibuildLayerCacheRead");
+    assert_eq!(
+        st[2]["Resource"],
+        json!(["arn:aws:ecr:eu-west-1:123456789012:repository/shop/ocibuild-cache"])
+    );
+    let text = v.to_string();
+    assert!(
+        !text.contains("PutImage") && !text.contains("UploadLayerPart"),
+        "{text}"
+    );
+    assert!(!text.contains("retail-store-cart"), "{text}");
 }
 
 #[test]
