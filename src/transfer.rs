@@ -26,7 +26,7 @@ mod report;
 mod tests;
 
 pub use attach::{AttachKind, Attached, Attachment, Signed};
-pub use cache::store_cache;
+pub use cache::{store_cache, CacheDoc};
 pub use remote::Remote;
 pub use report::{BlobOutcome, Event, PushReport, TransferError};
 

@@ -15,7 +15,7 @@ use crate::layer::LayerBlob;
 use crate::oci::layer_cache::{self, CacheEntry};
 use crate::oci::{BlobAt, BlobRef, RepoAt};
 use crate::registry::client::RegistryClient;
-use crate::transfer::Registry;
+use crate::transfer::{CacheDoc, Registry};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -219,12 +219,17 @@ pub async fn write<R: Registry>(
     events: Events<'_>,
 ) {
     let repo = &place.at.repository;
-    let writes = written.iter().map(|(service, doc, blobs)| async move {
-        let tag = place.write_tag(service);
-        let r = crate::transfer::store_cache(registry, repo, &tag, doc, blobs).await;
-        (service, tag, blobs.len(), r)
-    });
-    for (service, tag, n, r) in futures_util::future::join_all(writes).await {
+    let docs: Vec<CacheDoc> = written
+        .iter()
+        .map(|(service, manifest, blobs)| CacheDoc {
+            tag: place.write_tag(service),
+            manifest: manifest.clone(),
+            blobs: blobs.clone(),
+        })
+        .collect();
+    let stored = crate::transfer::store_cache(registry, repo, &docs).await;
+    for ((service, _, _), (d, r)) in written.iter().zip(docs.iter().zip(stored)) {
+        let (tag, n) = (&d.tag, d.blobs.len());
         let at = format!("{}/{repo}:{tag}", place.at.host);
         events(match r {
             Ok(true) => Event::Note(format!("{service}: layer cache {at} written ({n} layers)")),

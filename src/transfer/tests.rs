@@ -558,3 +558,76 @@ fn a_blob_several_artifacts_share_is_uploaded_once_into_a_repository() {
         .count();
     assert_eq!(uploads, 1, "{:#?}", fake.log());
 }
+
+/// A layer blob held by repository `repo` of the fake.
+fn held(fake: &Fake, repo: &str, bytes: &[u8]) -> BlobRef {
+    let digest = Digest::of(bytes);
+    let mut s = fake.state.lock().unwrap();
+    s.blobs.insert((repo.into(), digest.clone()));
+    BlobRef {
+        digest,
+        size: bytes.len() as u64,
+        media_type: MEDIA_TYPE_LAYER_GZIP.into(),
+        at: vec![BlobAt::Registry(RepoAt {
+            host: "registry.test".into(),
+            repository: repo.into(),
+        })],
+    }
+}
+
+#[test]
+fn cache_documents_sharing_blobs_store_each_once_and_a_rerun_writes_nothing() {
+    let fake = Fake::new(MountMode::Link);
+    let (x, y) = (held(&fake, "cart", b"x"), held(&fake, "cart", b"y"));
+    let y_too = held(&fake, "ui", b"y");
+    let docs = vec![
+        CacheDoc {
+            tag: "cart-main".into(),
+            manifest: b"{\"cart\":1}".to_vec(),
+            blobs: vec![x.clone(), y],
+        },
+        CacheDoc {
+            tag: "ui-main".into(),
+            manifest: b"{\"ui\":1}".to_vec(),
+            blobs: vec![y_too],
+        },
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let stored = rt.block_on(store_cache(&fake, "cache", &docs));
+    assert!(stored.iter().all(|r| matches!(r, Ok(true))));
+    let log = fake.log();
+    let into_cache = |what: &str| log.iter().filter(|l| l.starts_with(what)).count();
+    assert_eq!(into_cache("mount cache"), 2, "x and y once each: {log:?}");
+    assert_eq!(
+        into_cache("upload cache"),
+        1,
+        "the empty config once: {log:?}"
+    );
+    assert_eq!(into_cache("manifest cache"), 2, "{log:?}");
+    let again = rt.block_on(store_cache(&fake, "cache", &docs));
+    assert!(again.iter().all(|r| matches!(r, Ok(false))));
+    assert_eq!(fake.log().len(), log.len(), "a rerun writes nothing");
+
+    // A blob that cannot be had fails only the documents naming it.
+    let lost = BlobRef {
+        at: vec![],
+        ..held(&Fake::new(MountMode::Link), "elsewhere", b"lost")
+    };
+    let docs = vec![
+        CacheDoc {
+            tag: "orders-main".into(),
+            manifest: b"{\"orders\":1}".to_vec(),
+            blobs: vec![lost],
+        },
+        CacheDoc {
+            tag: "cart-feature".into(),
+            manifest: b"{\"cart\":2}".to_vec(),
+            blobs: vec![x],
+        },
+    ];
+    let stored = rt.block_on(store_cache(&fake, "cache", &docs));
+    assert!(matches!(stored[0], Err(TransferError::Blob { .. })));
+    assert!(matches!(stored[1], Ok(true)));
+}

@@ -69,6 +69,10 @@ fn run_block(block: &str, cwd: &Path, tmp: &Path, port: u16) -> String {
         .replace(
             "/tmp/registry-data",
             &tmp.join("registry-data").to_string_lossy(),
+        )
+        .replace(
+            "/tmp/fresh-runner",
+            &tmp.join("fresh-runner").to_string_lossy(),
         );
     let script = format!("set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{script}");
     run(Command::new("bash")
@@ -111,7 +115,22 @@ fn the_readmes_build_and_push_commands_work_as_written() {
         .iter()
         .find(|b| b.contains("--sign-key") && b.contains("-- verify"))
         .expect("the README's signing block");
-    let out = run_block(&format!("{push}\n{supply}"), &cwd, tmp.path(), free_port());
+    // And the fresh runner of the registry layer cache's section.
+    let fresh = blocks
+        .iter()
+        .find(|b| b.contains("--cache-write") && b.contains("/tmp/fresh-runner"))
+        .expect("the README's fresh-runner block");
+    let blocks = format!("{push}\n{supply}\n{fresh}");
+    let out = run_block(&blocks, &cwd, tmp.path(), free_port());
+    let report = std::fs::read(tmp.path().join("fresh-runner/report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    for s in report.as_array().unwrap() {
+        let layers = s["layers"].as_array().unwrap();
+        assert!(!layers.is_empty(), "{s}");
+        for l in layers {
+            assert_eq!(l["cache"], "registry", "{}: {l}", s["service"]);
+        }
+    }
     assert_eq!(
         out.matches(": verified").count(),
         3,
