@@ -8,11 +8,16 @@
 //! the base): `ocibuild build` on the registry base against pulling the base first (`skopeo copy
 //! --all` to a layout) and building on the layout, and the push of the result (base layers
 //! mounted) against the skopeo script pushing the layouts built on the pulled base.
+//! Last, the registry layer cache: a fresh runner against the registry cache, no cache and a
+//! warm local cache (`support/registry_cache.rs`).
 //! Run with `cargo bench --bench push` (needs docker-registry and skopeo: scripts/test.sh).
 
 #[path = "support/mod.rs"]
 mod support;
 use support::{have, random_bytes};
+
+#[path = "support/registry_cache.rs"]
+mod registry_cache;
 
 #[path = "../tests/integration/proxy.rs"]
 #[allow(dead_code)]
@@ -237,6 +242,8 @@ fn main() {
     }
 
     registry_base(t.path(), &root, &host, port);
+    let seen = || px.seen.lock().map_or(0, |s| s.len());
+    registry_cache::run(t.path(), bin, &host, RUNS, &seen);
     let _ = registry.kill();
     let _ = registry.wait();
 }

@@ -195,11 +195,12 @@ pub fn entries(source: &Path, cfg: &LayerConfig) -> Result<Vec<Entry>, LayerErro
                 gid,
             });
         }
-        let before = out.len();
-        walk_dir(source, &PathBuf::new(), cfg, &rules, &mut out, &mut inodes)?;
-        if out.len() == before {
+        let (found, links) = walk_tree(source, cfg, &rules)?;
+        if found.is_empty() {
             return Err(LayerError::SourceEmpty(source.to_path_buf()));
         }
+        out.extend(found);
+        inodes = links;
     } else {
         return Err(LayerError::Special(
             source.to_path_buf(),
@@ -259,13 +260,108 @@ fn kind_name(m: &fs::Metadata) -> &'static str {
     }
 }
 
-fn walk_dir(
+/// What the walk of one directory adds: its entries, its files with several links, and its
+/// subdirectories still to walk (absolute path, path relative to the source).
+#[derive(Default)]
+struct Found {
+    entries: Vec<Entry>,
+    inodes: Vec<(Vec<u8>, (u64, u64))>,
+    subdirs: Vec<(PathBuf, PathBuf)>,
+}
+
+/// The directories of a parallel walk still to list, how many are being listed, and the
+/// first failure.
+struct Shared {
+    queue: Vec<(PathBuf, PathBuf)>,
+    busy: usize,
+    failed: Option<LayerError>,
+}
+
+/// Walk the tree under `root` on up to four threads (a stat per entry is most of the cost
+/// of a warm build of many small files, and the kernel serves them in parallel). The order
+/// of the entries is the caller's to fix (it sorts them).
+fn walk_tree(
+    root: &Path,
+    cfg: &LayerConfig,
+    rules: &Rules,
+) -> Result<(Vec<Entry>, Vec<(Vec<u8>, (u64, u64))>), LayerError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let shared = std::sync::Mutex::new(Shared {
+        queue: vec![(root.to_path_buf(), PathBuf::new())],
+        busy: 0,
+        failed: None,
+    });
+    let wake = std::sync::Condvar::new();
+    let results: Vec<Found> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| s.spawn(|| walk_worker(&shared, &wake, cfg, rules)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let shared = shared.into_inner().map_err(|_| {
+        LayerError::Invalid(format!("walking {}: a walker thread failed", root.display()))
+    })?;
+    if let Some(e) = shared.failed {
+        return Err(e);
+    }
+    let mut out = Found::default();
+    for f in results {
+        out.entries.extend(f.entries);
+        out.inodes.extend(f.inodes);
+    }
+    Ok((out.entries, out.inodes))
+}
+
+/// One walker: take a directory, list it, queue its subdirectories; stop when nothing is
+/// queued or being listed, or something failed.
+fn walk_worker(
+    shared: &std::sync::Mutex<Shared>,
+    wake: &std::sync::Condvar,
+    cfg: &LayerConfig,
+    rules: &Rules,
+) -> Found {
+    let mut mine = Found::default();
+    loop {
+        let Ok(mut g) = shared.lock() else {
+            return mine;
+        };
+        while g.queue.is_empty() && g.busy > 0 && g.failed.is_none() {
+            g = match wake.wait(g) {
+                Ok(g) => g,
+                Err(_) => return mine,
+            };
+        }
+        let Some((abs, rel)) = g.queue.pop().filter(|_| g.failed.is_none()) else {
+            wake.notify_all();
+            return mine;
+        };
+        g.busy += 1;
+        drop(g);
+        let listed = list_dir(&abs, &rel, cfg, rules, &mut mine);
+        let Ok(mut g) = shared.lock() else {
+            return mine;
+        };
+        g.busy -= 1;
+        match listed {
+            Ok(()) => g.queue.append(&mut mine.subdirs),
+            Err(e) => {
+                g.failed.get_or_insert(e);
+            }
+        }
+        wake.notify_all();
+    }
+}
+
+/// List directory `dir` (at `rel` in the source) into `found`.
+fn list_dir(
     dir: &Path,
     rel: &Path,
     cfg: &LayerConfig,
     rules: &Rules,
-    out: &mut Vec<Entry>,
-    inodes: &mut Vec<(Vec<u8>, (u64, u64))>,
+    found: &mut Found,
 ) -> Result<(), LayerError> {
     let read = fs::read_dir(dir).map_err(|e| LayerError::io("listing", dir, e))?;
     for item in read {
@@ -275,7 +371,10 @@ fn walk_dir(
         if rules.excluded(&rel) {
             continue;
         }
-        let meta = fs::symlink_metadata(&abs).map_err(|e| LayerError::io("reading", &abs, e))?;
+        // The entry's own metadata, links not followed, asked relative to the open directory.
+        let meta = item
+            .metadata()
+            .map_err(|e| LayerError::io("reading", &abs, e))?;
         let rel_bytes = rel.as_os_str().as_bytes();
         let path = join(&cfg.target, rel_bytes);
         let ft = meta.file_type();
@@ -283,7 +382,7 @@ fn walk_dir(
             (EntryKind::Dir, true)
         } else if ft.is_file() {
             if meta.nlink() > 1 {
-                inodes.push((path.clone(), (meta.dev(), meta.ino())));
+                found.inodes.push((path.clone(), (meta.dev(), meta.ino())));
             }
             (
                 EntryKind::File {
@@ -308,7 +407,7 @@ fn walk_dir(
         } else {
             rules.mode(&rel, is_dir, meta.mode())
         };
-        out.push(Entry {
+        found.entries.push(Entry {
             path,
             kind,
             mode,
@@ -316,7 +415,7 @@ fn walk_dir(
             gid: cfg.gid,
         });
         if is_dir {
-            walk_dir(&abs, &rel, cfg, rules, out, inodes)?;
+            found.subdirs.push((abs, rel));
         }
     }
     Ok(())
