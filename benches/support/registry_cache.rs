@@ -31,8 +31,18 @@ fn write_files(dir: &Path, seed: u64, total: usize, files: usize) {
 fn monorepo(root: &Path) {
     let mut cfg = String::from("[build]\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n");
     for s in 0..SERVICES {
-        write_files(&root.join(format!("svc{s}/deps")), 500 + s as u64, 45 * MIB, 45);
-        write_files(&root.join(format!("svc{s}/app")), 600 + s as u64, 2 * MIB, 4);
+        write_files(
+            &root.join(format!("svc{s}/deps")),
+            500 + s as u64,
+            45 * MIB,
+            45,
+        );
+        write_files(
+            &root.join(format!("svc{s}/app")),
+            600 + s as u64,
+            2 * MIB,
+            4,
+        );
         cfg.push_str(&format!(
             "[services.svc{s}]\nrepository = \"svc{s}\"\n\
              [[services.svc{s}.layers]]\nsource = \"svc{s}/deps\"\ntarget = \"/app/lib\"\n\
@@ -113,9 +123,18 @@ pub fn run(t: &Path, bin: &str, host: &str, runs: usize, requests: &dyn Fn() -> 
     println!("| round two | time | this / registry cache | requests |");
     println!("|---|---|---|---|");
     println!("| registry cache (fresh runner) | {w:.2} s | 1.00 | {asked} |");
-    println!("| no cache (`--no-cache`, everything compressed) | {n:.2} s | {:.2} | |", n / w);
-    println!("| warm local cache (the ideal) | {l:.2} s | {:.2} | |", l / w);
-    println!("| registry cache, nothing changed | {u:.2} s | {:.2} | {asked_unchanged} |", u / w);
+    println!(
+        "| no cache (`--no-cache`, everything compressed) | {n:.2} s | {:.2} | |",
+        n / w
+    );
+    println!(
+        "| warm local cache (the ideal) | {l:.2} s | {:.2} | |",
+        l / w
+    );
+    println!(
+        "| registry cache, nothing changed | {u:.2} s | {:.2} | {asked_unchanged} |",
+        u / w
+    );
     println!();
     println!("registry cache against none: {:.2}x faster (target at least 4x); against the warm local cache: {:.2}x its time (target at most 1.3x)", n / w, w / l);
 }

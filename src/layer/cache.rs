@@ -22,7 +22,7 @@ use crate::config::LayerConfig;
 use crate::digest::file::read_bounded;
 use crate::digest::Digest;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 use xxhash_rust::xxh3::Xxh3;
@@ -99,19 +99,9 @@ pub fn key(
 ) -> io::Result<String> {
     let mut buf = vec![0u8; 1 << 20];
     let mut read = |path: &Path, stamp: &FileStamp| -> io::Result<u128> {
-        let mut f = crate::digest::file::open_regular(path)?;
         let mut content = Xxh3::new();
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            content.update(&buf[..n]);
-        }
         // A file written while it was read has no one content: no content key for it.
-        if FileStamp::of(&f.metadata()?) != *stamp {
-            return Err(io::Error::other("changed while it was read"));
-        }
+        super::walk::read_unchanged(path, stamp, &mut buf, &mut |b| content.update(b))?;
         Ok(content.digest128())
     };
     key_with(kind, entries, cfg, epoch, opts, &mut read)
@@ -399,6 +389,7 @@ mod tests {
     use crate::digest::DiffId;
     use crate::layer::compress::Codec;
     use crate::layer::walk::FileStamp;
+    use std::io::Read;
 
     fn cfg() -> LayerConfig {
         LayerConfig::new(SourceTemplate::try_from("app".to_string()).unwrap(), "/app")

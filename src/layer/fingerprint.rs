@@ -15,7 +15,7 @@ use crate::config::LayerConfig;
 use crate::digest::Digest;
 use crate::platform::Platform;
 use sha2::{Digest as _, Sha256};
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 /// What a fingerprint covers besides the entries.
@@ -47,21 +47,8 @@ impl Fields {
 pub fn fingerprint(entries: &[Entry], inputs: &Inputs<'_>) -> io::Result<Digest> {
     let mut buf = vec![0u8; 1 << 20];
     let mut read = |path: &Path, stamp: &FileStamp| -> io::Result<[u8; 32]> {
-        let mut f = crate::digest::file::open_regular(path)?;
         let mut h = Sha256::new();
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        if FileStamp::of(&f.metadata()?) != *stamp {
-            return Err(io::Error::other(format!(
-                "{} changed while it was read",
-                path.display()
-            )));
-        }
+        super::walk::read_unchanged(path, stamp, &mut buf, &mut |b| h.update(b))?;
         Ok(h.finalize().into())
     };
     fingerprint_with(entries, inputs, &mut read)

@@ -62,6 +62,32 @@ impl FileStamp {
     }
 }
 
+/// Read the regular file `path` through `buf` into `feed`, and check it still has the stamp
+/// the walk saw: a file written while it was read has no one content to stand for.
+pub fn read_unchanged(
+    path: &Path,
+    stamp: &FileStamp,
+    buf: &mut [u8],
+    feed: &mut dyn FnMut(&[u8]),
+) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut f = crate::digest::file::open_regular(path)?;
+    loop {
+        let n = f.read(buf)?;
+        if n == 0 {
+            break;
+        }
+        feed(&buf[..n]);
+    }
+    if FileStamp::of(&f.metadata()?) != *stamp {
+        return Err(std::io::Error::other(format!(
+            "{} changed while it was read",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// One entry of a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -302,7 +328,10 @@ fn walk_tree(
             .collect()
     });
     let shared = shared.into_inner().map_err(|_| {
-        LayerError::Invalid(format!("walking {}: a walker thread failed", root.display()))
+        LayerError::Invalid(format!(
+            "walking {}: a walker thread failed",
+            root.display()
+        ))
     })?;
     if let Some(e) = shared.failed {
         return Err(e);
