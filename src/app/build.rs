@@ -71,8 +71,8 @@ pub fn build(
 }
 
 /// The registry layer cache of the config's registry, read for the requested services (none
-/// when the config names no registry, the cache is off, or the registry cannot be reached:
-/// that last with a warning).
+/// when the config names no registry, the cache is off, the layouts must hold every blob
+/// (`--materialize`), or the registry cannot be reached: that last with a warning).
 fn registry_cache(
     config: &Config,
     req: &BuildRequest,
@@ -80,6 +80,14 @@ fn registry_cache(
     env: Env<'_>,
     events: Events<'_>,
 ) -> Result<Option<Arc<dyn RemoteLayers>>, AppError> {
+    if req.materialize {
+        if req.layers.verify_cache {
+            return Err(AppError::Usage(
+                "--materialize builds without the registry layer cache (a layout must hold every blob), so there is nothing for --verify-cache to check".into(),
+            ));
+        }
+        return Ok(None);
+    }
     let Some(registry) = &config.registry else {
         if req.layers.verify_cache {
             return Err(AppError::Usage(format!(

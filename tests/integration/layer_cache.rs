@@ -395,3 +395,53 @@ fn verify_cache_catches_a_document_pointing_at_another_blob() {
         &["--verify-cache", "--service", "ui", "--dry-run"],
     ));
 }
+
+#[test]
+fn build_reads_the_cache_of_the_configs_registry_and_materialize_leaves_it_alone() {
+    let (_reg, proxy) = counted();
+    let (tmp, p) = retail_store();
+    let host = proxy.host();
+    round_one(&p, &host, tmp.path());
+    let cfg = fs::read_to_string(p.join("ocibuild.toml")).unwrap();
+    fs::write(
+        p.join("ocibuild.toml"),
+        format!("[registry]\nurl = \"{host}\"\n\n{cfg}"),
+    )
+    .unwrap();
+    let build = |name: &str, extra: &[&str]| -> Vec<Value> {
+        let out = tmp.path().join(name);
+        let cache = tmp.path().join(format!("{name}-cache"));
+        let mut args = vec!["build", "--format", "json", "--out", out.to_str().unwrap()];
+        args.extend(["--cache-dir", cache.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok(ocibuild(&p, &args))).unwrap()
+    };
+    let layers = |built: &[Value]| -> Vec<(String, bool)> {
+        built
+            .iter()
+            .flat_map(|s| s["platforms"].as_array().unwrap().clone())
+            .flat_map(|p| p["layers"].as_array().unwrap().clone())
+            .filter(|l| !l["from_base"].as_bool().unwrap())
+            .map(|l| {
+                let cache = l["cache"].as_str().unwrap().to_string();
+                (cache, l["in_layout"].as_bool().unwrap())
+            })
+            .collect()
+    };
+    let fresh = layers(&build("fresh", &[]));
+    assert!(!fresh.is_empty());
+    assert!(
+        fresh.iter().all(|(c, here)| c == "registry" && !here),
+        "{fresh:?}"
+    );
+    let whole = layers(&build("whole", &["--materialize"]));
+    assert!(
+        whole.iter().all(|(c, here)| c != "registry" && *here),
+        "{whole:?}"
+    );
+    let err = refused(ocibuild(
+        &p,
+        &["build", "--out", "x", "--materialize", "--verify-cache"],
+    ));
+    assert!(err.contains("--materialize"), "{err}");
+}
