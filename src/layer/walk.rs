@@ -221,12 +221,12 @@ pub fn entries(source: &Path, cfg: &LayerConfig) -> Result<Vec<Entry>, LayerErro
                 gid,
             });
         }
-        let (found, links) = walk_tree(source, cfg, &rules)?;
-        if found.is_empty() {
+        let found = walk_tree(source, cfg, &rules)?;
+        if found.entries.is_empty() {
             return Err(LayerError::SourceEmpty(source.to_path_buf()));
         }
-        out.extend(found);
-        inodes = links;
+        out.extend(found.entries);
+        inodes = found.inodes;
     } else {
         return Err(LayerError::Special(
             source.to_path_buf(),
@@ -310,7 +310,7 @@ fn walk_tree(
     root: &Path,
     cfg: &LayerConfig,
     rules: &Rules,
-) -> Result<(Vec<Entry>, Vec<(Vec<u8>, (u64, u64))>), LayerError> {
+) -> Result<Found, LayerError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let shared = std::sync::Mutex::new(Shared {
         queue: vec![(root.to_path_buf(), PathBuf::new())],
@@ -341,7 +341,7 @@ fn walk_tree(
         out.entries.extend(f.entries);
         out.inodes.extend(f.inodes);
     }
-    Ok((out.entries, out.inodes))
+    Ok(out)
 }
 
 /// One walker: take a directory, list it, queue its subdirectories; stop when nothing is
