@@ -306,11 +306,7 @@ struct Shared {
 /// Walk the tree under `root` on up to four threads (a stat per entry is most of the cost
 /// of a warm build of many small files, and the kernel serves them in parallel). The order
 /// of the entries is the caller's to fix (it sorts them).
-fn walk_tree(
-    root: &Path,
-    cfg: &LayerConfig,
-    rules: &Rules,
-) -> Result<Found, LayerError> {
+fn walk_tree(root: &Path, cfg: &LayerConfig, rules: &Rules) -> Result<Found, LayerError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let shared = std::sync::Mutex::new(Shared {
         queue: vec![(root.to_path_buf(), PathBuf::new())],
