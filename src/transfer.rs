@@ -20,6 +20,7 @@ mod attach;
 mod cache;
 #[cfg(test)]
 pub(crate) mod memory;
+mod promote;
 mod remote;
 mod report;
 #[cfg(test)]
@@ -27,6 +28,7 @@ mod tests;
 
 pub use attach::{AttachKind, Attached, Attachment, Signed};
 pub use cache::{store_cache, CacheDoc};
+pub use promote::{retag, Retagged};
 pub use remote::Remote;
 pub use report::{BlobOutcome, Event, PushReport, TransferError};
 
@@ -420,28 +422,38 @@ impl<R: Registry> Finish<'_, R> {
         Ok(())
     }
 
-    /// Point tag `t` at the image, unless it already does (a rerun: an immutable repository
-    /// refuses even the same write). A tag that names another image in a repository that
-    /// refuses to move it is an error naming both digests.
+    /// Point tag `t` at the image (see [`put_tag`]).
     async fn write_tag(&self, t: &str) -> Result<(), TransferError> {
         let (registry, repo, top) = (self.registry, &self.image.repository, &self.image.graph.top);
-        // A failed look is no reason to stop: the PUT says what the registry thinks.
-        let now = registry.tag_digest(repo, t).await.ok().flatten();
-        if now.as_ref() == Some(&top.digest) {
-            return Ok(());
-        }
-        match registry
-            .put_manifest(repo, t, &top.media_type, &top.bytes)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_immutable_tag() => Err(TransferError::TagImmutable {
-                tag: t.to_string(),
-                repository: repo.clone(),
-                existing: now.map_or_else(|| "another image".to_string(), |d| d.to_string()),
-                wanted: top.digest.clone(),
-            }),
-            Err(e) => Err(TransferError::Manifest(e)),
-        }
+        put_tag(registry, repo, top, t).await.map(|_| ())
+    }
+}
+
+/// Point tag `t` of `repo` at `top`, unless it already does (a rerun: an immutable repository
+/// refuses even the same write). A tag that names another image in a repository that refuses
+/// to move it is an error naming both digests. Returns whether the tag was written.
+pub async fn put_tag<R: Registry>(
+    registry: &R,
+    repo: &str,
+    top: &crate::oci::Doc,
+    t: &str,
+) -> Result<bool, TransferError> {
+    // A failed look is no reason to stop: the PUT says what the registry thinks.
+    let now = registry.tag_digest(repo, t).await.ok().flatten();
+    if now.as_ref() == Some(&top.digest) {
+        return Ok(false);
+    }
+    match registry
+        .put_manifest(repo, t, &top.media_type, &top.bytes)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_immutable_tag() => Err(TransferError::TagImmutable {
+            tag: t.to_string(),
+            repository: repo.to_string(),
+            existing: now.map_or_else(|| "another image".to_string(), |d| d.to_string()),
+            wanted: top.digest.clone(),
+        }),
+        Err(e) => Err(TransferError::Manifest(e)),
     }
 }

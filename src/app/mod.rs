@@ -17,6 +17,7 @@ pub mod build;
 pub mod cache;
 pub mod iam;
 pub mod plan;
+pub mod promote;
 pub mod publish;
 pub mod repos;
 pub mod scan;
@@ -100,12 +101,21 @@ pub enum AppError {
     /// Credentials.
     #[error(transparent)]
     Auth(#[from] crate::registry::auth::AuthError),
+    /// Copying or tagging images in a registry.
+    #[error(transparent)]
+    Transfer(Box<crate::transfer::TransferError>),
     /// A signing or verification key.
     #[error(transparent)]
     Sign(#[from] crate::sign::SignError),
     /// A local failure (runtime, files).
     #[error("{0}")]
     Other(String),
+}
+
+impl From<crate::transfer::TransferError> for AppError {
+    fn from(e: crate::transfer::TransferError) -> Self {
+        AppError::Transfer(Box::new(e))
+    }
 }
 
 impl From<crate::registry::error::RegistryError> for AppError {

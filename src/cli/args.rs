@@ -34,6 +34,56 @@ pub(super) enum Command {
     /// Show what is attached to the services' images (SBOMs, provenance, signatures); with
     /// --key, fail unless the index and every platform manifest carry a valid signature.
     Verify(VerifyArgs),
+    /// Promote an image already in the registry: add tags to it (by tag or digest), nothing
+    /// rebuilt or uploaded; prints the image's immutable reference.
+    Tag(TagArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct TagArgs {
+    /// Config file (default: ./ocibuild.toml).
+    #[arg(long, value_name = "FILE")]
+    pub(super) config: Option<PathBuf>,
+    /// The service whose repository holds the image.
+    #[arg(long, value_name = "NAME")]
+    pub(super) service: String,
+    #[command(flatten)]
+    pub(super) registry: RegistryArg,
+    /// Plain HTTP to the registry.
+    #[arg(long)]
+    pub(super) insecure: bool,
+    /// The image, by one of its tags.
+    #[arg(
+        long,
+        value_name = "TAG",
+        required_unless_present = "digest",
+        conflicts_with = "digest"
+    )]
+    pub(super) from_tag: Option<String>,
+    /// The image, by digest (sha256:...).
+    #[arg(long, value_name = "DIGEST")]
+    pub(super) digest: Option<String>,
+    /// Tags to add (repeat, or a comma list).
+    #[arg(long, value_name = "TAG", value_delimiter = ',', required = true)]
+    pub(super) to: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(super) format: Format,
+}
+
+impl TagArgs {
+    /// The request for `app::promote::tag`.
+    pub(super) fn request(&self) -> app::promote::TagRequest {
+        app::promote::TagRequest {
+            config: self.config.clone(),
+            service: self.service.clone(),
+            registry: self.registry.host.clone(),
+            insecure: self.insecure,
+            from_tag: self.from_tag.clone(),
+            digest: self.digest.clone(),
+            to: self.to.clone(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -74,6 +74,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plan(a) => plan(&a, &env),
         Command::Verify(a) => verify(&a),
+        Command::Tag(a) => {
+            let report = app::promote::tag(&a.request())?;
+            match a.format {
+                Format::Json => render::json(&report),
+                Format::Text => {
+                    render::tag_text(&report);
+                    Ok(())
+                }
+            }
+        }
     }
 }
 

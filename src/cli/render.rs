@@ -267,6 +267,15 @@ pub fn verify_text(report: &crate::app::verify::VerifyReport) {
     }
 }
 
+/// `tag`'s report: each tag, then the immutable reference alone on the last line (for
+/// scripts: `ocibuild tag ... | tail -1`).
+pub fn tag_text(report: &crate::app::promote::TagReport) {
+    for t in &report.tags {
+        eprintln!("{} tag {}: {}", report.service, t.tag, t.outcome);
+    }
+    println!("{}", report.reference);
+}
+
 /// `sbom`, `provenance` or `signature`.
 fn attach_kind(a: &crate::app::reports::Attached) -> &'static str {
     use crate::app::reports::AttachKind;

@@ -85,6 +85,14 @@ pub enum TransferError {
         /// Why not.
         why: String,
     },
+    /// The image to promote or copy is not in the repository.
+    #[error("{repository} has no image {reference}: check the tag or digest (`ocibuild verify --tag T` shows what a tag names)")]
+    Missing {
+        /// The repository.
+        repository: String,
+        /// The tag or digest asked for.
+        reference: String,
+    },
     /// A tag names another image and the repository refuses to move tags.
     #[error("tag {tag} in {repository} already names {existing}, not this image ({wanted}), and the repository refuses to move tags (IMMUTABLE): push under a tag that changes with each build (sha, timestamp), or make the repository MUTABLE (tag_mutability in [repositories])")]
     TagImmutable {

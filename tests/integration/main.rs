@@ -17,6 +17,7 @@ mod hostile;
 mod layer_cache;
 mod layering;
 mod moto;
+mod promote;
 mod proxy;
 mod push;
 mod readme;

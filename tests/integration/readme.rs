@@ -120,7 +120,12 @@ fn the_readmes_build_and_push_commands_work_as_written() {
         .iter()
         .find(|b| b.contains("--cache-write") && b.contains("/tmp/fresh-runner"))
         .expect("the README's fresh-runner block");
-    let blocks = format!("{push}\n{supply}\n{fresh}");
+    // And the promotion after it.
+    let promote = blocks
+        .iter()
+        .find(|b| b.contains("-- tag "))
+        .expect("the README's tag block");
+    let blocks = format!("{push}\n{supply}\n{fresh}\n{promote}");
     let out = run_block(&blocks, &cwd, tmp.path(), free_port());
     let report = std::fs::read(tmp.path().join("fresh-runner/report.json")).unwrap();
     let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
@@ -137,6 +142,13 @@ fn the_readmes_build_and_push_commands_work_as_written() {
         "index and two platforms: {out}"
     );
     assert!(!out.contains("nothing to build or push"), "{out}");
+    // `tag` prints the reference of the image `push` pushed, alone on its line.
+    let pushed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("catalog pushed: "))
+        .and_then(|l| l.split(' ').next())
+        .expect("push's summary line");
+    assert!(out.lines().any(|l| l == pushed), "{out}");
     let from = out.find('{').expect("skopeo inspect output");
     let inspected: serde_json::Value = serde_json::Deserializer::from_str(&out[from..])
         .into_iter()
