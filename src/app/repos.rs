@@ -89,9 +89,10 @@ impl Settings<'_> {
             dry_run: self.dry_run,
         });
         if !self.dry_run {
-            let own = &plans[..plans.len() - cache_plans.len()];
+            let own_count = plans.len() - cache_plans.len();
+            let (own, cache) = plans.split_at_mut(own_count);
             repos::apply(ecr, own, wanted).await?;
-            repos::apply(ecr, &cache_plans, &for_cache).await?;
+            repos::apply(ecr, cache, &for_cache).await?;
         }
         Ok(plans)
     }

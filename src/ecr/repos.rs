@@ -68,6 +68,11 @@ impl std::fmt::Display for Change {
 pub struct RepoPlan {
     /// Repository name.
     pub repository: String,
+    /// Its URI (`<account>.dkr.ecr.<region>.amazonaws.com/<name>`, as ECR says it); `None`
+    /// until the repository exists (a dry run of one to create).
+    pub uri: Option<String>,
+    /// Its ARN, as ECR says it; `None` until the repository exists.
+    pub arn: Option<String>,
     /// Changes to make, in order.
     pub changes: Vec<Change>,
     /// Differences that cannot be changed in place.
@@ -111,6 +116,8 @@ async fn plan_one(
 ) -> Result<RepoPlan, EcrError> {
     let mut plan = RepoPlan {
         repository: name.to_string(),
+        uri: None,
+        arn: None,
         changes: vec![],
         drift: vec![],
     };
@@ -119,6 +126,8 @@ async fn plan_one(
         plan.changes.push(Change::Lifecycle { replace: false });
         return Ok(plan);
     };
+    plan.uri = repo.repository_uri().map(str::to_string);
+    plan.arn = repo.repository_arn().map(str::to_string);
     plan.changes.extend(setting_changes(&repo, settings));
     plan.drift
         .extend(encryption_drift(&repo, &settings.encryption));
@@ -259,12 +268,19 @@ async fn lifecycle_change(
 /// Carry out `plans`.
 pub async fn apply(
     ecr: &Ecr,
-    plans: &[RepoPlan],
+    plans: &mut [RepoPlan],
     settings: &RepositorySettings,
 ) -> Result<(), EcrError> {
     for p in plans {
         for c in &p.changes {
             apply_one(ecr, &p.repository, c, settings).await?;
+        }
+        if p.arn.is_none() {
+            // Created just now: its URI and ARN as ECR gives them.
+            if let Some(repo) = describe_repository(ecr, &p.repository).await? {
+                p.uri = repo.repository_uri().map(str::to_string);
+                p.arn = repo.repository_arn().map(str::to_string);
+            }
         }
     }
     Ok(())

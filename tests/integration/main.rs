@@ -11,6 +11,7 @@ mod build;
 mod ci;
 mod dependencies;
 mod ecr;
+mod ecr_scan;
 mod errors;
 mod hardening;
 mod hostile;
