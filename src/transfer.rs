@@ -23,6 +23,7 @@ pub(crate) mod memory;
 mod promote;
 mod remote;
 mod report;
+mod source;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ pub use cache::{store_cache, CacheDoc};
 pub use promote::{retag, Retagged};
 pub use remote::Remote;
 pub use report::{BlobOutcome, Event, PushReport, TransferError};
+pub use source::{read_artifacts, read_image, read_signatures, subjects};
 
 use crate::digest::Digest;
 use crate::oci::{BlobRef, ImageGraph, RepoAt};

@@ -148,7 +148,12 @@ pub async fn destination_client(
 /// How base image registries are reached: the config's `[registry]` settings for its own host,
 /// the AWS SDK for ECR hosts, Docker's config.json for the rest (anonymous for public ones).
 pub fn base_registries(config: &Config) -> Arc<Clients> {
-    let own = config.registry.clone();
+    registries(config.registry.clone())
+}
+
+/// How registries are reached when `own` (if any) is reached by its settings: the AWS SDK
+/// for other ECR hosts, Docker's config.json for the rest.
+pub fn registries(own: Option<RegistryConfig>) -> Arc<Clients> {
     let connect: Connect = Arc::new(move |host: String| {
         let own = own.clone().filter(|r| r.host == host);
         Box::pin(async move {

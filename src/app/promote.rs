@@ -105,3 +105,122 @@ pub fn source(tag: Option<&str>, digest: Option<&str>) -> Result<String, AppErro
         )),
     }
 }
+
+/// What to copy, and where.
+#[derive(Debug, Clone, Default)]
+pub struct CopyRequest {
+    /// Config file.
+    pub config: Option<PathBuf>,
+    /// The service whose repository holds the image.
+    pub service: String,
+    /// The source registry (default: the config's).
+    pub registry: Option<String>,
+    /// Plain HTTP to both registries (hosts written without a scheme).
+    pub insecure: bool,
+    /// The image, by one of its tags.
+    pub from_tag: Option<String>,
+    /// The image, by digest.
+    pub digest: Option<String>,
+    /// The destination registry, `HOST[:PORT][/PREFIX]`.
+    pub to_registry: String,
+    /// Tags to write there (default: `from_tag`, if the image was named by tag).
+    pub to_tags: Vec<String>,
+    /// Blob transfers at once.
+    pub jobs: usize,
+}
+
+/// What `copy` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyReport {
+    /// The image copied: `host/repository@digest` at the source.
+    pub source: String,
+    /// The copy, as a push reports it (`reference`: the immutable reference written).
+    #[serde(flatten)]
+    pub copied: crate::transfer::PushReport,
+}
+
+/// Copy the image `req` names, with everything attached to it, to `req.to_registry`.
+pub fn copy(req: &CopyRequest, events: super::Events<'_>) -> Result<CopyReport, AppError> {
+    let config = Config::find_and_load(req.config.as_deref())?;
+    let from = source(req.from_tag.as_deref(), req.digest.as_deref())?;
+    let tags = match (&req.from_tag, req.to_tags.is_empty()) {
+        (Some(t), true) => vec![t.clone()],
+        _ => req.to_tags.clone(),
+    };
+    super::check_tags(&tags, false)?;
+    let service = config
+        .select(std::slice::from_ref(&req.service))
+        .map_err(|e| AppError::Usage(e.0))?
+        .remove(0);
+    let src = access::destination(&config, req.registry.as_deref(), req.insecure)?;
+    let dst = access::destination(&config, Some(&req.to_registry), req.insecure)
+        .map_err(|e| AppError::Usage(format!("--to-registry: {e}")))?;
+    let at = crate::oci::RepoAt {
+        host: src.host.clone(),
+        repository: src.repository_path(&service.repository),
+    };
+    let repository = dst.repository_path(&service.repository);
+    if dst.host == at.host && repository == at.repository {
+        return Err(AppError::Usage(format!(
+            "--to-registry {} is where the image is ({}/{}): name another registry or prefix",
+            req.to_registry, at.host, at.repository
+        )));
+    }
+    let runtime = super::runtime()?;
+    let from_side = access::Connected::open(&runtime, &src)?;
+    let image = runtime.block_on(carried(
+        &from_side.client,
+        &at,
+        &from,
+        &service.name,
+        repository,
+        tags,
+    ))?;
+    let source = format!("{}/{}@{}", at.host, at.repository, image.graph.top.digest);
+    let to_side = access::Connected::open(&runtime, &dst)?;
+    let sources = access::registries(Some(src));
+    let remote = Remote::new(&to_side.client, &sources);
+    let opts = transfer::TransferOptions {
+        jobs: req.jobs.max(1),
+        dry_run: false,
+    };
+    let progress = |e| events(super::Event::Transfer(e));
+    let mut reports = runtime.block_on(transfer::transfer(&remote, &[image], &opts, &progress));
+    events(super::Event::TransferDone);
+    let copied = reports.remove(0);
+    if let Some(e) = &copied.error {
+        return Err(AppError::Refused(format!(
+            "copying {source} to {}: {e}",
+            copied.reference
+        )));
+    }
+    Ok(CopyReport { source, copied })
+}
+
+/// The image `from` of `at` as a transfer carries it: its graph (blobs left at `at`), the
+/// artifacts referring to it and its signatures, for `repository` under `tags`.
+async fn carried(
+    client: &crate::registry::client::RegistryClient,
+    at: &crate::oci::RepoAt,
+    from: &str,
+    service: &str,
+    repository: String,
+    tags: Vec<String>,
+) -> Result<transfer::TransferImage, AppError> {
+    let graph = transfer::read_image(client, at, from).await?;
+    let repo = at.repository.as_str();
+    let mut attachments = Vec::new();
+    let mut signatures = Vec::new();
+    for subject in transfer::subjects(&graph) {
+        attachments.extend(transfer::read_artifacts(client, repo, &subject).await?);
+        signatures.extend(transfer::read_signatures(client, repo, &subject.digest).await?);
+    }
+    Ok(transfer::TransferImage {
+        service: service.to_string(),
+        repository,
+        graph,
+        tags,
+        attachments,
+        signatures,
+    })
+}

@@ -37,6 +37,65 @@ pub(super) enum Command {
     /// Promote an image already in the registry: add tags to it (by tag or digest), nothing
     /// rebuilt or uploaded; prints the image's immutable reference.
     Tag(TagArgs),
+    /// Copy an image with everything attached to it (SBOMs, provenance, signatures) to another
+    /// registry or account: mounted within a registry, streamed across, digests unchanged.
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct CopyArgs {
+    /// Config file (default: ./ocibuild.toml).
+    #[arg(long, value_name = "FILE")]
+    pub(super) config: Option<PathBuf>,
+    /// The service whose image is copied (its repository name is kept).
+    #[arg(long, value_name = "NAME")]
+    pub(super) service: String,
+    /// The registry the image is in (default: [registry] url in the config).
+    #[arg(long = "registry", value_name = "HOST[/PREFIX]")]
+    pub(super) registry: Option<String>,
+    /// Plain HTTP to registries written without a scheme.
+    #[arg(long)]
+    pub(super) insecure: bool,
+    /// The image, by one of its tags.
+    #[arg(
+        long,
+        value_name = "TAG",
+        required_unless_present = "digest",
+        conflicts_with = "digest"
+    )]
+    pub(super) from_tag: Option<String>,
+    /// The image, by digest (sha256:...).
+    #[arg(long, value_name = "DIGEST")]
+    pub(super) digest: Option<String>,
+    /// The registry to copy to.
+    #[arg(long, value_name = "HOST[/PREFIX]")]
+    pub(super) to_registry: String,
+    /// Tags to write there (repeat, or a comma list; default: the --from-tag).
+    #[arg(long, value_name = "TAG", value_delimiter = ',')]
+    pub(super) to_tag: Vec<String>,
+    /// Blob transfers at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(super) jobs: u16,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(super) format: Format,
+}
+
+impl CopyArgs {
+    /// The request for `app::promote::copy`.
+    pub(super) fn request(&self) -> app::promote::CopyRequest {
+        app::promote::CopyRequest {
+            config: self.config.clone(),
+            service: self.service.clone(),
+            registry: self.registry.clone(),
+            insecure: self.insecure,
+            from_tag: self.from_tag.clone(),
+            digest: self.digest.clone(),
+            to_registry: self.to_registry.clone(),
+            to_tags: self.to_tag.clone(),
+            jobs: usize::from(self.jobs),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

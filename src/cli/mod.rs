@@ -74,6 +74,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plan(a) => plan(&a, &env),
         Command::Verify(a) => verify(&a),
+        Command::Copy(a) => {
+            let r = Renderer::new(false, a.format == Format::Text);
+            let report = app::promote::copy(&a.request(), &|e| r.event(e))?;
+            match a.format {
+                Format::Json => render::json(&report),
+                Format::Text => {
+                    render::copy_text(&report);
+                    Ok(())
+                }
+            }
+        }
         Command::Tag(a) => {
             let report = app::promote::tag(&a.request())?;
             match a.format {

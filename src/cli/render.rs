@@ -276,13 +276,41 @@ pub fn tag_text(report: &crate::app::promote::TagReport) {
     println!("{}", report.reference);
 }
 
-/// `sbom`, `provenance` or `signature`.
+/// `copy`'s report: what was copied and how, then the immutable reference written alone on
+/// the last line.
+pub fn copy_text(report: &crate::app::promote::CopyReport) {
+    let c = &report.copied;
+    eprintln!(
+        "{} copied from {}: tags [{}]: {} blobs mounted, {} streamed ({}), {} uploaded, {} already there",
+        c.service,
+        report.source,
+        c.tags.join(", "),
+        c.blobs_mounted,
+        c.blobs_copied,
+        human_bytes(c.bytes_copied),
+        c.blobs_uploaded,
+        c.blobs_skipped
+    );
+    for a in &c.attached {
+        eprintln!(
+            "  {} {} -> {} ({})",
+            attach_kind(a),
+            a.digest,
+            a.subject,
+            a.stored
+        );
+    }
+    println!("{}", c.reference);
+}
+
+/// `sbom`, `provenance`, `signature` or `artifact`.
 fn attach_kind(a: &crate::app::reports::Attached) -> &'static str {
     use crate::app::reports::AttachKind;
     match a.kind {
         AttachKind::Sbom => "sbom",
         AttachKind::Provenance => "provenance",
         AttachKind::Signature => "signature",
+        AttachKind::Other => "artifact",
     }
 }
 

@@ -30,6 +30,8 @@ pub enum AttachKind {
     Provenance,
     /// A signature (cosign's scheme).
     Signature,
+    /// Another artifact (another tool's), carried by a copy as it is.
+    Other,
 }
 
 /// One artifact to attach.

@@ -85,6 +85,14 @@ pub enum TransferError {
         /// Why not.
         why: String,
     },
+    /// The image to copy, or what is attached to it, could not be read from its registry.
+    #[error("reading {what}: {why}")]
+    Source {
+        /// What was being read.
+        what: String,
+        /// Why it failed.
+        why: String,
+    },
     /// The image to promote or copy is not in the repository.
     #[error("{repository} has no image {reference}: check the tag or digest (`ocibuild verify --tag T` shows what a tag names)")]
     Missing {

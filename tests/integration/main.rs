@@ -3,6 +3,7 @@
 //! The tools are installed by `scripts/test.sh`; a missing one fails the test that needs it.
 
 mod common;
+mod copy;
 #[path = "../support/fake_http.rs"]
 mod fake_http;
 
