@@ -2,8 +2,9 @@
 //! ECR repositories of its registry bases (read).
 
 use super::{access, AppError, Env, Event, Events};
+use crate::config::Encryption;
 use crate::config::{parse_ecr_host, BaseRef, Config};
-use crate::ecr::iam;
+use crate::ecr::{iam, trust};
 use std::path::PathBuf;
 
 /// Which policy to write.
@@ -17,6 +18,9 @@ pub struct IamRequest {
     pub registry: Option<String>,
     /// The policy of a pull-request role: read the layer cache and the bases, nothing else.
     pub pull_request: bool,
+    /// Instead of the permissions, the role's trust policy for GitHub Actions' OIDC tokens
+    /// from `github:OWNER/REPO[:REF]`.
+    pub trust: Option<String>,
 }
 
 /// The policy, and whether the region or account had to be written as `*`.
@@ -43,6 +47,20 @@ pub fn policy(req: &IamRequest, env: Env<'_>, events: Events<'_>) -> Result<IamP
         events(Event::Note("region or account unknown (use an ECR host, or region / registry_id in [registry]): written as *".into()));
     }
     let region = region.unwrap_or_else(|| "*".into());
+    let partition = iam::partition(&region);
+    if let Some(spec) = &req.trust {
+        let sub = trust::github_subject(spec, &config.default_branch, req.pull_request)
+            .map_err(AppError::Usage)?;
+        let Some(account) = account else {
+            return Err(AppError::Usage(
+                "--trust needs the AWS account (the OIDC provider is the account's): use an ECR registry host or registry_id in [registry]".into(),
+            ));
+        };
+        return Ok(IamPolicy {
+            document: trust::trust_policy(partition, &account, &sub),
+            wildcard,
+        });
+    }
     let services = config.select(&req.services)?;
     // Base images in ECR are read: to build (manifests, configs) and to mount or copy layers.
     let base_repositories = services
@@ -53,9 +71,20 @@ pub fn policy(req: &IamRequest, env: Env<'_>, events: Events<'_>) -> Result<IamP
             _ => None,
         })
         .collect();
+    let account = account.unwrap_or_else(|| "*".into());
+    let kms_key = match (&config.repositories.encryption, req.pull_request) {
+        (Encryption::Kms(key), false) => Some(iam::kms_key_resource(
+            key.as_deref(),
+            partition,
+            &region,
+            &account,
+        )),
+        _ => None,
+    };
     let scope = iam::PolicyScope {
-        partition: iam::partition(&region).to_string(),
-        account: account.unwrap_or_else(|| "*".into()),
+        partition: partition.to_string(),
+        account,
+        kms_key,
         region,
         repositories: services
             .iter()

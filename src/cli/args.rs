@@ -253,6 +253,11 @@ pub(super) struct IamArgs {
     /// no push, no cache write.
     #[arg(long)]
     pub(super) pull_request: bool,
+    /// Print instead the role's trust policy for GitHub Actions' OIDC tokens of this
+    /// repository: the default branch (push role), REF (a branch, refs/heads/..., refs/tags/...,
+    /// environment:NAME), or its pull requests (with --pull-request).
+    #[arg(long, value_name = "github:OWNER/REPO[:REF]")]
+    pub(super) trust: Option<String>,
 }
 
 /// Longest duration an option takes (a week).
@@ -653,6 +658,7 @@ impl IamArgs {
             services: self.select.services.clone(),
             registry: self.registry.host.clone(),
             pull_request: self.pull_request,
+            trust: self.trust.clone(),
         }
     }
 }

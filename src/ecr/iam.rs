@@ -25,6 +25,9 @@ pub struct PolicyScope {
     pub cache_repository: Option<String>,
     /// The policy of a role that only builds (pull requests): reads, nothing else.
     pub read_only: bool,
+    /// The KMS key resource (an ARN, or a `key/*` pattern) when repositories are created
+    /// with `encryption = "KMS"`.
+    pub kms_key: Option<String>,
 }
 
 /// Reading a repository's images: manifests and layers.
@@ -69,14 +72,17 @@ pub fn policy(scope: &PolicyScope) -> Value {
             {
                 "Sid": "OcibuildRepositories",
                 "Effect": "Allow",
+                // `repos ensure`, including its lifecycle preview check.
                 "Action": [
                     "ecr:CreateRepository",
                     "ecr:DescribeRepositories",
                     "ecr:GetLifecyclePolicy",
+                    "ecr:GetLifecyclePolicyPreview",
                     "ecr:ListTagsForResource",
                     "ecr:PutImageScanningConfiguration",
                     "ecr:PutImageTagMutability",
                     "ecr:PutLifecyclePolicy",
+                    "ecr:StartLifecyclePolicyPreview",
                     "ecr:TagResource"
                 ],
                 "Resource": arns
@@ -92,14 +98,18 @@ pub fn policy(scope: &PolicyScope) -> Value {
                 "Resource": arns
             },
             {
-                // `verify`: manifests, referrers (ListImageReferrers needs BatchGetImage) and
-                // signature payloads. Attaching itself needs only the push actions: blobs,
-                // PutImage, and BatchGetImage to read a signature tag before adding to it.
-                "Sid": "OcibuildVerify",
+                // `verify`, `images` and the source side of `copy`: image lists and details,
+                // manifests, referrers (ListImageReferrers needs BatchGetImage), signature
+                // payloads and blobs. `tag` and attaching need only the push actions
+                // (PutImage; BatchGetImage to read what a tag names).
+                "Sid": "OcibuildRead",
                 "Effect": "Allow",
                 "Action": [
                     "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer"
+                    "ecr:DescribeImageScanFindings",
+                    "ecr:DescribeImages",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:ListImages"
                 ],
                 "Resource": arns
             }
@@ -108,8 +118,37 @@ pub fn policy(scope: &PolicyScope) -> Value {
     if let Some(st) = doc["Statement"].as_array_mut() {
         st.extend(base_images_statement(scope));
         st.extend(cache_statement(scope, true));
+        st.extend(kms_statement(scope));
     }
     doc
+}
+
+/// Creating a repository encrypted with a KMS key: ECR checks the key and creates grants on
+/// it (then pushes and pulls go through those grants). Only through ECR in this region.
+fn kms_statement(scope: &PolicyScope) -> Option<Value> {
+    let key = scope.kms_key.as_ref()?;
+    Some(json!({
+        "Sid": "OcibuildKmsKey",
+        "Effect": "Allow",
+        "Action": ["kms:CreateGrant", "kms:DescribeKey", "kms:RetireGrant"],
+        "Resource": [key],
+        "Condition": {
+            "StringEquals": {"kms:ViaService": format!("ecr.{}.amazonaws.com", scope.region)}
+        }
+    }))
+}
+
+/// The key resource for `key` (an ARN, a key id, or none: the AWS managed key) in `scope`'s
+/// region and account: an ARN as given, else the account's keys (`key/*`), which the
+/// statement's `kms:ViaService` condition limits to ECR's use.
+pub fn kms_key_resource(key: Option<&str>, partition: &str, region: &str, account: &str) -> String {
+    match key {
+        Some(k) if k.starts_with("arn:") => k.to_string(),
+        Some(k) if !k.starts_with("alias/") => {
+            format!("arn:{partition}:kms:{region}:{account}:key/{k}")
+        }
+        _ => format!("arn:{partition}:kms:{region}:{account}:key/*"),
+    }
 }
 
 /// The policy of a role that builds without pushing (pull requests): log in, read the base
@@ -233,6 +272,7 @@ mod tests {
             base_repositories: vec![],
             cache_repository: None,
             read_only: false,
+            kms_key: None,
         };
         let p = policy(&scope);
         let st = p["Statement"].as_array().unwrap();
@@ -260,10 +300,20 @@ mod tests {
             .unwrap()
             .contains(&json!("ecr:GetDownloadUrlForLayer")));
         assert_eq!(st.len(), 5, "no base statement without ECR bases");
-        assert_eq!(st[4]["Sid"], "OcibuildVerify");
+        assert_eq!(st[4]["Sid"], "OcibuildRead");
         assert_eq!(
             st[4]["Action"],
-            json!(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"])
+            json!([
+                "ecr:BatchGetImage",
+                "ecr:DescribeImageScanFindings",
+                "ecr:DescribeImages",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:ListImages"
+            ])
+        );
+        assert!(
+            !p.to_string().contains("kms:"),
+            "no KMS without KMS encryption"
         );
         let with_base = PolicyScope {
             base_repositories: vec![repository_arn("eu-west-1", "210987654321", "base/jre")],
@@ -294,6 +344,7 @@ mod tests {
             base_repositories: vec![repository_arn("us-east-1", "123456789012", "base/jre")],
             cache_repository: Some("ocibuild-cache".into()),
             read_only: false,
+            kms_key: Some(kms_key_resource(None, "aws", "us-east-1", "123456789012")),
         };
         let cache_arn = json!(["arn:aws:ecr:us-east-1:123456789012:repository/ocibuild-cache"]);
         let p = policy(&scope);
@@ -334,12 +385,113 @@ mod tests {
         assert_eq!(st[2]["Resource"], cache_arn);
         let text = pr.to_string();
         for write in [
+            "kms:",
             "PutImage",
             "UploadLayerPart",
             "CreateRepository",
             "InitiateLayerUpload",
         ] {
             assert!(!text.contains(write), "a pull-request role may not {write}");
+        }
+    }
+
+    #[test]
+    fn a_kms_key_is_granted_to_ecr_only_and_named_as_precisely_as_the_config_does() {
+        let arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab";
+        assert_eq!(kms_key_resource(Some(arn), "aws", "eu-west-1", "1"), arn);
+        assert_eq!(
+            kms_key_resource(Some("1234abcd-12ab"), "aws", "eu-west-1", "123456789012"),
+            arn
+        );
+        for unnamed in [None, Some("alias/ecr")] {
+            assert_eq!(
+                kms_key_resource(unnamed, "aws", "eu-west-1", "123456789012"),
+                "arn:aws:kms:eu-west-1:123456789012:key/*"
+            );
+        }
+        let scope = PolicyScope {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+            repositories: vec!["retail-store-cart".into()],
+            base_repositories: vec![],
+            cache_repository: None,
+            read_only: false,
+            kms_key: Some(arn.into()),
+        };
+        let p = policy(&scope);
+        let kms = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "OcibuildKmsKey")
+            .unwrap();
+        assert_eq!(kms["Resource"], json!([arn]));
+        assert_eq!(
+            kms["Condition"]["StringEquals"]["kms:ViaService"],
+            "ecr.eu-west-1.amazonaws.com"
+        );
+    }
+
+    /// Every ECR API call this module makes, by its action name: the snake_case SDK methods
+    /// (`.describe_images()`) found in the source of every file of the module.
+    fn sdk_actions() -> std::collections::BTreeSet<String> {
+        const PREFIXES: [&str; 13] = [
+            "batch", "create", "describe", "get", "list", "put", "start", "tag", "untag", "delete",
+            "initiate", "complete", "upload",
+        ];
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/ecr");
+        let sources: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        let mut out = std::collections::BTreeSet::new();
+        for src in &sources {
+            for call in src.split('.').skip(1) {
+                let Some(name) = call
+                    .strip_suffix("()")
+                    .or_else(|| call.split_once("()").map(|c| c.0))
+                else {
+                    continue;
+                };
+                let first = name.split('_').next().unwrap_or("");
+                if !name.contains('_') || !PREFIXES.contains(&first) {
+                    continue;
+                }
+                if !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                    continue;
+                }
+                let pascal: String = name
+                    .split('_')
+                    .map(|w| w[..1].to_uppercase() + &w[1..])
+                    .collect();
+                out.insert(format!("ecr:{pascal}"));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_push_role_may_make_every_ecr_call_ocibuild_makes() {
+        let scope = PolicyScope {
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            repositories: vec!["retail-store-cart".into()],
+            base_repositories: vec![],
+            cache_repository: None,
+            read_only: false,
+            kms_key: None,
+        };
+        let text = policy(&scope).to_string();
+        let calls = sdk_actions();
+        assert!(calls.contains("ecr:GetAuthorizationToken"), "{calls:?}");
+        assert!(calls.contains("ecr:PutLifecyclePolicy"), "{calls:?}");
+        for action in &calls {
+            assert!(
+                text.contains(&format!("\"{action}\"")),
+                "{action} is not in the policy"
+            );
         }
     }
 }

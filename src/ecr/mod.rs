@@ -2,12 +2,14 @@
 //! `aws-sdk-ecr`. It supplies registry credentials (`GetAuthorizationToken`, through the
 //! standard AWS credential chain, endpoint overrides included) in the registry module's terms,
 //! manages repositories (`repos`), reads scan findings (`scan`), and writes the IAM policy
-//! ocibuild needs (`iam`, pure). The registry client never depends on this module.
+//! ocibuild needs (`iam`, pure) and the role's trust policy for GitHub's OIDC tokens (`trust`,
+//! pure). The registry client never depends on this module.
 
 pub mod iam;
 pub mod lifecycle;
 pub mod repos;
 pub mod scan;
+pub mod trust;
 
 use crate::registry::auth::{Credential, CredentialSource, ExpiringCredential, Secret};
 use crate::registry::error::RegistryError;

@@ -470,11 +470,63 @@ fn iam_policy_is_scoped_to_the_configured_repositories() {
         st[5]["Resource"],
         json!(["arn:aws:ecr:eu-west-1:123456789012:repository/shop/ocibuild-cache"])
     );
-    // verify reads manifests, referrers (BatchGetImage) and signature payloads.
-    assert_eq!(st[4]["Sid"], "OcibuildVerify");
+    // verify, images and copy read lists, details, manifests, referrers and blobs.
+    assert_eq!(st[4]["Sid"], "OcibuildRead");
     assert_eq!(
         st[4]["Action"],
-        json!(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"])
+        json!([
+            "ecr:BatchGetImage",
+            "ecr:DescribeImageScanFindings",
+            "ecr:DescribeImages",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:ListImages"
+        ])
+    );
+    assert!(st[2]["Action"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("ecr:StartLifecyclePolicyPreview")));
+
+    // The role's trust policy for GitHub's OIDC tokens: the default branch pushes, pull
+    // requests only read.
+    let trust = |extra: &[&str]| -> Value {
+        let args = [&["iam-policy", "--trust", "github:acme/shop"][..], extra].concat();
+        serde_json::from_str(&ok(ocibuild(&p, &args))).unwrap()
+    };
+    let sub = |v: &Value| {
+        v["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+            .clone()
+    };
+    let push_role = trust(&[]);
+    assert_eq!(sub(&push_role), "repo:acme/shop:ref:refs/heads/main");
+    assert_eq!(
+        push_role["Statement"][0]["Principal"]["Federated"],
+        "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    );
+    assert_eq!(
+        sub(&trust(&["--pull-request"])),
+        "repo:acme/shop:pull_request"
+    );
+    refused(ocibuild(&p, &["iam-policy", "--trust", "acme/shop"]));
+
+    // Repositories created with a KMS key: ECR's grants on that key, through ECR only.
+    let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd";
+    let (_k, kp) = ecr_project(
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop",
+        &format!("[repositories]\nencryption = \"KMS\"\nkms_key = \"{key}\"\n"),
+    );
+    let v: Value = serde_json::from_str(&ok(ocibuild(&kp, &["iam-policy"]))).unwrap();
+    let kms = v["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "OcibuildKmsKey")
+        .expect("a KMS statement")
+        .clone();
+    assert_eq!(kms["Resource"], json!([key]));
+    assert_eq!(
+        kms["Action"],
+        json!(["kms:CreateGrant", "kms:DescribeKey", "kms:RetireGrant"])
     );
 
     // A base image in ECR (another account and region) is read: manifests, configs, layers.
