@@ -16,6 +16,7 @@ pub mod attach;
 pub mod build;
 pub mod cache;
 pub mod iam;
+pub mod lifecycle;
 pub mod plan;
 pub mod promote;
 pub mod publish;

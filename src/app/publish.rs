@@ -551,6 +551,8 @@ impl Push<'_> {
             tag_policy: &policy,
             dry_run: self.req.dry_run,
             cache: self.place.map(|p| p.at.repository.clone()),
+            // The lifecycle preview takes its time: `repos ensure` runs it, not every push.
+            check_lifecycle: false,
         };
         self.runtime
             .block_on(settings.apply(ecr, &repositories, self.events))?;

@@ -20,6 +20,8 @@ pub struct EnsureRequest {
     pub tag_policy: Vec<String>,
     /// Only plan.
     pub dry_run: bool,
+    /// Only run the lifecycle check (see [`super::lifecycle`]).
+    pub check_lifecycle: bool,
 }
 
 /// Plan and (unless `dry_run`) apply the settings of the requested services' repositories.
@@ -48,6 +50,7 @@ pub fn ensure(req: &EnsureRequest, events: Events<'_>) -> Result<Vec<RepoPlan>, 
         tag_policy: &tag_policy,
         dry_run: req.dry_run,
         cache,
+        check_lifecycle: true,
     };
     runtime.block_on(settings.apply(&ecr, &repositories, events))
 }
@@ -63,6 +66,9 @@ pub(crate) struct Settings<'a> {
     /// The registry layer cache's repository (full path), when the cache is used: it gets
     /// its own settings (`RepositorySettings::for_cache`).
     pub cache: Option<String>,
+    /// Preview the lifecycle policy on the repositories that exist before changing anything,
+    /// and refuse when it would expire what kept images need.
+    pub check_lifecycle: bool,
 }
 
 impl Settings<'_> {
@@ -88,6 +94,14 @@ impl Settings<'_> {
             plans: plans.clone(),
             dry_run: self.dry_run,
         });
+        if self.check_lifecycle {
+            let existing: Vec<String> = plans[..plans.len() - cache_plans.len()]
+                .iter()
+                .filter(|p| p.arn.is_some())
+                .map(|p| p.repository.clone())
+                .collect();
+            super::lifecycle::check_all(ecr, self.config, &existing, false, events).await?;
+        }
         if !self.dry_run {
             let own_count = plans.len() - cache_plans.len();
             let (own, cache) = plans.split_at_mut(own_count);

@@ -208,6 +208,10 @@ pub(super) struct EnsureArgs {
         value_delimiter = ','
     )]
     pub(super) tag_policy: Vec<String>,
+    /// Only check, with ECR's lifecycle policy preview, that the config's lifecycle policy
+    /// expires nothing a kept image needs (platform manifests, attachments); change nothing.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub(super) check_lifecycle: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(super) format: Format,
@@ -633,6 +637,7 @@ impl EnsureArgs {
             registry: self.registry.host.clone(),
             tag_policy: self.tag_policy.clone(),
             dry_run: self.dry_run,
+            check_lifecycle: self.check_lifecycle,
         }
     }
 }

@@ -58,6 +58,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(a) => push(&a, &env),
         Command::Repos {
             command: ReposCommand::Ensure(a),
+        } if a.check_lifecycle => {
+            let r = Renderer::new(false, a.format == Format::Text);
+            let checks = app::lifecycle::check_only(&a.request(), &|e| r.event(e))?;
+            if a.format == Format::Json {
+                render::json(&checks)?;
+            }
+            Ok(())
+        }
+        Command::Repos {
+            command: ReposCommand::Ensure(a),
         } => {
             let r = Renderer::new(false, a.format == Format::Text);
             let plans = app::repos::ensure(&a.request(), &|e| r.event(e))?;

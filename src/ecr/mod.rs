@@ -6,7 +6,9 @@
 //! pure). The registry client never depends on this module.
 
 pub mod iam;
+pub mod images;
 pub mod lifecycle;
+pub mod preview;
 pub mod repos;
 pub mod scan;
 pub mod trust;

@@ -18,6 +18,7 @@ mod hardening;
 mod hostile;
 mod layer_cache;
 mod layering;
+mod lifecycle_preview;
 mod moto;
 mod promote;
 mod proxy;

@@ -1,0 +1,133 @@
+//! The lifecycle check of `repos ensure` (and alone, `repos ensure --check-lifecycle`): before
+//! a repository that holds images gets the config's lifecycle policy, ECR's preview of that
+//! policy must not expire anything a kept image needs (the platform manifests of a tagged
+//! index that stays, the artifacts and signatures of an image that stays).
+
+use super::{access, AppError, Event, Events};
+use crate::config::Config;
+use crate::ecr::images::{self, children_of};
+use crate::ecr::preview::{self, AtRisk};
+use crate::ecr::{lifecycle, Ecr, EcrError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long a preview may take.
+const WAIT: Duration = Duration::from_secs(180);
+
+/// One repository's check.
+#[derive(Debug, Clone, Serialize)]
+pub struct LifecycleCheck {
+    /// Repository name.
+    pub repository: String,
+    /// Images it holds (indexes, platform manifests and artifacts, each counted).
+    pub images: usize,
+    /// How many of them the policy would expire.
+    pub expiring: usize,
+    /// Those a kept image needs.
+    pub at_risk: Vec<AtRisk>,
+}
+
+/// Preview `policy_text` on `repository` (nothing to preview when it holds no image).
+pub async fn check(
+    ecr: &Ecr,
+    repository: &str,
+    policy_text: &str,
+) -> Result<LifecycleCheck, EcrError> {
+    let all = images::describe_all(ecr, repository).await?;
+    let mut out = LifecycleCheck {
+        repository: repository.to_string(),
+        images: all.len(),
+        expiring: 0,
+        at_risk: vec![],
+    };
+    if all.is_empty() {
+        return Ok(out);
+    }
+    let indexes: Vec<String> = all
+        .iter()
+        .filter(|i| i.is_index() && !i.tags.is_empty())
+        .map(|i| i.digest.clone())
+        .collect();
+    let children: BTreeMap<String, Vec<(String, String)>> =
+        images::manifests(ecr, repository, &indexes)
+            .await?
+            .into_iter()
+            .map(|(digest, _, body)| (digest, children_of(&body)))
+            .collect();
+    let expiring = preview::preview(ecr, repository, policy_text, WAIT).await?;
+    out.expiring = expiring.len();
+    out.at_risk = preview::at_risk(&all, &children, &expiring);
+    Ok(out)
+}
+
+/// Check each of `repositories` against the config's policy. `strict`: a preview that cannot
+/// run is an error (else a warning). Fails, naming every image at risk, when any is.
+pub async fn check_all(
+    ecr: &Ecr,
+    config: &Config,
+    repositories: &[String],
+    strict: bool,
+    events: Events<'_>,
+) -> Result<Vec<LifecycleCheck>, AppError> {
+    let policy = lifecycle::policy_json(&config.repositories.lifecycle).to_string();
+    let runs = repositories.iter().map(|r| check(ecr, r, &policy));
+    let mut checks = Vec::new();
+    for (r, result) in repositories
+        .iter()
+        .zip(futures_util::future::join_all(runs).await)
+    {
+        match result {
+            Ok(c) => {
+                if c.images > 0 && c.at_risk.is_empty() {
+                    events(Event::Note(format!(
+                        "{r}: the lifecycle policy would expire {} of {} images, none that a kept image needs",
+                        c.expiring, c.images
+                    )));
+                }
+                checks.push(c);
+            }
+            Err(e) if strict => return Err(e.into()),
+            Err(e) => events(Event::Warning(format!(
+                "{r}: the lifecycle preview could not run, so whether the policy spares images in use is unchecked: {e}"
+            ))),
+        }
+    }
+    let risky: Vec<&LifecycleCheck> = checks.iter().filter(|c| !c.at_risk.is_empty()).collect();
+    if risky.is_empty() {
+        return Ok(checks);
+    }
+    let mut text = String::from(
+        "the lifecycle policy would expire images that kept images need (nothing was changed):",
+    );
+    for c in risky {
+        for a in &c.at_risk {
+            let rule = a.rule.map(|p| format!(", by rule {p}")).unwrap_or_default();
+            text.push_str(&format!(
+                "\n  {}: {} ({}{rule})",
+                c.repository, a.digest, a.needed_by
+            ));
+        }
+    }
+    text.push_str("\nA platform manifest or an attachment is untagged, so an `untagged` rule sees it as unused: drop the tag_status = \"untagged\" rule from [repositories] lifecycle (README: \"Lifecycle rules and multi-platform images\")");
+    Err(AppError::Refused(text))
+}
+
+/// `repos ensure --check-lifecycle`: only the check, strictly, on the requested services'
+/// repositories that exist.
+pub fn check_only(
+    req: &super::repos::EnsureRequest,
+    events: Events<'_>,
+) -> Result<Vec<LifecycleCheck>, AppError> {
+    let config = Config::find_and_load(req.config.as_deref())?;
+    super::check_services(&config, &req.services)?;
+    let registry = access::destination(&config, req.registry.as_deref(), false)?;
+    let repositories: Vec<String> = config
+        .select(&req.services)?
+        .iter()
+        .map(|s| registry.repository_path(&s.repository))
+        .collect();
+    let runtime = super::runtime()?;
+    let ecr = runtime.block_on(access::connect_ecr(&registry))?;
+    runtime.block_on(check_all(&ecr, &config, &repositories, true, events))
+}
