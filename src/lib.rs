@@ -4,7 +4,8 @@
 //! `cli` (flags in, text out, exit codes) > `app` (one use case per command) > `build`,
 //! `transfer`, `ecr`, `plan` > `base` > `oci` (the image graph and its one reader) > `image`,
 //! `layer`, `layout`, `registry`, `attest` (packages found in layers, SBOMs, provenance), `sign`
-//! (keys, cosign's signatures) > `config`, `reference`, `platform`, `spec`, `digest`.
+//! (keys, cosign's signatures) > `config`, `reference`, `platform`, `spec`, `digest`;
+//! `inventory` (a repository's images grouped, pure) stands alone.
 //! The `cli` module is the only place that prints or picks exit codes.
 
 pub mod app;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod digest;
 pub mod ecr;
 pub mod image;
+pub mod inventory;
 pub mod layer;
 pub mod layout;
 pub mod oci;

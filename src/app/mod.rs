@@ -16,6 +16,7 @@ pub mod attach;
 pub mod build;
 pub mod cache;
 pub mod iam;
+pub mod images;
 pub mod lifecycle;
 pub mod plan;
 pub mod promote;
@@ -34,6 +35,7 @@ pub mod reports {
     pub use crate::build::ServiceReport;
     pub use crate::ecr::repos::RepoPlan;
     pub use crate::ecr::scan::{Finding, ScanResult, SEVERITIES};
+    pub use crate::inventory::Image;
     pub use crate::plan::Plan;
     pub use crate::transfer::{
         AttachKind, Attached, BlobOutcome, Event as TransferEvent, PushReport,

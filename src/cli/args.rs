@@ -40,6 +40,39 @@ pub(super) enum Command {
     /// Copy an image with everything attached to it (SBOMs, provenance, signatures) to another
     /// registry or account: mounted within a registry, streamed across, digests unchanged.
     Copy(CopyArgs),
+    /// List each service's images in the registry, newest first: tags, digest, platforms and
+    /// sizes, push and pull times, scan findings, what is attached; untagged leftovers.
+    Images(ImagesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ImagesArgs {
+    #[command(flatten)]
+    pub(super) select: ServiceSelection,
+    #[command(flatten)]
+    pub(super) registry: RegistryArg,
+    /// Plain HTTP to the registry.
+    #[arg(long)]
+    pub(super) insecure: bool,
+    /// Images per service, newest first.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(super) limit: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(super) format: Format,
+}
+
+impl ImagesArgs {
+    /// The request for `app::images::images`.
+    pub(super) fn request(&self) -> app::images::ImagesRequest {
+        app::images::ImagesRequest {
+            config: self.select.config.clone(),
+            services: self.select.services.clone(),
+            registry: self.registry.host.clone(),
+            insecure: self.insecure,
+            limit: self.limit as usize,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

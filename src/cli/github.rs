@@ -93,6 +93,11 @@ fn scan_cell(s: &ServiceOutcome) -> String {
     cells.join(", ")
 }
 
+/// Add `markdown` to the job's step summary.
+pub fn write_summary(markdown: &str) -> anyhow::Result<()> {
+    append_to_env_file("GITHUB_STEP_SUMMARY", markdown)
+}
+
 /// The step summary of a push.
 pub fn write_summary_pushed(services: &[ServiceOutcome]) -> anyhow::Result<()> {
     let mut md = String::from("### ocibuild push\n\n| service | platforms | digest | tags | uploaded | time | scan | base |\n|---|---|---|---|---|---|---|---|\n");

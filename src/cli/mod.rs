@@ -95,6 +95,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Images(a) => {
+            let listed = app::images::images(&a.request())?;
+            match a.format {
+                Format::Json => render::json(&listed)?,
+                Format::Text => render::images_text(&listed),
+            }
+            if github::active() {
+                github::write_summary(&render::images_markdown(&listed))?;
+            }
+            let failed: Vec<String> = listed
+                .iter()
+                .filter_map(|s| Some(format!("{}: {}", s.service, s.error.as_ref()?)))
+                .collect();
+            if !failed.is_empty() {
+                anyhow::bail!("could not list:\n  {}", failed.join("\n  "));
+            }
+            Ok(())
+        }
         Command::Tag(a) => {
             let report = app::promote::tag(&a.request())?;
             match a.format {

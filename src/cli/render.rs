@@ -1,8 +1,10 @@
 //! Text and JSON of every report, and the live display of events (progress bars on a
 //! terminal, plain lines on CI, nothing with `--quiet`).
 
+mod images;
 mod progress;
 
+pub use images::{images_markdown, images_text};
 pub use progress::ProgressDisplay;
 
 use crate::app::plan::PlanReport;

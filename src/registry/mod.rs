@@ -15,5 +15,6 @@ pub mod error;
 pub mod manifests;
 pub mod names;
 pub mod origin;
+pub mod tags;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ mod ecr_scan;
 mod errors;
 mod hardening;
 mod hostile;
+mod images;
 mod layer_cache;
 mod layering;
 mod lifecycle_preview;

@@ -125,7 +125,12 @@ fn the_readmes_build_and_push_commands_work_as_written() {
         .iter()
         .find(|b| b.contains("-- tag "))
         .expect("the README's tag block");
-    let blocks = format!("{push}\n{supply}\n{fresh}\n{promote}");
+    // And the listing.
+    let listing = blocks
+        .iter()
+        .find(|b| b.contains("-- images "))
+        .expect("the README's images block");
+    let blocks = format!("{push}\n{supply}\n{fresh}\n{promote}\n{listing}");
     let out = run_block(&blocks, &cwd, tmp.path(), free_port());
     let report = std::fs::read(tmp.path().join("fresh-runner/report.json")).unwrap();
     let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
@@ -149,6 +154,15 @@ fn the_readmes_build_and_push_commands_work_as_written() {
         .and_then(|l| l.split(' ').next())
         .expect("push's summary line");
     assert!(out.lines().any(|l| l == pushed), "{out}");
+    // `images` lists the promoted image with its tags.
+    let listed = out
+        .lines()
+        .find(|l| l.contains(&pushed.rsplit('@').next().unwrap()[..19]) && l.contains("prod"))
+        .unwrap_or_else(|| panic!("images lists the promoted image: {out}"));
+    assert!(
+        listed.contains("v1") && listed.contains("stable"),
+        "{listed}"
+    );
     let from = out.find('{').expect("skopeo inspect output");
     let inspected: serde_json::Value = serde_json::Deserializer::from_str(&out[from..])
         .into_iter()

@@ -1,0 +1,185 @@
+//! `ocibuild images`: a table per service that fits a terminal, and the same as a Markdown
+//! step summary in GitHub Actions.
+
+use super::{human_bytes, short};
+use crate::app::images::ServiceImages;
+use crate::app::reports::Image;
+
+/// Widest a cell is printed (longer ones end in `…`).
+const MAX_CELL: usize = 36;
+
+/// `2026-12-01T01:02:03Z` as `2026-12-01 01:02`.
+fn when(t: Option<&str>) -> String {
+    t.map(|t| t.get(..16).unwrap_or(t).replace('T', " "))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn clip(s: &str) -> String {
+    if s.chars().count() <= MAX_CELL {
+        return s.to_string();
+    }
+    let mut c: String = s.chars().take(MAX_CELL - 1).collect();
+    c.push('…');
+    c
+}
+
+/// `linux/amd64 6.1 MiB, linux/arm64 6.0 MiB` without the common `linux/`.
+fn platforms(i: &Image) -> String {
+    let cells: Vec<String> = i
+        .platforms
+        .iter()
+        .map(|p| {
+            let name = p.platform.strip_prefix("linux/").unwrap_or(&p.platform);
+            match p.size {
+                Some(s) => format!("{name} {}", human_bytes(s)),
+                None => name.to_string(),
+            }
+        })
+        .collect();
+    cells.join(", ")
+}
+
+/// Findings by severity over all platforms (`C1 H2`), `none`, or `-` when nothing was scanned.
+fn scan(i: &Image) -> String {
+    if i.platforms.iter().all(|p| p.scan_status.is_none()) {
+        return "-".into();
+    }
+    let mut totals: Vec<(String, i64)> = Vec::new();
+    for sev in crate::app::reports::SEVERITIES {
+        let n: i64 = i
+            .platforms
+            .iter()
+            .filter_map(|p| p.severities.get(sev))
+            .sum();
+        if n > 0 {
+            totals.push((sev.chars().next().unwrap_or('?').to_string(), n));
+        }
+    }
+    if totals.is_empty() {
+        return "none".into();
+    }
+    let cells: Vec<String> = totals.iter().map(|(k, n)| format!("{k}{n}")).collect();
+    cells.join(" ")
+}
+
+/// `2 sbom, provenance, 3 signature`.
+fn attached(i: &Image) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for a in &i.attached {
+        match counts.iter_mut().find(|(k, _)| *k == a.kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((a.kind, 1)),
+        }
+    }
+    if counts.is_empty() {
+        return "-".into();
+    }
+    let cells: Vec<String> = counts
+        .iter()
+        .map(|(k, n)| {
+            if *n == 1 {
+                k.to_string()
+            } else {
+                format!("{n} {k}")
+            }
+        })
+        .collect();
+    cells.join(", ")
+}
+
+fn row(i: &Image) -> [String; 7] {
+    [
+        when(i.pushed_at.as_deref()),
+        short(&i.digest),
+        clip(&i.tags.join(", ")),
+        clip(&platforms(i)),
+        scan(i),
+        when(i.last_pull.as_deref()),
+        clip(&attached(i)),
+    ]
+}
+
+const HEAD: [&str; 7] = [
+    "PUSHED",
+    "DIGEST",
+    "TAGS",
+    "PLATFORMS",
+    "SCAN",
+    "PULLED",
+    "ATTACHED",
+];
+
+/// The text tables.
+pub fn images_text(services: &[ServiceImages]) {
+    for s in services {
+        println!("{} {}", s.service, s.repository);
+        if let Some(e) = &s.error {
+            println!("  error: {e}");
+            continue;
+        }
+        if s.listing.images.is_empty() {
+            println!("  no tagged images");
+        }
+        let rows: Vec<[String; 7]> = s.listing.images.iter().map(row).collect();
+        let mut widths = HEAD.map(|h| h.chars().count());
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: [&str; 7]| {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            println!("  {}", padded.join("  ").trim_end());
+        };
+        if !rows.is_empty() {
+            line(HEAD);
+        }
+        for r in &rows {
+            line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]]);
+        }
+        if s.listing.more > 0 {
+            println!("  ... {} older (--limit)", s.listing.more);
+        }
+        for u in &s.listing.untagged {
+            let age = u
+                .age_days
+                .map_or("age unknown".into(), |d| format!("{d} days old"));
+            println!(
+                "  untagged {} ({age}, nothing references it)",
+                short(&u.digest)
+            );
+        }
+    }
+}
+
+/// The Markdown step summary.
+pub fn images_markdown(services: &[ServiceImages]) -> String {
+    let mut md = String::from("### ocibuild images\n\n");
+    for s in services {
+        md.push_str(&format!("#### {} `{}`\n\n", s.service, s.repository));
+        if let Some(e) = &s.error {
+            md.push_str(&format!("error: {}\n\n", e.replace('|', "/")));
+            continue;
+        }
+        md.push_str("| pushed | digest | tags | platforms | scan | pulled | attached |\n|---|---|---|---|---|---|---|\n");
+        for i in &s.listing.images {
+            let r = row(i);
+            md.push_str(&format!(
+                "| {} | `{}` | {} | {} | {} | {} | {} |\n",
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6]
+            ));
+        }
+        if !s.listing.untagged.is_empty() {
+            md.push_str(&format!(
+                "\n{} untagged, unreferenced\n",
+                s.listing.untagged.len()
+            ));
+        }
+        md.push('\n');
+    }
+    md
+}

@@ -1,0 +1,352 @@
+//! What a repository holds, grouped as people think of it: images (an index with its tags and
+//! its platform manifests, or a single manifest), what is attached to each (SBOMs, provenance,
+//! signatures, other artifacts), and the truly untagged leftovers that nothing references. The
+//! sources (ECR's `DescribeImages`, a registry's tag list and manifests) hand over flat
+//! [`Record`]s; [`group`] does the rest. Pure: no I/O.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One manifest (an index, a platform manifest or an artifact) as a source sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    /// Its digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Compressed size (a manifest's config and layers, as the registry counts them).
+    pub size: Option<u64>,
+    /// When it was pushed (seconds since the epoch), or, where the registry does not say, when
+    /// it says it was created.
+    pub pushed_at: Option<i64>,
+    /// When it was last pulled (seconds since the epoch).
+    pub last_pull: Option<i64>,
+    /// Scan status, if scanned.
+    pub scan_status: Option<String>,
+    /// Findings by severity.
+    pub severities: BTreeMap<String, i64>,
+    /// The manifest it is about, for an artifact.
+    pub subject: Option<String>,
+    /// An artifact's type.
+    pub artifact_type: Option<String>,
+    /// For an index: its entries (digest, platform).
+    pub children: Vec<(String, String)>,
+    /// How an artifact was found (`referrers API`, `tag sha256-...`, `subject`).
+    pub via: Option<String>,
+}
+
+/// One platform of an image.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Platform {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Its manifest's digest.
+    pub digest: String,
+    /// Its compressed size.
+    pub size: Option<u64>,
+    /// Its scan status.
+    pub scan_status: Option<String>,
+    /// Its findings by severity.
+    pub severities: BTreeMap<String, i64>,
+}
+
+/// Something attached to an image or one of its platforms.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Attached {
+    /// `sbom`, `provenance`, `signature` or `artifact`.
+    pub kind: &'static str,
+    /// Its artifact type.
+    pub artifact_type: String,
+    /// Its digest.
+    pub digest: String,
+    /// What it is about (the index or a platform manifest).
+    pub subject: String,
+    /// How it was found.
+    pub via: String,
+}
+
+/// One image: its top document and everything under it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Image {
+    /// The top document's digest (what a deployment pins).
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// When it was pushed (RFC 3339, UTC).
+    pub pushed_at: Option<String>,
+    /// When any of it was last pulled (RFC 3339, UTC).
+    pub last_pull: Option<String>,
+    /// Its platforms (one, `unknown`, for a single manifest without a declared platform).
+    pub platforms: Vec<Platform>,
+    /// What is attached to it or to its platforms.
+    pub attached: Vec<Attached>,
+}
+
+/// A manifest that no tag names and nothing references.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Untagged {
+    /// Its digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// When it was pushed (RFC 3339).
+    pub pushed_at: Option<String>,
+    /// Its age in whole days.
+    pub age_days: Option<i64>,
+}
+
+/// A repository's images, newest first, and its untagged leftovers.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct Listing {
+    /// Images, newest first (at most the limit asked for).
+    pub images: Vec<Image>,
+    /// Images left out by the limit.
+    pub more: usize,
+    /// Untagged manifests nothing references (only a source that lists every manifest, such
+    /// as ECR, can see them).
+    pub untagged: Vec<Untagged>,
+}
+
+/// The subject that a tag of the referrers schema (`sha256-<hex>`) or of cosign's signatures
+/// (`sha256-<hex>.sig`) names, and whether it is a signature tag.
+pub fn schema_tag(tag: &str) -> Option<(String, bool)> {
+    let hex = tag.strip_prefix("sha256-")?;
+    let (hex, sig) = match hex.strip_suffix(".sig") {
+        Some(h) => (h, true),
+        None => (hex, false),
+    };
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| (format!("sha256:{hex}"), sig))
+}
+
+/// Whether `media_type` is an image index (or Docker manifest list).
+fn is_index(media_type: &str) -> bool {
+    media_type.ends_with("image.index.v1+json") || media_type.ends_with("manifest.list.v2+json")
+}
+
+/// What an artifact type says an artifact is.
+pub fn kind_of(artifact_type: &str) -> &'static str {
+    match artifact_type {
+        "application/spdx+json" | "application/vnd.cyclonedx+json" => "sbom",
+        "application/vnd.in-toto+json" => "provenance",
+        t if t.contains("cosign") || t.contains("sigstore") || t.contains("simplesigning") => {
+            "signature"
+        }
+        _ => "artifact",
+    }
+}
+
+/// RFC 3339 (UTC, seconds) of `secs` since the epoch.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Seconds since the epoch of an RFC 3339 time (`2026-12-01T01:02:03Z`, fractions and
+/// offsets allowed), or `None`.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let num = |a: usize, b: usize| t.get(a..b)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let sep = |i: usize, c: &[u8]| t.as_bytes().get(i).is_some_and(|b| c.contains(b));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &t[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(4..6)?.parse().ok()?;
+            if rest.len() != 6 || oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if mo > 2 { mo - 3 } else { mo + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+/// Group `records` of one repository: tagged top documents become images (newest first, at
+/// most `limit`), their children and attachments go under them, and what is untagged and
+/// unreferenced is listed as such with its age at `now`. Signature and referrers-schema tags
+/// are attachments, not images.
+pub fn group(records: Vec<Record>, now: i64, limit: usize) -> Listing {
+    let by_digest: BTreeMap<&str, &Record> =
+        records.iter().map(|r| (r.digest.as_str(), r)).collect();
+    // Every digest something references: children of any index, subjects' attachments.
+    let mut child_of: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for r in &records {
+        for (c, platform) in &r.children {
+            child_of
+                .entry(c.as_str())
+                .or_insert((r.digest.as_str(), platform.as_str()));
+        }
+    }
+    let subject_of = |r: &Record| -> Option<(String, bool)> {
+        match &r.subject {
+            Some(s) => Some((s.clone(), false)),
+            None => r.tags.iter().find_map(|t| schema_tag(t)),
+        }
+    };
+    let mut attachments: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
+    for r in &records {
+        match subject_of(r) {
+            // A referrers-schema index lists attachments; it is not one itself.
+            Some((_, false)) if r.subject.is_none() && is_index(&r.media_type) => {}
+            Some((s, _)) => attachments.entry(s).or_default().push(r),
+            None => {}
+        }
+    }
+    let tops: Vec<&Record> = records
+        .iter()
+        .filter(|r| !r.tags.is_empty() && subject_of(r).is_none())
+        .collect();
+    let mut images: Vec<Image> = tops
+        .iter()
+        .map(|top| image(top, &by_digest, &attachments))
+        .collect();
+    images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then(a.digest.cmp(&b.digest)));
+    let more = images.len().saturating_sub(limit);
+    images.truncate(limit);
+    let referenced: BTreeSet<&str> = child_of.keys().copied().collect();
+    let mut untagged: Vec<Untagged> = records
+        .iter()
+        .filter(|r| r.tags.is_empty() && !referenced.contains(r.digest.as_str()))
+        .filter(|r| match subject_of(r) {
+            // An attachment stays with its subject while that is there.
+            Some((s, _)) => !by_digest.contains_key(s.as_str()),
+            None => true,
+        })
+        .map(|r| Untagged {
+            digest: r.digest.clone(),
+            media_type: r.media_type.clone(),
+            pushed_at: r.pushed_at.map(rfc3339),
+            age_days: r.pushed_at.map(|p| (now - p).max(0) / 86_400),
+        })
+        .collect();
+    untagged.sort_by(|a, b| b.age_days.cmp(&a.age_days).then(a.digest.cmp(&b.digest)));
+    Listing {
+        images,
+        more,
+        untagged,
+    }
+}
+
+/// One tagged top document with its platforms and attachments.
+fn image(
+    top: &Record,
+    by_digest: &BTreeMap<&str, &Record>,
+    attachments: &BTreeMap<String, Vec<&Record>>,
+) -> Image {
+    let platforms: Vec<Platform> = if top.children.is_empty() {
+        vec![platform(top, "unknown")]
+    } else {
+        top.children
+            .iter()
+            .map(|(c, p)| match by_digest.get(c.as_str()) {
+                Some(r) => platform(r, p),
+                None => Platform {
+                    platform: p.clone(),
+                    digest: c.clone(),
+                    size: None,
+                    scan_status: None,
+                    severities: BTreeMap::new(),
+                },
+            })
+            .collect()
+    };
+    let subjects =
+        std::iter::once(top.digest.as_str()).chain(top.children.iter().map(|(c, _)| c.as_str()));
+    let mut attached = Vec::new();
+    let mut last_pull = top.last_pull;
+    for s in subjects {
+        if let Some(r) = by_digest.get(s) {
+            last_pull = last_pull.max(r.last_pull);
+        }
+        for a in attachments.get(s).into_iter().flatten() {
+            let sig_tag = a
+                .tags
+                .iter()
+                .find_map(|t| schema_tag(t))
+                .filter(|(_, sig)| *sig);
+            let artifact_type = a.artifact_type.clone().unwrap_or_default();
+            attached.push(Attached {
+                kind: if sig_tag.is_some() {
+                    "signature"
+                } else {
+                    kind_of(&artifact_type)
+                },
+                artifact_type,
+                digest: a.digest.clone(),
+                subject: s.to_string(),
+                via: a.via.clone().unwrap_or_else(|| match a.tags.first() {
+                    Some(t) => format!("tag {t}"),
+                    None => "subject".to_string(),
+                }),
+            });
+        }
+    }
+    Image {
+        digest: top.digest.clone(),
+        media_type: top.media_type.clone(),
+        tags: top.tags.clone(),
+        pushed_at: top.pushed_at.map(rfc3339),
+        last_pull: last_pull.map(rfc3339),
+        platforms,
+        attached,
+    }
+}
+
+fn platform(r: &Record, name: &str) -> Platform {
+    Platform {
+        platform: name.to_string(),
+        digest: r.digest.clone(),
+        size: r.size,
+        scan_status: r.scan_status.clone(),
+        severities: r.severities.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
