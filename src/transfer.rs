@@ -32,7 +32,7 @@ pub use cache::{store_cache, CacheDoc};
 pub use promote::{retag, Retagged};
 pub use remote::Remote;
 pub use report::{BlobOutcome, Event, PushReport, TransferError};
-pub use source::{read_artifacts, read_image, read_signatures, subjects};
+pub use source::{read_artifacts, read_image, read_signatures, subjects, Budget};
 
 use crate::digest::Digest;
 use crate::oci::{BlobRef, ImageGraph, RepoAt};

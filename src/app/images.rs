@@ -20,6 +20,8 @@ use std::path::PathBuf;
 
 /// Requests in flight at once against a registry.
 const PARALLEL: usize = 8;
+/// Most platform manifests read per index (a registry's answer is not trusted to be small).
+const MAX_PLATFORMS: usize = 64;
 
 /// What to list.
 #[derive(Debug, Clone, Default)]
@@ -197,6 +199,16 @@ async fn image_records(
     };
     if crate::oci::read::is_index(&top.media_type) {
         record.children = ecr_images::children_of(&String::from_utf8_lossy(&top.bytes));
+        if record.children.len() > MAX_PLATFORMS {
+            return Err(RegistryError::new(
+                "GET",
+                format!("{repo}@{digest}"),
+                format!(
+                    "the index lists {} manifests; ocibuild lists images of at most {MAX_PLATFORMS} platforms",
+                    record.children.len()
+                ),
+            ));
+        }
         for (child, _) in &record.children {
             let Ok(child) = child.parse::<Digest>() else {
                 continue;

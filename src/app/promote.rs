@@ -211,9 +211,11 @@ async fn carried(
     let repo = at.repository.as_str();
     let mut attachments = Vec::new();
     let mut signatures = Vec::new();
+    let mut budget = transfer::Budget::default();
     for subject in transfer::subjects(&graph) {
-        attachments.extend(transfer::read_artifacts(client, repo, &subject).await?);
-        signatures.extend(transfer::read_signatures(client, repo, &subject.digest).await?);
+        attachments.extend(transfer::read_artifacts(client, repo, &subject, &mut budget).await?);
+        let signed = transfer::read_signatures(client, repo, &subject.digest, &mut budget);
+        signatures.extend(signed.await?);
     }
     Ok(transfer::TransferImage {
         service: service.to_string(),

@@ -16,6 +16,35 @@ use serde_json::Value;
 
 /// Largest number of artifacts copied per subject.
 const MAX_ARTIFACTS: usize = 256;
+/// Most blobs one artifact may name (its config and documents).
+const MAX_ARTIFACT_BLOBS: usize = 16;
+/// Most bytes of artifact and signature blobs one copy holds in memory.
+pub const MAX_CARRIED: usize = 256 << 20;
+
+/// What a copy may still hold in memory of attachments' blobs.
+#[derive(Debug)]
+pub struct Budget {
+    left: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget { left: MAX_CARRIED }
+    }
+}
+
+impl Budget {
+    /// Count `n` bytes of `what`; an error once the budget is spent.
+    fn take(&mut self, n: usize, what: &str) -> Result<(), TransferError> {
+        self.left = self.left.checked_sub(n).ok_or_else(|| {
+            failed(
+                what,
+                format!("the attachments of this image exceed {} MiB; ocibuild copies at most that much of them", MAX_CARRIED >> 20),
+            )
+        })?;
+        Ok(())
+    }
+}
 
 fn failed(what: impl Into<String>, why: impl ToString) -> TransferError {
     TransferError::Source {
@@ -112,6 +141,7 @@ pub async fn read_artifacts(
     client: &RegistryClient,
     repo: &str,
     subject: &Subject,
+    budget: &mut Budget,
 ) -> Result<Vec<Attachment>, TransferError> {
     let what = format!("the artifacts of {}", subject.digest);
     let list = match client
@@ -141,7 +171,7 @@ pub async fn read_artifacts(
     }
     let mut out = Vec::new();
     for r in found {
-        out.push(read_artifact(client, repo, subject, &r.digest).await?);
+        out.push(read_artifact(client, repo, subject, &r.digest, budget).await?);
     }
     Ok(out)
 }
@@ -152,6 +182,7 @@ async fn read_artifact(
     repo: &str,
     subject: &Subject,
     digest: &Digest,
+    budget: &mut Budget,
 ) -> Result<Attachment, TransferError> {
     let what = format!("artifact {digest}");
     let m = client
@@ -182,10 +213,17 @@ async fn read_artifact(
         if blobs.iter().any(|(have, _)| *have == d) {
             continue;
         }
+        if blobs.len() == MAX_ARTIFACT_BLOBS {
+            return Err(failed(
+                &what,
+                format!("it names more than {MAX_ARTIFACT_BLOBS} blobs"),
+            ));
+        }
         let bytes = client
             .get_blob(repo, &d)
             .await
             .map_err(TransferError::Check)?;
+        budget.take(bytes.len(), &what)?;
         blobs.push((d, bytes));
     }
     Ok(Attachment {
@@ -205,6 +243,7 @@ pub async fn read_signatures(
     client: &RegistryClient,
     repo: &str,
     subject: &Digest,
+    budget: &mut Budget,
 ) -> Result<Vec<Signed>, TransferError> {
     let tag = cosign::signature_tag(subject);
     let Some(m) = client
@@ -221,6 +260,7 @@ pub async fn read_signatures(
             .get_blob(repo, &payload)
             .await
             .map_err(TransferError::Check)?;
+        budget.take(payload.len(), &tag)?;
         out.push(Signed {
             subject: subject.clone(),
             signature: Signature {

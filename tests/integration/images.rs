@@ -4,6 +4,7 @@
 
 use crate::common::*;
 use crate::ecr::{ecr_project, oci, seed_images};
+use crate::fake_http::{answer, Fake};
 use crate::moto::{Moto, TOKEN_PASSWORD};
 use crate::registry::{docker_config, TestRegistry};
 use crate::sign::openssl_key;
@@ -244,4 +245,76 @@ fn ecr_lists_from_describe_images_with_children_under_their_index() {
     let untagged = cart["untagged"].as_array().unwrap();
     assert_eq!(untagged.len(), 1, "{cart}");
     assert_eq!(untagged[0]["age_days"], 0);
+}
+
+#[test]
+fn tag_pages_are_followed_within_the_registry_and_never_to_another_origin() {
+    // Elsewhere: must never be asked (it would get the registry's credentials).
+    let elsewhere = Fake::start(|_| answer(200, &[], br#"{"tags":[]}"#));
+    let other = elsewhere.host();
+    let registry = Fake::start(move |req| {
+        let page2 = req.target.contains("last=b");
+        let away = req.target.contains("away");
+        match (req.target.contains("/tags/list"), page2, away) {
+            (true, false, false) => answer(
+                200,
+                &[("Link", r#"</v2/retail-store-cart/tags/list?n=1000&last=b>; rel="next""#)],
+                br#"{"name":"retail-store-cart","tags":["sha256-0000000000000000000000000000000000000000000000000000000000000000"]}"#,
+            ),
+            (true, true, _) => answer(200, &[], br#"{"name":"retail-store-cart","tags":[]}"#),
+            _ => answer(404, &[], b""),
+        }
+    });
+    let (tmp, p) = retail_store();
+    let auth = "YWxpY2U6czNjcmV0"; // alice:s3cret
+    let cfg = docker_config(
+        tmp.path(),
+        &format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.host()
+        ),
+    );
+    let out = ok(images(
+        &p,
+        &cfg,
+        &[
+            "--registry",
+            &registry.host(),
+            "--service",
+            "cart",
+            "--format",
+            "json",
+        ],
+        &[],
+    ));
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        listed[0]["images"],
+        serde_json::json!([]),
+        "schema tags are not images"
+    );
+    let lists = registry
+        .seen()
+        .iter()
+        .filter(|r| r.target.contains("/tags/list"))
+        .count();
+    assert_eq!(lists, 2, "both pages read");
+
+    // A next page on another origin is refused, not followed.
+    let away = Fake::start(move |req| {
+        if req.target.contains("/tags/list") {
+            let link =
+                format!("<http://{other}/v2/retail-store-cart/tags/list?away=1>; rel=\"next\"");
+            return answer(200, &[("Link", link.as_str())], br#"{"tags":[]}"#);
+        }
+        answer(404, &[], b"")
+    });
+    let e = fails(images(
+        &p,
+        &cfg,
+        &["--registry", &away.host(), "--service", "cart"],
+        &[],
+    ));
+    assert!(e.contains("another origin"), "{e}");
+    assert!(elsewhere.seen().is_empty(), "nothing was sent elsewhere");
 }
