@@ -2,7 +2,7 @@
 //! its platform manifests, or a single manifest), what is attached to each (SBOMs, provenance,
 //! signatures, other artifacts), and the truly untagged leftovers that nothing references. The
 //! sources (ECR's `DescribeImages`, a registry's tag list and manifests) hand over flat
-//! [`Record`]s; [`group`] does the rest. Pure: no I/O.
+//! [`Record`]s; [`group`] does the rest. Pure: no I/O. Imports `spec` (time formats).
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -140,71 +140,9 @@ pub fn kind_of(artifact_type: &str) -> &'static str {
     }
 }
 
-/// RFC 3339 (UTC, seconds) of `secs` since the epoch.
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Seconds since the epoch of an RFC 3339 time (`2026-12-01T01:02:03Z`, fractions and
-/// offsets allowed), or `None`.
-pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let t = text.trim();
-    let num = |a: usize, b: usize| t.get(a..b)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let sep = |i: usize, c: &[u8]| t.as_bytes().get(i).is_some_and(|b| c.contains(b));
-    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
-        return None;
-    }
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &t[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let oh: i64 = rest.get(1..3)?.parse().ok()?;
-            let om: i64 = rest.get(4..6)?.parse().ok()?;
-            if rest.len() != 6 || oh > 23 || om > 59 {
-                return None;
-            }
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if mo > 2 { mo - 3 } else { mo + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
+/// RFC 3339 (UTC) of `secs` since the epoch (times before 1970 read as 1970).
+fn rfc3339(secs: i64) -> String {
+    crate::spec::rfc3339_utc(u64::try_from(secs).unwrap_or(0))
 }
 
 /// Group `records` of one repository: tagged top documents become images (newest first, at

@@ -5,7 +5,7 @@
 //! `transfer`, `ecr`, `plan` > `base` > `oci` (the image graph and its one reader) > `image`,
 //! `layer`, `layout`, `registry`, `attest` (packages found in layers, SBOMs, provenance), `sign`
 //! (keys, cosign's signatures) > `config`, `reference`, `platform`, `spec`, `digest`;
-//! `inventory` (a repository's images grouped, pure) stands alone.
+//! `inventory` (a repository's images grouped, pure) stands beside them, over `spec`.
 //! The `cli` module is the only place that prints or picks exit codes.
 
 pub mod app;

@@ -194,7 +194,7 @@ async fn image_records(
         pushed_at: doc
             .pointer("/annotations/org.opencontainers.image.created")
             .and_then(Value::as_str)
-            .and_then(inventory::parse_rfc3339),
+            .and_then(crate::spec::parse_rfc3339),
         ..Record::default()
     };
     if crate::oci::read::is_index(&top.media_type) {
@@ -270,7 +270,7 @@ async fn platform_record(
             .await
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|c| c["created"].as_str().and_then(inventory::parse_rfc3339)),
+            .and_then(|c| c["created"].as_str().and_then(crate::spec::parse_rfc3339)),
         None => None,
     };
     Ok((r, created))

@@ -121,12 +121,7 @@ pub fn check_only(
 ) -> Result<Vec<LifecycleCheck>, AppError> {
     let config = Config::find_and_load(req.config.as_deref())?;
     super::check_services(&config, &req.services)?;
-    let registry = access::destination(&config, req.registry.as_deref(), false)?;
-    let repositories: Vec<String> = config
-        .select(&req.services)?
-        .iter()
-        .map(|s| registry.repository_path(&s.repository))
-        .collect();
+    let (registry, repositories) = super::repos::repositories(&config, req)?;
     let runtime = super::runtime()?;
     let ecr = runtime.block_on(access::connect_ecr(&registry))?;
     runtime.block_on(check_all(&ecr, &config, &repositories, true, events))

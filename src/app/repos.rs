@@ -29,12 +29,7 @@ pub fn ensure(req: &EnsureRequest, events: Events<'_>) -> Result<Vec<RepoPlan>, 
     let config = Config::find_and_load(req.config.as_deref())?;
     super::check_services(&config, &req.services)?;
     super::check_tags(&req.tag_policy, true)?;
-    let registry = access::destination(&config, req.registry.as_deref(), false)?;
-    let repositories: Vec<String> = config
-        .select(&req.services)?
-        .iter()
-        .map(|s| registry.repository_path(&s.repository))
-        .collect();
+    let (registry, repositories) = repositories(&config, req)?;
     let runtime = super::runtime()?;
     let ecr = runtime.block_on(access::connect_ecr(&registry))?;
     let tag_policy = match req.tag_policy.is_empty() {
@@ -53,6 +48,20 @@ pub fn ensure(req: &EnsureRequest, events: Events<'_>) -> Result<Vec<RepoPlan>, 
         check_lifecycle: true,
     };
     runtime.block_on(settings.apply(&ecr, &repositories, events))
+}
+
+/// The registry `req` names and the full names of its services' repositories there.
+pub(super) fn repositories(
+    config: &Config,
+    req: &EnsureRequest,
+) -> Result<(crate::config::RegistryConfig, Vec<String>), AppError> {
+    let registry = access::destination(config, req.registry.as_deref(), false)?;
+    let repositories = config
+        .select(&req.services)?
+        .iter()
+        .map(|s| registry.repository_path(&s.repository))
+        .collect();
+    Ok((registry, repositories))
 }
 
 /// What the repositories should look like.

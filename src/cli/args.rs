@@ -75,17 +75,17 @@ impl ImagesArgs {
     }
 }
 
+/// Which service's image `tag` and `copy` start from.
 #[derive(Debug, clap::Args)]
-pub(super) struct CopyArgs {
+pub(super) struct ImageChoice {
     /// Config file (default: ./ocibuild.toml).
     #[arg(long, value_name = "FILE")]
     pub(super) config: Option<PathBuf>,
-    /// The service whose image is copied (its repository name is kept).
+    /// The service whose repository holds the image.
     #[arg(long, value_name = "NAME")]
     pub(super) service: String,
-    /// The registry the image is in (default: [registry] url in the config).
-    #[arg(long = "registry", value_name = "HOST[/PREFIX]")]
-    pub(super) registry: Option<String>,
+    #[command(flatten)]
+    pub(super) registry: RegistryArg,
     /// Plain HTTP to registries written without a scheme.
     #[arg(long)]
     pub(super) insecure: bool,
@@ -100,6 +100,12 @@ pub(super) struct CopyArgs {
     /// The image, by digest (sha256:...).
     #[arg(long, value_name = "DIGEST")]
     pub(super) digest: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct CopyArgs {
+    #[command(flatten)]
+    pub(super) image: ImageChoice,
     /// The registry to copy to.
     #[arg(long, value_name = "HOST[/PREFIX]")]
     pub(super) to_registry: String,
@@ -117,13 +123,14 @@ pub(super) struct CopyArgs {
 impl CopyArgs {
     /// The request for `app::promote::copy`.
     pub(super) fn request(&self) -> app::promote::CopyRequest {
+        let i = &self.image;
         app::promote::CopyRequest {
-            config: self.config.clone(),
-            service: self.service.clone(),
-            registry: self.registry.clone(),
-            insecure: self.insecure,
-            from_tag: self.from_tag.clone(),
-            digest: self.digest.clone(),
+            config: i.config.clone(),
+            service: i.service.clone(),
+            registry: i.registry.host.clone(),
+            insecure: i.insecure,
+            from_tag: i.from_tag.clone(),
+            digest: i.digest.clone(),
             to_registry: self.to_registry.clone(),
             to_tags: self.to_tag.clone(),
             jobs: usize::from(self.jobs),
@@ -133,28 +140,8 @@ impl CopyArgs {
 
 #[derive(Debug, clap::Args)]
 pub(super) struct TagArgs {
-    /// Config file (default: ./ocibuild.toml).
-    #[arg(long, value_name = "FILE")]
-    pub(super) config: Option<PathBuf>,
-    /// The service whose repository holds the image.
-    #[arg(long, value_name = "NAME")]
-    pub(super) service: String,
     #[command(flatten)]
-    pub(super) registry: RegistryArg,
-    /// Plain HTTP to the registry.
-    #[arg(long)]
-    pub(super) insecure: bool,
-    /// The image, by one of its tags.
-    #[arg(
-        long,
-        value_name = "TAG",
-        required_unless_present = "digest",
-        conflicts_with = "digest"
-    )]
-    pub(super) from_tag: Option<String>,
-    /// The image, by digest (sha256:...).
-    #[arg(long, value_name = "DIGEST")]
-    pub(super) digest: Option<String>,
+    pub(super) image: ImageChoice,
     /// Tags to add (repeat, or a comma list).
     #[arg(long, value_name = "TAG", value_delimiter = ',', required = true)]
     pub(super) to: Vec<String>,
@@ -166,13 +153,14 @@ pub(super) struct TagArgs {
 impl TagArgs {
     /// The request for `app::promote::tag`.
     pub(super) fn request(&self) -> app::promote::TagRequest {
+        let i = &self.image;
         app::promote::TagRequest {
-            config: self.config.clone(),
-            service: self.service.clone(),
-            registry: self.registry.host.clone(),
-            insecure: self.insecure,
-            from_tag: self.from_tag.clone(),
-            digest: self.digest.clone(),
+            config: i.config.clone(),
+            service: i.service.clone(),
+            registry: i.registry.host.clone(),
+            insecure: i.insecure,
+            from_tag: i.from_tag.clone(),
+            digest: i.digest.clone(),
             to: self.to.clone(),
         }
     }

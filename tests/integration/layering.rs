@@ -62,7 +62,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["digest", "layout", "platform", "reference", "spec"],
     ),
     ("image", &["config", "digest", "platform", "spec"]),
-    ("inventory", &[]),
+    ("inventory", &["spec"]),
     ("layer", &["config", "digest", "platform", "spec"]),
     ("registry", &["digest", "reference", "spec"]),
     ("layout", &["digest", "spec"]),
