@@ -50,6 +50,27 @@ pub fn destination(
     }
 }
 
+/// A second registry named on the command line (`copy --to-registry`): the config's
+/// `[registry]` settings only when it is that registry's host; otherwise its own (credentials
+/// by host: the AWS SDK for an ECR host, Docker's config.json for the rest), so nothing of the
+/// config's registry (auth mode, plain HTTP, region, account) goes to it.
+pub fn other_registry(
+    config: &Config,
+    arg: &str,
+    insecure: bool,
+) -> Result<RegistryConfig, AppError> {
+    if arg.trim().is_empty() {
+        return Err(AppError::Usage(
+            "the registry to copy to is empty: pass --to-registry HOST[/PREFIX]".into(),
+        ));
+    }
+    let parsed = RegistryConfig::parse(arg, None, insecure).map_err(AppError::Usage)?;
+    match &config.registry {
+        Some(own) if own.host == parsed.host => destination(config, Some(arg), insecure),
+        _ => Ok(parsed),
+    }
+}
+
 /// Connect to ECR for `registry`, which must be an ECR registry (by host or `auth = "ecr"`).
 pub async fn connect_ecr(registry: &RegistryConfig) -> Result<Ecr, AppError> {
     if registry.auth_mode() != AuthMode::Ecr {

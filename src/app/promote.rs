@@ -153,7 +153,7 @@ pub fn copy(req: &CopyRequest, events: super::Events<'_>) -> Result<CopyReport, 
         .map_err(|e| AppError::Usage(e.0))?
         .remove(0);
     let src = access::destination(&config, req.registry.as_deref(), req.insecure)?;
-    let dst = access::destination(&config, Some(&req.to_registry), req.insecure)
+    let dst = access::other_registry(&config, &req.to_registry, req.insecure)
         .map_err(|e| AppError::Usage(format!("--to-registry: {e}")))?;
     let at = crate::oci::RepoAt {
         host: src.host.clone(),

@@ -196,3 +196,24 @@ fn source_date_epoch_is_read_through_the_lookup_and_refused_with_its_cause() {
         );
     }
 }
+
+#[test]
+fn a_copy_destination_gets_nothing_of_the_configs_registry_unless_it_is_that_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = project(dir.path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let own = "[registry]\nurl = \"registry.test/team\"\nauth = \"ecr\"\ninsecure = true\nregion = \"eu-west-1\"\nregistry_id = \"123456789012\"\n";
+    std::fs::write(&path, format!("{own}\n{text}")).unwrap();
+    let config = crate::config::Config::find_and_load(Some(&path)).unwrap();
+    let other = super::access::other_registry(&config, "mirror.example/x", false).unwrap();
+    assert_eq!(other.host, "mirror.example");
+    assert_eq!(other.auth_mode(), crate::config::AuthMode::Docker);
+    assert!(!other.insecure, "no plain HTTP to another host");
+    assert_eq!(other.ecr_region(), None);
+    // The config's own host keeps its settings (another prefix there).
+    let same = super::access::other_registry(&config, "registry.test/mirror", false).unwrap();
+    assert_eq!(same.auth_mode(), crate::config::AuthMode::Ecr);
+    assert!(same.insecure);
+    assert_eq!(same.prefix.as_deref(), Some("mirror"));
+    assert!(super::access::other_registry(&config, " ", false).is_err());
+}

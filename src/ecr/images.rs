@@ -58,6 +58,7 @@ impl EcrImage {
 pub async fn describe_all(ecr: &Ecr, repository: &str) -> Result<Vec<EcrImage>, EcrError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
+    let mut seen = std::collections::HashSet::new();
     loop {
         let page = ecr
             .sdk()
@@ -100,11 +101,34 @@ pub async fn describe_all(ecr: &Ecr, repository: &str) -> Result<Vec<EcrImage>, 
                 format!("{repository} holds more than {MAX_IMAGES} images; ocibuild reads at most that many"),
             ));
         }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(out),
+        match next(page.next_token(), &mut seen, "DescribeImages", repository)? {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
         }
     }
+}
+
+/// The next page's token: `None` at the end; an error when ECR hands back a token it gave
+/// before (a loop that would never end) or more pages than any repository can fill.
+pub(super) fn next(
+    token: Option<&str>,
+    seen: &mut std::collections::HashSet<String>,
+    operation: &'static str,
+    repository: &str,
+) -> Result<Option<String>, EcrError> {
+    const MAX_PAGES: usize = 10_000;
+    let Some(t) = token.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if !seen.insert(t.to_string()) || seen.len() > MAX_PAGES {
+        return Err(EcrError::new(
+            operation,
+            format!(
+                "{repository}: ECR's pages do not end (a page token came back); try again later"
+            ),
+        ));
+    }
+    Ok(Some(t.to_string()))
 }
 
 /// The manifests of `digests` in `repository` (digest, media type, body), by `BatchGetImage`;
@@ -170,6 +194,22 @@ pub fn children_of(manifest: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_token_seen_before_ends_the_listing_with_an_error() {
+        let mut seen = std::collections::HashSet::new();
+        assert_eq!(
+            next(Some("a"), &mut seen, "DescribeImages", "r").unwrap(),
+            Some("a".into())
+        );
+        assert_eq!(
+            next(Some(""), &mut seen, "DescribeImages", "r").unwrap(),
+            None
+        );
+        assert_eq!(next(None, &mut seen, "DescribeImages", "r").unwrap(), None);
+        let e = next(Some("a"), &mut seen, "DescribeImages", "r").unwrap_err();
+        assert!(e.message.contains("do not end"), "{e:?}");
+    }
 
     #[test]
     fn an_index_names_its_children_and_anything_else_none() {

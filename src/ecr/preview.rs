@@ -38,33 +38,39 @@ pub struct AtRisk {
 }
 
 /// The images `policy_text` would expire in `repository`, from ECR's preview; waits up to
-/// `wait` for it to complete.
+/// `wait` for it to complete. A preview already running (one per repository at a time) is
+/// waited for; if it was of another policy, ours is started after it, once.
 pub async fn preview(
     ecr: &Ecr,
     repository: &str,
     policy_text: &str,
     wait: Duration,
 ) -> Result<Vec<Expiring>, EcrError> {
-    let started = ecr
-        .sdk()
-        .start_lifecycle_policy_preview()
-        .set_registry_id(ecr.registry_id.clone())
-        .repository_name(repository)
-        .lifecycle_policy_text(policy_text)
-        .send()
-        .await
-        .map_err(|e| EcrError::from_sdk("StartLifecyclePolicyPreview", e));
-    match started {
-        Ok(_) => {}
-        // Another preview of this repository is running: wait for it like ours.
-        Err(e) if e.code.as_deref() == Some("LifecyclePolicyPreviewInProgressException") => {}
-        Err(e) => return Err(e),
-    }
+    let ours: Option<serde_json::Value> = serde_json::from_str(policy_text).ok();
+    let mut others = start(ecr, repository, policy_text).await?;
+    let mut restarted = false;
     let deadline = Instant::now() + wait;
     let mut delay = Duration::from_millis(500);
     loop {
         match read_preview(ecr, repository).await? {
-            Some(found) => return Ok(found),
+            Some((found, text)) => {
+                let theirs = text.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+                let same = match theirs {
+                    Some(t) => Some(t) == ours,
+                    None => !others,
+                };
+                if same {
+                    return Ok(found);
+                }
+                if restarted {
+                    return Err(EcrError::new(
+                        "GetLifecyclePolicyPreview",
+                        format!("{repository}: another lifecycle preview (of another policy) keeps running; try again later"),
+                    ));
+                }
+                others = start(ecr, repository, policy_text).await?;
+                restarted = true;
+            }
             None if Instant::now() + delay > deadline => {
                 return Err(EcrError::new(
                     "GetLifecyclePolicyPreview",
@@ -79,10 +85,36 @@ pub async fn preview(
     }
 }
 
-/// Every page of the preview once it is complete; `None` while it runs.
-async fn read_preview(ecr: &Ecr, repository: &str) -> Result<Option<Vec<Expiring>>, EcrError> {
+/// Start the preview of `policy_text`; `true` when another one was running already.
+async fn start(ecr: &Ecr, repository: &str, policy_text: &str) -> Result<bool, EcrError> {
+    let started = ecr
+        .sdk()
+        .start_lifecycle_policy_preview()
+        .set_registry_id(ecr.registry_id.clone())
+        .repository_name(repository)
+        .lifecycle_policy_text(policy_text)
+        .send()
+        .await
+        .map_err(|e| EcrError::from_sdk("StartLifecyclePolicyPreview", e));
+    match started {
+        Ok(_) => Ok(false),
+        Err(e) if e.code.as_deref() == Some("LifecyclePolicyPreviewInProgressException") => {
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Every page of the preview once it is complete, with the policy it previewed; `None` while
+/// it runs.
+async fn read_preview(
+    ecr: &Ecr,
+    repository: &str,
+) -> Result<Option<(Vec<Expiring>, Option<String>)>, EcrError> {
     let mut out = Vec::new();
+    let mut text: Option<String> = None;
     let mut token: Option<String> = None;
+    let mut seen = std::collections::HashSet::new();
     loop {
         let page = ecr
             .sdk()
@@ -95,7 +127,9 @@ async fn read_preview(ecr: &Ecr, repository: &str) -> Result<Option<Vec<Expiring
             .await
             .map_err(|e| EcrError::from_sdk("GetLifecyclePolicyPreview", e))?;
         match page.status() {
-            Some(LifecyclePolicyPreviewStatus::Complete) => {}
+            Some(LifecyclePolicyPreviewStatus::Complete) => {
+                text = text.or_else(|| page.lifecycle_policy_text().map(str::to_string));
+            }
             Some(LifecyclePolicyPreviewStatus::InProgress) | None => return Ok(None),
             Some(other) => {
                 return Err(EcrError::new(
@@ -126,9 +160,14 @@ async fn read_preview(ecr: &Ecr, repository: &str) -> Result<Option<Vec<Expiring
                 format!("the preview of {repository} lists too many images"),
             ));
         }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(Some(out)),
+        match super::images::next(
+            page.next_token(),
+            &mut seen,
+            "GetLifecyclePolicyPreview",
+            repository,
+        )? {
+            Some(t) => token = Some(t),
+            None => return Ok(Some((out, text))),
         }
     }
 }

@@ -7,7 +7,9 @@
 
 use super::body::{error_from, invalid, read_limited, MAX_DOCUMENT};
 use super::client::{pull_scope, RegistryClient};
+use super::error::RegistryError;
 use reqwest::{Method, StatusCode};
+use std::collections::HashSet;
 use url::Url;
 
 /// Most tags read from one repository (beyond: an error, not a truncation).
@@ -18,10 +20,7 @@ const PAGE: usize = 1000;
 impl RegistryClient {
     /// Every tag of `repo`, in the registry's order; `None` when the registry has no such
     /// repository.
-    pub async fn list_tags(
-        &self,
-        repo: &str,
-    ) -> Result<Option<Vec<String>>, crate::registry::error::RegistryError> {
+    pub async fn list_tags(&self, repo: &str) -> Result<Option<Vec<String>>, RegistryError> {
         let name = self.repository("GET", repo)?;
         let mut url = self.base().clone();
         if let Ok(mut path) = url.path_segments_mut() {
@@ -33,42 +32,25 @@ impl RegistryClient {
         url.query_pairs_mut().append_pair("n", &PAGE.to_string());
         let scope = pull_scope(&name);
         let mut tags = Vec::new();
+        let mut seen = HashSet::new();
         let mut next = Some(url);
         while let Some(page) = next.take() {
-            let resp = self
-                .retry(|| async {
-                    let resp = self
-                        .send(&Method::GET, &page, &scope, &|| {
-                            Ok(self.http.get(page.clone()))
-                        })
-                        .await?;
-                    if resp.status() == StatusCode::NOT_FOUND {
-                        return Ok(None);
-                    }
-                    if !resp.status().is_success() {
-                        return Err(error_from(&Method::GET, &page, resp).await);
-                    }
-                    let link = resp
-                        .headers()
-                        .get("link")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    let bytes = read_limited(&page, resp, MAX_DOCUMENT).await?;
-                    Ok(Some((bytes, link)))
-                })
-                .await?;
-            let Some((bytes, link)) = resp else {
-                return Ok(if tags.is_empty() { None } else { Some(tags) });
+            if !seen.insert(page.to_string()) {
+                return Err(invalid(
+                    &page,
+                    "the tag list's pages do not end (a page came back)".into(),
+                ));
+            }
+            let Some((bytes, link)) = self.tags_page(&page, &scope).await? else {
+                if seen.len() == 1 {
+                    return Ok(None);
+                }
+                return Err(invalid(&page, "a later page of the tag list is gone: the tags changed while they were read; try again".into()));
             };
             let v: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| invalid(&page, format!("the tag list is not JSON: {e}")))?;
-            tags.extend(
-                v["tags"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|t| t.as_str().map(str::to_string)),
-            );
+            let names = v["tags"].as_array().into_iter().flatten();
+            tags.extend(names.filter_map(|t| t.as_str().map(str::to_string)));
             if tags.len() > MAX_TAGS {
                 return Err(invalid(
                     &page,
@@ -82,6 +64,35 @@ impl RegistryClient {
             };
         }
         Ok(Some(tags))
+    }
+
+    /// One page of a tag list: its body and `Link` header; `None` on 404.
+    async fn tags_page(
+        &self,
+        page: &Url,
+        scope: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, RegistryError> {
+        self.retry(|| async {
+            let resp = self
+                .send(&Method::GET, page, scope, &|| {
+                    Ok(self.http.get(page.clone()))
+                })
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !resp.status().is_success() {
+                return Err(error_from(&Method::GET, page, resp).await);
+            }
+            let link = resp
+                .headers()
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let bytes = read_limited(page, resp, MAX_DOCUMENT).await?;
+            Ok(Some((bytes, link)))
+        })
+        .await
     }
 }
 

@@ -317,4 +317,21 @@ fn tag_pages_are_followed_within_the_registry_and_never_to_another_origin() {
     ));
     assert!(e.contains("another origin"), "{e}");
     assert!(elsewhere.seen().is_empty(), "nothing was sent elsewhere");
+
+    // A next page that is the page itself ends with an error, not a loop.
+    let looping = Fake::start(|req| {
+        if req.target.contains("/tags/list") {
+            let link = format!("<{}>; rel=\"next\"", req.target);
+            return answer(200, &[("Link", link.as_str())], br#"{"tags":[]}"#);
+        }
+        answer(404, &[], b"")
+    });
+    let e = fails(images(
+        &p,
+        &cfg,
+        &["--registry", &looping.host(), "--service", "cart"],
+        &[],
+    ));
+    assert!(e.contains("do not end"), "{e}");
+    assert!(looping.seen().len() <= 3, "{}", looping.seen().len());
 }

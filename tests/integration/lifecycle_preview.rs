@@ -96,17 +96,17 @@ fn fake(risky: bool) -> (String, Calls, Arc<Mutex<String>>) {
                     return (200, json!({"status": "IN_PROGRESS", "previewResults": []}));
                 }
                 let expire = |digest: String| json!({"imageDigest": digest, "imageTags": [], "action": {"type": "EXPIRE"}, "appliedRulePriority": 2});
-                match req.get("nextToken").and_then(Value::as_str) {
-                    None => (
-                        200,
-                        json!({"status": "COMPLETE", "previewResults": [expire(d('5'))], "nextToken": "r2"}),
-                    ),
-                    Some(_) if risky => (
-                        200,
-                        json!({"status": "COMPLETE", "previewResults": [expire(d('2')), expire(d('3'))]}),
-                    ),
-                    Some(_) => (200, json!({"status": "COMPLETE", "previewResults": []})),
+                let text = p2.lock().unwrap().clone();
+                let results = match req.get("nextToken").and_then(Value::as_str) {
+                    None => json!([expire(d('5'))]),
+                    Some(_) if risky => json!([expire(d('2')), expire(d('3'))]),
+                    Some(_) => json!([]),
+                };
+                let mut body = json!({"status": "COMPLETE", "lifecyclePolicyText": text, "previewResults": results});
+                if req.get("nextToken").is_none() {
+                    body["nextToken"] = json!("r2");
                 }
+                (200, body)
             }
             "PutLifecyclePolicy" | "PutImageScanningConfiguration" | "PutImageTagMutability" => {
                 (200, json!({"repositoryName": req["repositoryName"]}))
@@ -246,4 +246,82 @@ fn where_the_preview_cannot_run_ensure_warns_and_the_check_fails() {
         &["repos", "ensure", "--service", "cart", "--check-lifecycle"],
     ));
     assert!(err.contains("StartLifecyclePolicyPreview"), "{err}");
+}
+
+#[test]
+fn a_preview_of_another_policy_already_running_is_not_taken_for_ours() {
+    let starts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s2 = starts.clone();
+    let ep = fake_ecr(Arc::new(move |op: &str, req: &Value| {
+        let n = s2.load(std::sync::atomic::Ordering::SeqCst);
+        match op {
+            "DescribeImages" => (
+                200,
+                json!({"imageDetails": [
+                {"imageDigest": d('a'), "imageTags": ["v1"], "imageManifestMediaType": INDEX},
+                {"imageDigest": d('2'), "imageTags": [], "imageManifestMediaType": MANIFEST}]}),
+            ),
+            "BatchGetImage" => {
+                let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+                    {"mediaType": MANIFEST, "digest": d('2'), "size": 1, "platform": {"os": "linux", "architecture": "arm64"}}]});
+                (
+                    200,
+                    json!({"images": [{"imageId": {"imageDigest": d('a')}, "imageManifest": index.to_string(), "imageManifestMediaType": INDEX}], "failures": []}),
+                )
+            }
+            "StartLifecyclePolicyPreview" => {
+                s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n == 0 {
+                    // Someone else's preview is running.
+                    return (
+                        400,
+                        json!({"__type": "LifecyclePolicyPreviewInProgressException", "message": "busy"}),
+                    );
+                }
+                (
+                    200,
+                    json!({"status": "IN_PROGRESS", "lifecyclePolicyText": req["lifecyclePolicyText"]}),
+                )
+            }
+            // Theirs (an `any` rule that would expire the arm64 manifest), then ours (nothing).
+            "GetLifecyclePolicyPreview" if n <= 1 => (
+                200,
+                json!({"status": "COMPLETE",
+                "lifecyclePolicyText": "{\"rules\":[{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"any\",\"countType\":\"imageCountMoreThan\",\"countNumber\":1},\"action\":{\"type\":\"expire\"}}]}",
+                "previewResults": [{"imageDigest": d('2'), "action": {"type": "EXPIRE"}, "appliedRulePriority": 1}]}),
+            ),
+            "GetLifecyclePolicyPreview" => {
+                (200, json!({"status": "COMPLETE", "previewResults": []}))
+            }
+            _ => (
+                400,
+                json!({"__type": "InvalidParameterException", "message": format!("unexpected {op}")}),
+            ),
+        }
+    }));
+    let (_t, p) = ecr_project("127.0.0.1:1", "");
+    let o = oci(
+        &p,
+        &ep,
+        &[
+            "repos",
+            "ensure",
+            "--service",
+            "cart",
+            "--check-lifecycle",
+            "--format",
+            "json",
+        ],
+    );
+    let checks: Value = serde_json::from_str(&ok(o)).unwrap();
+    assert_eq!(
+        checks[0]["at_risk"],
+        json!([]),
+        "judged on our policy, not theirs"
+    );
+    assert_eq!(
+        starts.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "ours started after theirs"
+    );
 }
