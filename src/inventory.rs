@@ -152,23 +152,35 @@ fn rfc3339(secs: i64) -> String {
 pub fn group(records: Vec<Record>, now: i64, limit: usize) -> Listing {
     let by_digest: BTreeMap<&str, &Record> =
         records.iter().map(|r| (r.digest.as_str(), r)).collect();
-    // Every digest something references: children of any index, subjects' attachments.
-    let mut child_of: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
-    for r in &records {
-        for (c, platform) in &r.children {
-            child_of
-                .entry(c.as_str())
-                .or_insert((r.digest.as_str(), platform.as_str()));
-        }
+    let attachments = attachments_by_subject(&records);
+    let mut images: Vec<Image> = records
+        .iter()
+        .filter(|r| !r.tags.is_empty() && subject_of(r).is_none())
+        .map(|top| image(top, &by_digest, &attachments))
+        .collect();
+    images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then(a.digest.cmp(&b.digest)));
+    let more = images.len().saturating_sub(limit);
+    images.truncate(limit);
+    Listing {
+        images,
+        more,
+        untagged: leftovers(&records, &by_digest, now),
     }
-    let subject_of = |r: &Record| -> Option<(String, bool)> {
-        match &r.subject {
-            Some(s) => Some((s.clone(), false)),
-            None => r.tags.iter().find_map(|t| schema_tag(t)),
-        }
-    };
+}
+
+/// What a record is attached to, and whether it is a signature tag: its `subject`, else the
+/// subject its signature or referrers-schema tag names.
+fn subject_of(r: &Record) -> Option<(String, bool)> {
+    match &r.subject {
+        Some(s) => Some((s.clone(), false)),
+        None => r.tags.iter().find_map(|t| schema_tag(t)),
+    }
+}
+
+/// The attachments of each subject.
+fn attachments_by_subject(records: &[Record]) -> BTreeMap<String, Vec<&Record>> {
     let mut attachments: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
-    for r in &records {
+    for r in records {
         match subject_of(r) {
             // A referrers-schema index lists attachments; it is not one itself.
             Some((_, false)) if r.subject.is_none() && is_index(&r.media_type) => {}
@@ -176,23 +188,20 @@ pub fn group(records: Vec<Record>, now: i64, limit: usize) -> Listing {
             None => {}
         }
     }
-    let tops: Vec<&Record> = records
+    attachments
+}
+
+/// Untagged records nothing references (no index lists them; an attachment whose subject is
+/// still there stays with it), oldest first, with their age at `now`.
+fn leftovers(records: &[Record], by_digest: &BTreeMap<&str, &Record>, now: i64) -> Vec<Untagged> {
+    let referenced: BTreeSet<&str> = records
         .iter()
-        .filter(|r| !r.tags.is_empty() && subject_of(r).is_none())
+        .flat_map(|r| r.children.iter().map(|(c, _)| c.as_str()))
         .collect();
-    let mut images: Vec<Image> = tops
-        .iter()
-        .map(|top| image(top, &by_digest, &attachments))
-        .collect();
-    images.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then(a.digest.cmp(&b.digest)));
-    let more = images.len().saturating_sub(limit);
-    images.truncate(limit);
-    let referenced: BTreeSet<&str> = child_of.keys().copied().collect();
     let mut untagged: Vec<Untagged> = records
         .iter()
         .filter(|r| r.tags.is_empty() && !referenced.contains(r.digest.as_str()))
         .filter(|r| match subject_of(r) {
-            // An attachment stays with its subject while that is there.
             Some((s, _)) => !by_digest.contains_key(s.as_str()),
             None => true,
         })
@@ -204,11 +213,7 @@ pub fn group(records: Vec<Record>, now: i64, limit: usize) -> Listing {
         })
         .collect();
     untagged.sort_by(|a, b| b.age_days.cmp(&a.age_days).then(a.digest.cmp(&b.digest)));
-    Listing {
-        images,
-        more,
-        untagged,
-    }
+    untagged
 }
 
 /// One tagged top document with its platforms and attachments.
@@ -243,26 +248,7 @@ fn image(
             last_pull = last_pull.max(r.last_pull);
         }
         for a in attachments.get(s).into_iter().flatten() {
-            let sig_tag = a
-                .tags
-                .iter()
-                .find_map(|t| schema_tag(t))
-                .filter(|(_, sig)| *sig);
-            let artifact_type = a.artifact_type.clone().unwrap_or_default();
-            attached.push(Attached {
-                kind: if sig_tag.is_some() {
-                    "signature"
-                } else {
-                    kind_of(&artifact_type)
-                },
-                artifact_type,
-                digest: a.digest.clone(),
-                subject: s.to_string(),
-                via: a.via.clone().unwrap_or_else(|| match a.tags.first() {
-                    Some(t) => format!("tag {t}"),
-                    None => "subject".to_string(),
-                }),
-            });
+            attached.push(attachment(a, s));
         }
     }
     Image {
@@ -273,6 +259,30 @@ fn image(
         last_pull: last_pull.map(rfc3339),
         platforms,
         attached,
+    }
+}
+
+/// Attachment `a` of `subject`, as listed.
+fn attachment(a: &Record, subject: &str) -> Attached {
+    let signature = a
+        .tags
+        .iter()
+        .find_map(|t| schema_tag(t))
+        .is_some_and(|(_, sig)| sig);
+    let artifact_type = a.artifact_type.clone().unwrap_or_default();
+    Attached {
+        kind: if signature {
+            "signature"
+        } else {
+            kind_of(&artifact_type)
+        },
+        artifact_type,
+        digest: a.digest.clone(),
+        subject: subject.to_string(),
+        via: a.via.clone().unwrap_or_else(|| match a.tags.first() {
+            Some(t) => format!("tag {t}"),
+            None => "subject".to_string(),
+        }),
     }
 }
 

@@ -162,14 +162,26 @@ pub fn rfc3339_utc(epoch: u64) -> String {
 /// offsets allowed), or `None`.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let t = text.trim();
-    let num = |a: usize, b: usize| t.get(a..b)?.parse::<i64>().ok();
+    let num = |a: usize, b: usize| {
+        let s = t.get(a..b)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse::<i64>().ok())?
+    };
     let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
     let sep = |i: usize, c: &[u8]| t.as_bytes().get(i).is_some_and(|b| c.contains(b));
     if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
         return None;
     }
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&mo) || !(1..=month_days).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
     let mut rest = &t[19..];
@@ -184,9 +196,14 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
                 b'-' => -1,
                 _ => return None,
             };
-            let oh: i64 = rest.get(1..3)?.parse().ok()?;
-            let om: i64 = rest.get(4..6)?.parse().ok()?;
-            if rest.len() != 6 || oh > 23 || om > 59 {
+            let digits = |a: usize, b: usize| {
+                let s = rest.get(a..b)?;
+                s.bytes()
+                    .all(|c| c.is_ascii_digit())
+                    .then(|| s.parse::<i64>().ok())?
+            };
+            let (oh, om) = (digits(1, 3)?, digits(4, 6)?);
+            if rest.len() != 6 || rest.as_bytes()[3] != b':' || oh > 23 || om > 59 {
                 return None;
             }
             sign * (oh * 3600 + om * 60)
@@ -412,6 +429,7 @@ mod tests {
             Some(1_700_000_000)
         );
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00-00:30"), Some(1800));
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800));
         for bad in [
             "",
             "2023-11-14",
@@ -419,6 +437,11 @@ mod tests {
             "2023-11-14T22:13:20",
             "x023-11-14T22:13:20Z",
             "2023-11-14T22:13:20+1",
+            "2023-11-14T22:13:20+01x00",
+            "2023-02-29T00:00:00Z",
+            "2023-04-31T00:00:00Z",
+            "+999-11-14T22:13:20Z",
+            "2023-11-14T22:13:20.5é",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }

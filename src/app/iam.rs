@@ -49,28 +49,10 @@ pub fn policy(req: &IamRequest, env: Env<'_>, events: Events<'_>) -> Result<IamP
     let region = region.unwrap_or_else(|| "*".into());
     let partition = iam::partition(&region);
     if let Some(spec) = &req.trust {
-        let sub = trust::github_subject(spec, &config.default_branch, req.pull_request)
-            .map_err(AppError::Usage)?;
-        let Some(account) = account else {
-            return Err(AppError::Usage(
-                "--trust needs the AWS account (the OIDC provider is the account's): use an ECR registry host or registry_id in [registry]".into(),
-            ));
-        };
-        return Ok(IamPolicy {
-            document: trust::trust_policy(partition, &account, &sub),
-            wildcard,
-        });
+        let document = trust_document(&config, spec, req.pull_request, partition, account)?;
+        return Ok(IamPolicy { document, wildcard });
     }
     let services = config.select(&req.services)?;
-    // Base images in ECR are read: to build (manifests, configs) and to mount or copy layers.
-    let base_repositories = services
-        .iter()
-        .filter_map(|s| match &s.base {
-            BaseRef::Registry(r) => parse_ecr_host(&r.host)
-                .map(|h| iam::repository_arn(&h.region, &h.account, &r.repository)),
-            _ => None,
-        })
-        .collect();
     let account = account.unwrap_or_else(|| "*".into());
     let kms_key = match (&config.repositories.encryption, req.pull_request) {
         (Encryption::Kms(key), false) => Some(iam::kms_key_resource(
@@ -90,7 +72,7 @@ pub fn policy(req: &IamRequest, env: Env<'_>, events: Events<'_>) -> Result<IamP
             .iter()
             .map(|s| registry.repository_path(&s.repository))
             .collect(),
-        base_repositories,
+        base_repositories: ecr_bases(&services),
         cache_repository: config
             .cache
             .registry
@@ -101,4 +83,35 @@ pub fn policy(req: &IamRequest, env: Env<'_>, events: Events<'_>) -> Result<IamP
         document: iam::policy(&scope),
         wildcard,
     })
+}
+
+/// The ARNs of the services' base images kept in ECR: read to build (manifests, configs) and
+/// to mount or copy layers.
+fn ecr_bases(services: &[&crate::config::Service]) -> Vec<String> {
+    services
+        .iter()
+        .filter_map(|s| match &s.base {
+            BaseRef::Registry(r) => parse_ecr_host(&r.host)
+                .map(|h| iam::repository_arn(&h.region, &h.account, &r.repository)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The role's trust policy for GitHub's OIDC tokens of `spec` (`github:OWNER/REPO[:REF]`).
+fn trust_document(
+    config: &Config,
+    spec: &str,
+    pull_request: bool,
+    partition: &str,
+    account: Option<String>,
+) -> Result<serde_json::Value, AppError> {
+    let sub = trust::github_subject(spec, &config.default_branch, pull_request)
+        .map_err(AppError::Usage)?;
+    let Some(account) = account else {
+        return Err(AppError::Usage(
+            "--trust needs the AWS account (the OIDC provider is the account's): use an ECR registry host or registry_id in [registry]".into(),
+        ));
+    };
+    Ok(trust::trust_policy(partition, &account, &sub))
 }

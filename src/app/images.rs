@@ -1,27 +1,18 @@
 //! `ocibuild images`: per service, what its repository holds (see [`crate::inventory`]). On
 //! ECR from `DescribeImages` (every page; sizes, push and pull times, scan summaries, and the
 //! `subject` of each artifact) and `BatchGetImage` of the indexes (their children); on any
-//! other registry from the tag list (every page), the manifests, the configs' `created`, and
-//! the referrers API or the referrers tag schema, plus the signature tags.
+//! other registry through [`registry`].
+
+mod registry;
 
 use super::{access, AppError};
 use crate::config::{AuthMode, Config};
-use crate::digest::Digest;
 use crate::ecr::images as ecr_images;
 use crate::ecr::Ecr;
 use crate::inventory::{self, Listing, Record};
-use crate::registry::client::RegistryClient;
-use crate::registry::error::RegistryError;
-use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-/// Requests in flight at once against a registry.
-const PARALLEL: usize = 8;
-/// Most platform manifests read per index (a registry's answer is not trusted to be small).
-const MAX_PLATFORMS: usize = 64;
 
 /// What to list.
 #[derive(Debug, Clone, Default)]
@@ -73,12 +64,16 @@ pub fn images(req: &ImagesRequest) -> Result<Vec<ServiceImages>, AppError> {
         let repository = registry.repository_path(&s.repository);
         let records = runtime.block_on(async {
             match (&connected.ecr, registry.auth_mode()) {
-                (Some(ecr), AuthMode::Ecr) => from_ecr(ecr, &repository).await,
-                _ => from_registry(&connected.client, &repository).await,
+                (Some(ecr), AuthMode::Ecr) => from_ecr(ecr, &repository).await.map(|r| (r, 0)),
+                _ => registry::records(&connected.client, &repository, req.limit).await,
             }
         });
         let (listing, error) = match records {
-            Ok(r) => (inventory::group(r, now, req.limit), None),
+            Ok((r, left_out)) => {
+                let mut listing = inventory::group(r, now, req.limit);
+                listing.more += left_out;
+                (listing, None)
+            }
             Err(e) => (Listing::default(), Some(e)),
         };
         out.push(ServiceImages {
@@ -130,199 +125,4 @@ async fn from_ecr(ecr: &Ecr, repository: &str) -> Result<Vec<Record>, String> {
             artifact_type: i.artifact_type,
         })
         .collect())
-}
-
-/// Every tagged image of `repository` read through the registry API.
-async fn from_registry(client: &RegistryClient, repository: &str) -> Result<Vec<Record>, String> {
-    let text = |e: RegistryError| e.to_string();
-    let Some(tags) = client.list_tags(repository).await.map_err(text)? else {
-        return Err(format!(
-            "{repository}: no such repository (push to it first)"
-        ));
-    };
-    let (schema, plain): (Vec<String>, Vec<String>) = tags
-        .into_iter()
-        .partition(|t| inventory::schema_tag(t).is_some());
-    // What each plain tag names, then each distinct image once.
-    let named: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(plain)
-        .map(|t| async move {
-            let d = client.manifest_digest(repository, &t).await;
-            (t, d)
-        })
-        .buffer_unordered(PARALLEL)
-        .collect()
-        .await;
-    let mut by_digest: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
-    for (tag, d) in named {
-        if let Some(d) = d.map_err(text)? {
-            by_digest.entry(d).or_default().push(tag);
-        }
-    }
-    let schema = &schema;
-    let tops: Vec<Vec<Record>> = stream::iter(by_digest)
-        .map(|(d, mut tags)| async move {
-            tags.sort();
-            image_records(client, repository, &d, tags, schema).await
-        })
-        .buffer_unordered(PARALLEL)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(text)?;
-    Ok(tops.into_iter().flatten().collect())
-}
-
-/// The records of the image `digest` (tagged `tags`): its top document, its platform
-/// manifests and what is attached to each (`schema`: the repository's schema tags).
-async fn image_records(
-    client: &RegistryClient,
-    repo: &str,
-    digest: &Digest,
-    tags: Vec<String>,
-    schema: &[String],
-) -> Result<Vec<Record>, RegistryError> {
-    let Some(top) = client.get_manifest(repo, digest.as_str()).await? else {
-        return Ok(vec![]);
-    };
-    let doc: Value = serde_json::from_slice(&top.bytes).unwrap_or_default();
-    let mut out = Vec::new();
-    let mut record = Record {
-        digest: digest.to_string(),
-        media_type: top.media_type.clone(),
-        tags,
-        pushed_at: doc
-            .pointer("/annotations/org.opencontainers.image.created")
-            .and_then(Value::as_str)
-            .and_then(crate::spec::parse_rfc3339),
-        ..Record::default()
-    };
-    if crate::oci::read::is_index(&top.media_type) {
-        record.children = ecr_images::children_of(&String::from_utf8_lossy(&top.bytes));
-        if record.children.len() > MAX_PLATFORMS {
-            return Err(RegistryError::new(
-                "GET",
-                format!("{repo}@{digest}"),
-                format!(
-                    "the index lists {} manifests; ocibuild lists images of at most {MAX_PLATFORMS} platforms",
-                    record.children.len()
-                ),
-            ));
-        }
-        for (child, _) in &record.children {
-            let Ok(child) = child.parse::<Digest>() else {
-                continue;
-            };
-            let (r, created) = platform_record(client, repo, &child).await?;
-            record.pushed_at = record.pushed_at.or(created);
-            out.push(r);
-        }
-    } else {
-        let (r, created) = platform_record(client, repo, digest).await?;
-        record.size = r.size;
-        record.pushed_at = record.pushed_at.or(created);
-    }
-    let subjects: Vec<String> = std::iter::once(record.digest.clone())
-        .chain(record.children.iter().map(|(c, _)| c.clone()))
-        .collect();
-    out.insert(0, record);
-    for s in subjects {
-        out.extend(attached(client, repo, &s, schema).await?);
-    }
-    Ok(out)
-}
-
-/// A platform manifest's record (its compressed size: config and layers) and its config's
-/// `created`.
-async fn platform_record(
-    client: &RegistryClient,
-    repo: &str,
-    digest: &Digest,
-) -> Result<(Record, Option<i64>), RegistryError> {
-    let mut r = Record {
-        digest: digest.to_string(),
-        ..Record::default()
-    };
-    let Some(m) = client.get_manifest(repo, digest.as_str()).await? else {
-        return Ok((r, None));
-    };
-    r.media_type = m.media_type;
-    let doc: Value = serde_json::from_slice(&m.bytes).unwrap_or_default();
-    let sizes = doc
-        .pointer("/config/size")
-        .into_iter()
-        .chain(
-            doc["layers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|l| &l["size"]),
-        )
-        .filter_map(Value::as_u64);
-    r.size = Some(sizes.sum());
-    let created = match doc
-        .pointer("/config/digest")
-        .and_then(Value::as_str)
-        .and_then(|d| d.parse::<Digest>().ok())
-    {
-        Some(config) => client
-            .get_blob(repo, &config)
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|c| c["created"].as_str().and_then(crate::spec::parse_rfc3339)),
-        None => None,
-    };
-    Ok((r, created))
-}
-
-/// What is attached to `subject`: the referrers API's list, else the referrers tag's index;
-/// and its signature tag.
-async fn attached(
-    client: &RegistryClient,
-    repo: &str,
-    subject: &str,
-    schema: &[String],
-) -> Result<Vec<Record>, RegistryError> {
-    let Ok(digest) = subject.parse::<Digest>() else {
-        return Ok(vec![]);
-    };
-    let hex = digest.hex();
-    let referrers_tag = format!("sha256-{hex}");
-    let (list, via) = match client.referrers(repo, &digest).await? {
-        Some(list) => (Some(list), "referrers API".to_string()),
-        None if schema.contains(&referrers_tag) => (
-            client
-                .get_manifest(repo, &referrers_tag)
-                .await?
-                .map(|m| m.bytes),
-            format!("tag {referrers_tag}"),
-        ),
-        None => (None, String::new()),
-    };
-    let mut out: Vec<Record> = list
-        .and_then(|l| crate::oci::referrers::parse_index(&l).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| Record {
-            digest: r.digest.to_string(),
-            media_type: r.media_type,
-            size: Some(r.size),
-            subject: Some(subject.to_string()),
-            artifact_type: Some(r.artifact_type),
-            via: Some(via.clone()),
-            ..Record::default()
-        })
-        .collect();
-    let sig_tag = format!("{referrers_tag}.sig");
-    if schema.contains(&sig_tag) {
-        if let Some(d) = client.manifest_digest(repo, &sig_tag).await? {
-            out.push(Record {
-                digest: d.to_string(),
-                tags: vec![sig_tag],
-                ..Record::default()
-            });
-        }
-    }
-    Ok(out)
 }

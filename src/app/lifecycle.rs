@@ -4,7 +4,7 @@
 //! index that stays, the artifacts and signatures of an image that stays).
 
 use super::{access, AppError, Event, Events};
-use crate::config::Config;
+use crate::config::{Config, LifecycleRule, TagStatus};
 use crate::ecr::images::{self, children_of};
 use crate::ecr::preview::{self, AtRisk};
 use crate::ecr::{lifecycle, Ecr, EcrError};
@@ -55,6 +55,12 @@ pub async fn check(
             .into_iter()
             .map(|(digest, _, body)| (digest, children_of(&body)))
             .collect();
+    if let Some(missing) = indexes.iter().find(|d| !children.contains_key(*d)) {
+        return Err(EcrError::new(
+            "BatchGetImage",
+            format!("{repository}: the tagged index {missing} cannot be read, so which manifests it needs is unknown; check the repository (ecr:BatchGetImage) and try again"),
+        ));
+    }
     let expiring = preview::preview(ecr, repository, policy_text, WAIT).await?;
     out.expiring = expiring.len();
     out.at_risk = preview::at_risk(&all, &children, &expiring);
@@ -87,7 +93,11 @@ pub async fn check_all(
                 }
                 checks.push(c);
             }
-            Err(e) if strict => return Err(e.into()),
+            Err(e) if strict => {
+                return Err(AppError::Refused(format!(
+                    "{r}: the lifecycle check could not run: {e}"
+                )))
+            }
             Err(e) => events(Event::Warning(format!(
                 "{r}: the lifecycle preview could not run, so whether the policy spares images in use is unchecked: {e}"
             ))),
@@ -97,9 +107,19 @@ pub async fn check_all(
     if risky.is_empty() {
         return Ok(checks);
     }
+    Err(AppError::Refused(refusal(
+        &risky,
+        &config.repositories.lifecycle,
+    )))
+}
+
+/// The error naming every image at risk, then the rules that would expire them and what to
+/// change in each.
+fn refusal(risky: &[&LifecycleCheck], rules: &[LifecycleRule]) -> String {
     let mut text = String::from(
         "the lifecycle policy would expire images that kept images need (nothing was changed):",
     );
+    let mut priorities = std::collections::BTreeSet::new();
     for c in risky {
         for a in &c.at_risk {
             let rule = a.rule.map(|p| format!(", by rule {p}")).unwrap_or_default();
@@ -107,10 +127,31 @@ pub async fn check_all(
                 "\n  {}: {} ({}{rule})",
                 c.repository, a.digest, a.needed_by
             ));
+            priorities.extend(a.rule);
         }
     }
-    text.push_str("\nA platform manifest or an attachment is untagged, so an `untagged` rule sees it as unused: drop the tag_status = \"untagged\" rule from [repositories] lifecycle (README: \"Lifecycle rules and multi-platform images\")");
-    Err(AppError::Refused(text))
+    for p in priorities {
+        let Some(r) = rules.iter().find(|r| i64::from(r.priority) == i64::from(p)) else {
+            continue;
+        };
+        let fix = match (r.tag_status, r.keep_last) {
+            (TagStatus::Untagged, _) => "platform manifests and attachments are untagged, so it takes them for unused: drop this rule and expire by tags instead",
+            (TagStatus::Any, Some(_)) => "it counts platform manifests and attachments as images: raise keep_last well above the images you keep (each is several manifests), or select by tags (tag_status = \"tagged\")",
+            (TagStatus::Any, None) => "it ages platform manifests and attachments with everything else: select by tags (tag_status = \"tagged\") instead",
+            (TagStatus::Tagged, _) => "it expires signature or referrers tags of kept images: narrow its tag_prefixes / tag_patterns to image tags",
+        };
+        let status = match r.tag_status {
+            TagStatus::Tagged => "tagged",
+            TagStatus::Untagged => "untagged",
+            TagStatus::Any => "any",
+        };
+        text.push_str(&format!(
+            "\nrule {} ({:?}, tag_status = \"{status}\"): {fix}",
+            r.priority, r.description
+        ));
+    }
+    text.push_str("\nSee the README: \"Lifecycle rules and multi-platform images\".");
+    text
 }
 
 /// `repos ensure --check-lifecycle`: only the check, strictly, on the requested services'
@@ -125,4 +166,56 @@ pub fn check_only(
     let runtime = super::runtime()?;
     let ecr = runtime.block_on(access::connect_ecr(&registry))?;
     runtime.block_on(check_all(&ecr, &config, &repositories, true, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_names_each_image_and_fits_the_fix_to_the_rule() {
+        let check = LifecycleCheck {
+            repository: "shop/cart".into(),
+            images: 5,
+            expiring: 2,
+            at_risk: vec![
+                AtRisk {
+                    digest: "sha256:aa".into(),
+                    needed_by: "linux/arm64 manifest of index sha256:ii (tags v1)".into(),
+                    rule: Some(2),
+                },
+                AtRisk {
+                    digest: "sha256:bb".into(),
+                    needed_by: "signatures of sha256:ii, which is kept".into(),
+                    rule: Some(3),
+                },
+            ],
+        };
+        let mut rules = crate::config::default_lifecycle();
+        rules.push(LifecycleRule {
+            priority: 3,
+            description: "keep 50".into(),
+            tag_status: TagStatus::Any,
+            tag_prefixes: vec![],
+            tag_patterns: vec![],
+            keep_last: Some(50),
+            expire_after_days: None,
+        });
+        let text = refusal(&[&check], &rules);
+        assert!(text.contains("shop/cart: sha256:aa (linux/arm64 manifest of index sha256:ii (tags v1), by rule 2)"), "{text}");
+        assert!(text.contains("shop/cart: sha256:bb"), "{text}");
+        assert!(
+            text.contains(
+                "tag_status = \"untagged\"): platform manifests and attachments are untagged"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "rule 3 (\"keep 50\", tag_status = \"any\"): it counts platform manifests"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("rule 1 "), "only the rules involved: {text}");
+    }
 }

@@ -58,24 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(a) => push(&a, &env),
         Command::Repos {
             command: ReposCommand::Ensure(a),
-        } if a.check_lifecycle => {
-            let r = Renderer::new(false, a.format == Format::Text);
-            let checks = app::lifecycle::check_only(&a.request(), &|e| r.event(e))?;
-            if a.format == Format::Json {
-                render::json(&checks)?;
-            }
-            Ok(())
-        }
-        Command::Repos {
-            command: ReposCommand::Ensure(a),
-        } => {
-            let r = Renderer::new(false, a.format == Format::Text);
-            let plans = app::repos::ensure(&a.request(), &|e| r.event(e))?;
-            if a.format == Format::Json {
-                render::json(&plans)?;
-            }
-            Ok(())
-        }
+        } => ensure(&a),
         Command::Scan(a) => scan(&a),
         Command::IamPolicy(a) => {
             let r = Renderer::new(false, true);
@@ -84,46 +67,64 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plan(a) => plan(&a, &env),
         Command::Verify(a) => verify(&a),
-        Command::Copy(a) => {
-            let r = Renderer::new(false, a.format == Format::Text);
-            let report = app::promote::copy(&a.request(), &|e| r.event(e))?;
-            match a.format {
-                Format::Json => render::json(&report),
-                Format::Text => {
-                    render::copy_text(&report);
-                    Ok(())
-                }
-            }
-        }
-        Command::Images(a) => {
-            let listed = app::images::images(&a.request())?;
-            match a.format {
-                Format::Json => render::json(&listed)?,
-                Format::Text => render::images_text(&listed),
-            }
-            if github::active() {
-                github::write_summary(&render::images_markdown(&listed))?;
-            }
-            let failed: Vec<String> = listed
-                .iter()
-                .filter_map(|s| Some(format!("{}: {}", s.service, s.error.as_ref()?)))
-                .collect();
-            if !failed.is_empty() {
-                anyhow::bail!("could not list:\n  {}", failed.join("\n  "));
-            }
-            Ok(())
-        }
-        Command::Tag(a) => {
-            let report = app::promote::tag(&a.request())?;
-            match a.format {
-                Format::Json => render::json(&report),
-                Format::Text => {
-                    render::tag_text(&report);
-                    Ok(())
-                }
-            }
-        }
+        Command::Copy(a) => copy(&a),
+        Command::Images(a) => images(&a),
+        Command::Tag(a) => tag(&a),
     }
+}
+
+fn ensure(a: &args::EnsureArgs) -> anyhow::Result<()> {
+    let r = Renderer::new(false, a.format == Format::Text);
+    if a.check_lifecycle {
+        let checks = app::lifecycle::check_only(&a.request(), &|e| r.event(e))?;
+        if a.format == Format::Json {
+            render::json(&checks)?;
+        }
+        return Ok(());
+    }
+    let plans = app::repos::ensure(&a.request(), &|e| r.event(e))?;
+    if a.format == Format::Json {
+        render::json(&plans)?;
+    }
+    Ok(())
+}
+
+fn copy(a: &args::CopyArgs) -> anyhow::Result<()> {
+    let r = Renderer::new(false, a.format == Format::Text);
+    let report = app::promote::copy(&a.request(), &|e| r.event(e))?;
+    match a.format {
+        Format::Json => render::json(&report)?,
+        Format::Text => render::copy_text(&report),
+    }
+    Ok(())
+}
+
+fn images(a: &args::ImagesArgs) -> anyhow::Result<()> {
+    let listed = app::images::images(&a.request())?;
+    match a.format {
+        Format::Json => render::json(&listed)?,
+        Format::Text => render::images_text(&listed),
+    }
+    if github::active() {
+        github::write_summary(&render::images_markdown(&listed))?;
+    }
+    let failed: Vec<String> = listed
+        .iter()
+        .filter_map(|s| Some(format!("{}: {}", s.service, s.error.as_ref()?)))
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!("could not list:\n  {}", failed.join("\n  "));
+    }
+    Ok(())
+}
+
+fn tag(a: &args::TagArgs) -> anyhow::Result<()> {
+    let report = app::promote::tag(&a.request())?;
+    match a.format {
+        Format::Json => render::json(&report)?,
+        Format::Text => render::tag_text(&report),
+    }
+    Ok(())
 }
 
 fn verify(a: &args::VerifyArgs) -> anyhow::Result<()> {

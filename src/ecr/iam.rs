@@ -53,10 +53,17 @@ pub fn policy(scope: &PolicyScope) -> Value {
     if scope.read_only {
         return read_only_policy(scope);
     }
+    let mut statements = repository_statements(scope);
+    statements.extend(base_images_statement(scope));
+    statements.extend(cache_statement(scope, true));
+    statements.extend(kms_statement(scope));
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// Login, then what every command does to the configured repositories.
+fn repository_statements(scope: &PolicyScope) -> Vec<Value> {
     let arns = repository_arns(scope);
-    let mut doc = json!({
-        "Version": "2012-10-17",
-        "Statement": [
+    let doc = json!([
             {
                 "Sid": "OcibuildRegistryLogin",
                 "Effect": "Allow",
@@ -113,28 +120,28 @@ pub fn policy(scope: &PolicyScope) -> Value {
                 ],
                 "Resource": arns
             }
-        ]
-    });
-    if let Some(st) = doc["Statement"].as_array_mut() {
-        st.extend(base_images_statement(scope));
-        st.extend(cache_statement(scope, true));
-        st.extend(kms_statement(scope));
-    }
-    doc
+    ]);
+    doc.as_array().cloned().unwrap_or_default()
 }
 
 /// Creating a repository encrypted with a KMS key: ECR checks the key and creates grants on
 /// it (then pushes and pulls go through those grants). Only through ECR in this region.
 fn kms_statement(scope: &PolicyScope) -> Option<Value> {
     let key = scope.kms_key.as_ref()?;
+    // An unknown region is a wildcard, which only StringLike reads as one.
+    let test = if scope.region.contains('*') {
+        "StringLike"
+    } else {
+        "StringEquals"
+    };
+    let mut condition = json!({});
+    condition[test] = json!({"kms:ViaService": format!("ecr.{}.amazonaws.com", scope.region)});
     Some(json!({
         "Sid": "OcibuildKmsKey",
         "Effect": "Allow",
         "Action": ["kms:CreateGrant", "kms:DescribeKey", "kms:RetireGrant"],
         "Resource": [key],
-        "Condition": {
-            "StringEquals": {"kms:ViaService": format!("ecr.{}.amazonaws.com", scope.region)}
-        }
+        "Condition": condition
     }))
 }
 
@@ -143,8 +150,9 @@ fn kms_statement(scope: &PolicyScope) -> Option<Value> {
 /// statement's `kms:ViaService` condition limits to ECR's use.
 pub fn kms_key_resource(key: Option<&str>, partition: &str, region: &str, account: &str) -> String {
     match key {
-        Some(k) if k.starts_with("arn:") => k.to_string(),
-        Some(k) if !k.starts_with("alias/") => {
+        // IAM checks grants against the key's ARN, never an alias's.
+        Some(k) if k.starts_with("arn:") && !k.contains(":alias/") => k.to_string(),
+        Some(k) if !k.starts_with("alias/") && !k.starts_with("arn:") => {
             format!("arn:{partition}:kms:{region}:{account}:key/{k}")
         }
         _ => format!("arn:{partition}:kms:{region}:{account}:key/*"),
@@ -403,7 +411,11 @@ mod tests {
             kms_key_resource(Some("1234abcd-12ab"), "aws", "eu-west-1", "123456789012"),
             arn
         );
-        for unnamed in [None, Some("alias/ecr")] {
+        for unnamed in [
+            None,
+            Some("alias/ecr"),
+            Some("arn:aws:kms:eu-west-1:123456789012:alias/ecr"),
+        ] {
             assert_eq!(
                 kms_key_resource(unnamed, "aws", "eu-west-1", "123456789012"),
                 "arn:aws:kms:eu-west-1:123456789012:key/*"
@@ -430,6 +442,21 @@ mod tests {
         assert_eq!(
             kms["Condition"]["StringEquals"]["kms:ViaService"],
             "ecr.eu-west-1.amazonaws.com"
+        );
+        let anywhere = policy(&PolicyScope {
+            region: "*".into(),
+            ..scope
+        });
+        let kms = anywhere["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "OcibuildKmsKey")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            kms["Condition"]["StringLike"]["kms:ViaService"],
+            "ecr.*.amazonaws.com"
         );
     }
 

@@ -1,3 +1,6 @@
+//! Unit tests of the grouping: children under their index, attachments (subject, signature and
+//! referrers-schema tags) under their image, untagged leftovers, the limit, time formats.
+
 use super::*;
 
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";

@@ -190,6 +190,7 @@ async fn read_artifact(
         .await
         .map_err(TransferError::Check)?
         .ok_or_else(|| failed(&what, "listed as a referrer but not in the repository"))?;
+    budget.take(m.bytes.len(), &what)?;
     let doc: Value = serde_json::from_slice(&m.bytes).map_err(|e| failed(&what, e))?;
     let artifact_type = doc
         .get("artifactType")
@@ -253,9 +254,19 @@ pub async fn read_signatures(
     else {
         return Ok(vec![]);
     };
+    budget.take(m.bytes.len(), &tag)?;
     let found = cosign::signatures_in(&m.bytes).map_err(|e| failed(&tag, e))?;
+    if found.len() > MAX_ARTIFACTS {
+        return Err(failed(
+            &tag,
+            format!(
+                "{} signatures (at most {MAX_ARTIFACTS} are copied)",
+                found.len()
+            ),
+        ));
+    }
     let mut out = Vec::new();
-    for (payload, signature_b64) in found.into_iter().take(MAX_ARTIFACTS) {
+    for (payload, signature_b64) in found {
         let payload = client
             .get_blob(repo, &payload)
             .await

@@ -42,7 +42,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("attest", &["digest", "platform", "spec"]),
-    ("ecr", &["config", "digest", "registry", "spec"]),
+    (
+        "ecr",
+        &["config", "digest", "inventory", "registry", "spec"],
+    ),
     ("plan", &["config", "digest", "platform", "spec"]),
     (
         "base",

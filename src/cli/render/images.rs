@@ -14,13 +14,31 @@ fn when(t: Option<&str>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// `s` as one safe cell: control characters (a registry's strings could move the cursor or
+/// break a line) and `|` (a Markdown cell border) become `?` and `/`; at most `MAX_CELL` wide.
 fn clip(s: &str) -> String {
-    if s.chars().count() <= MAX_CELL {
-        return s.to_string();
+    let clean = s.chars().map(|c| match c {
+        c if c.is_control() => '?',
+        '|' => '/',
+        c => c,
+    });
+    let mut c: String = clean.clone().take(MAX_CELL).collect();
+    if clean.count() > MAX_CELL {
+        c.pop();
+        c.push('…');
     }
-    let mut c: String = s.chars().take(MAX_CELL - 1).collect();
-    c.push('…');
     c
+}
+
+/// A whole message on one safe line: control characters and `|` replaced, nothing cut.
+fn clip_line(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            c if c.is_control() => ' ',
+            '|' => '/',
+            c => c,
+        })
+        .collect()
 }
 
 /// `linux/amd64 6.1 MiB, linux/arm64 6.0 MiB` without the common `linux/`.
@@ -89,12 +107,12 @@ fn attached(i: &Image) -> String {
 
 fn row(i: &Image) -> [String; 7] {
     [
-        when(i.pushed_at.as_deref()),
-        short(&i.digest),
+        clip(&when(i.pushed_at.as_deref())),
+        clip(&short(&i.digest)),
         clip(&i.tags.join(", ")),
         clip(&platforms(i)),
         scan(i),
-        when(i.last_pull.as_deref()),
+        clip(&when(i.last_pull.as_deref())),
         clip(&attached(i)),
     ]
 }
@@ -114,7 +132,7 @@ pub fn images_text(services: &[ServiceImages]) {
     for s in services {
         println!("{} {}", s.service, s.repository);
         if let Some(e) = &s.error {
-            println!("  error: {e}");
+            println!("  error: {}", clip_line(e));
             continue;
         }
         if s.listing.images.is_empty() {
@@ -162,7 +180,7 @@ pub fn images_markdown(services: &[ServiceImages]) -> String {
     for s in services {
         md.push_str(&format!("#### {} `{}`\n\n", s.service, s.repository));
         if let Some(e) = &s.error {
-            md.push_str(&format!("error: {}\n\n", e.replace('|', "/")));
+            md.push_str(&format!("error: {}\n\n", clip_line(e)));
             continue;
         }
         md.push_str("| pushed | digest | tags | platforms | scan | pulled | attached |\n|---|---|---|---|---|---|---|\n");
@@ -182,4 +200,20 @@ pub fn images_markdown(services: &[ServiceImages]) -> String {
         md.push('\n');
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registrys_strings_cannot_drive_the_terminal_or_break_the_table() {
+        assert_eq!(clip("linux/\u{1b}[2Jarm64|x\n"), "linux/?[2Jarm64/x?");
+        let long = "a".repeat(100);
+        let c = clip(&long);
+        assert_eq!(c.chars().count(), MAX_CELL);
+        assert!(c.ends_with('…'));
+        assert_eq!(clip("short"), "short");
+        assert_eq!(clip_line("no\nsuch | repo"), "no such / repo");
+    }
 }
