@@ -28,7 +28,7 @@ use crate::layer::{self, LayerError};
 use crate::layout::{LayoutError, LayoutWriter};
 use crate::platform::Platform;
 use crate::spec::{
-    canonical_json, check_tag, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME,
+    canonical_json, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ANNOTATION_REF_NAME,
     MEDIA_TYPE_INDEX,
 };
 use make::{BuiltLayers, LayerMaker, MadeLayer};
@@ -163,7 +163,7 @@ pub fn build(config: &Config, opts: &BuildOptions) -> Result<Vec<ServiceReport>,
         opts.tags.clone()
     };
     for t in &tags {
-        check_tag(t).map_err(ConfigError)?;
+        crate::spec::check_image_tag(t).map_err(ConfigError)?;
     }
     if opts.epoch > image::MAX_EPOCH {
         return Err(BuildError::Config(ConfigError(format!(

@@ -99,6 +99,24 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
     ))
 }
 
+/// `Ok` for a tag an image may be written under: a valid tag that is not one of the digest
+/// tags where attachments live (`sha256-<hex>` of the referrers tag schema, `sha256-<hex>.sig`
+/// and other suffixes of cosign's): writing an image there would destroy what is attached.
+pub fn check_image_tag(tag: &str) -> Result<(), String> {
+    check_tag(tag)?;
+    let digest_tag = tag.strip_prefix("sha256-").is_some_and(|rest| {
+        let hex = rest.split('.').next().unwrap_or("");
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    if digest_tag {
+        return Err(format!(
+            "tag {tag:?} is where attachments of sha256:{} are kept (referrers index or signatures): an image written there would destroy them; choose another tag",
+            &tag[7..71]
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `s` is a valid repository name per the OCI distribution spec: path components of
 /// `[a-z0-9]+` joined by one separator (`.`, `_`, `__` or a run of `-`), split by `/`, at most
 /// 255 characters in all.
@@ -417,6 +435,24 @@ mod tests {
                 prop_assert!(is_valid_tag(&compact_utc(t)));
             }
         }
+    }
+
+    #[test]
+    fn digest_tags_of_attachments_are_not_image_tags() {
+        let hex = "ab".repeat(32);
+        for t in [
+            format!("sha256-{hex}"),
+            format!("sha256-{hex}.sig"),
+            format!("sha256-{hex}.att"),
+        ] {
+            assert!(check_tag(&t).is_ok(), "{t}");
+            let e = check_image_tag(&t).unwrap_err();
+            assert!(e.contains("destroy"), "{e}");
+        }
+        for t in ["v1", "sha256-abc", "sha256", "latest"] {
+            assert!(check_image_tag(t).is_ok(), "{t}");
+        }
+        assert!(check_image_tag("bad tag").is_err());
     }
 
     #[test]

@@ -204,7 +204,7 @@ pub fn check_tags(tags: &[String], kinds: bool) -> Result<(), AppError> {
         return crate::plan::validate_tags(tags).map_err(|e| AppError::Usage(e.0));
     }
     tags.iter()
-        .try_for_each(|t| crate::spec::check_tag(t))
+        .try_for_each(|t| crate::spec::check_image_tag(t))
         .map_err(AppError::Usage)
 }
 

@@ -672,7 +672,7 @@ pub(crate) fn open_layouts(
 /// run, naming the layout, the ref and the fix.
 fn layout_tags(name: &str, refs: Vec<String>) -> Result<Vec<String>, AppError> {
     for r in &refs {
-        if let Err(why) = crate::spec::check_tag(r) {
+        if let Err(why) = crate::spec::check_image_tag(r) {
             return Err(AppError::Refused(format!(
                 "layout {name}: its index.json names the image {r:?} ({}), which cannot be a tag: {why}; \
                  give the tags with --tag, or fix the ref name in the layout",

@@ -524,12 +524,16 @@ pub const TAG_KINDS: [&str; 5] = ["sha", "timestamp", "latest", "pr", "release"]
 /// Check a tag list before anything is built: kinds or valid literal tags.
 pub fn validate_tags(list: &[String]) -> Result<(), PlanError> {
     for t in list {
-        if !TAG_KINDS.contains(&t.as_str()) && !is_valid_tag(t) {
+        if TAG_KINDS.contains(&t.as_str()) {
+            continue;
+        }
+        if !is_valid_tag(t) {
             return Err(PlanError(format!(
                 "invalid tag {t:?}: use {} or a literal tag (1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-')",
                 TAG_KINDS.join(", ")
             )));
         }
+        crate::spec::check_image_tag(t).map_err(PlanError)?;
     }
     Ok(())
 }
@@ -609,7 +613,7 @@ pub fn resolve_tags(list: &[String], f: &TagFacts) -> Result<ResolvedTags, PlanE
     }
     // Whatever the facts held (a CI variable, a git tag), what is written is a valid tag.
     for t in &tags {
-        crate::spec::check_tag(t).map_err(|why| {
+        crate::spec::check_image_tag(t).map_err(|why| {
             PlanError(format!(
                 "the tag list {} gave a bad tag: {why}",
                 list.join(",")
@@ -736,6 +740,8 @@ mod tests {
             .0
             .contains("invalid tag"));
         assert!(validate_tags(&list("-x")).is_err());
+        let sig = format!("sha256-{}.sig", "0".repeat(64));
+        assert!(validate_tags(&list(&sig)).unwrap_err().0.contains("destroy"));
         let e = resolve_tags(&list("pr"), &facts()).unwrap_err();
         assert!(e.0.contains("no tag to write"), "{}", e.0);
     }

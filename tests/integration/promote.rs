@@ -132,13 +132,20 @@ fn a_promotion_writes_tags_only_and_names_the_image_by_digest() {
 fn a_promotion_without_a_source_or_a_new_tag_is_a_usage_error() {
     let (tmp, p) = retail_store();
     let cfg = docker_config(tmp.path(), "{}");
+    let sig = format!("sha256-{}.sig", "ab".repeat(32));
     for args in [
         vec!["--service", "cart", "--to", "prod"],
         vec!["--service", "cart", "--from-tag", "v1"],
         vec!["--service", "cart", "--digest", "sha256:12", "--to", "prod"],
         vec!["--service", "nope", "--from-tag", "v1", "--to", "prod"],
         vec!["--service", "cart", "--from-tag", "v1", "--to", "bad tag"],
+        // Where signatures and referrers indexes live: never an image tag.
+        vec!["--service", "cart", "--from-tag", "v1", "--to", &sig],
+        vec!["--service", "cart", "--from-tag", "v1", "--to", &sig[..71]],
     ] {
-        refused(tag(&p, &cfg, &args));
+        let e = refused(tag(&p, &cfg, &args));
+        if args.iter().any(|a| a.starts_with("sha256-")) {
+            assert!(e.contains("destroy"), "{e}");
+        }
     }
 }
