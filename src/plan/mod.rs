@@ -741,7 +741,10 @@ mod tests {
             .contains("invalid tag"));
         assert!(validate_tags(&list("-x")).is_err());
         let sig = format!("sha256-{}.sig", "0".repeat(64));
-        assert!(validate_tags(&list(&sig)).unwrap_err().0.contains("destroy"));
+        assert!(validate_tags(&list(&sig))
+            .unwrap_err()
+            .0
+            .contains("destroy"));
         let e = resolve_tags(&list("pr"), &facts()).unwrap_err();
         assert!(e.0.contains("no tag to write"), "{}", e.0);
     }

@@ -109,6 +109,10 @@ pub(super) enum Endpoint<'a> {
     Referrers(&'a crate::digest::Digest),
 }
 
+/// Longest a request for a small document (a manifest, a tag list, a `HEAD`, a token) may
+/// take, answer included; blobs have only the read timeout (a big layer takes its time).
+pub(super) const DOCUMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A client for one registry.
 pub struct RegistryClient {
     pub(super) http: reqwest::Client,
@@ -551,7 +555,7 @@ impl RegistryClient {
                         q.append_pair("scope", s);
                     }
                 }
-                let mut r = self.http.get(url.clone());
+                let mut r = self.http.get(url.clone()).timeout(DOCUMENT_TIMEOUT);
                 if let Some(h) = basic_header(cred) {
                     r = r.header(AUTHORIZATION, h);
                 }
@@ -625,7 +629,7 @@ impl RegistryClient {
         self.retry(|| async {
             let resp = self
                 .send(&Method::HEAD, &url, &scope, &|| {
-                    let req = self.http.head(url.clone());
+                    let req = self.http.head(url.clone()).timeout(DOCUMENT_TIMEOUT);
                     Ok(match accept {
                         Some(a) => req.header(ACCEPT, a),
                         None => req,

@@ -6,7 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::body::{error_from, invalid, read_limited, MAX_DOCUMENT};
-use super::client::{pull_scope, push_scope, Endpoint, RegistryClient};
+use super::client::{pull_scope, push_scope, Endpoint, RegistryClient, DOCUMENT_TIMEOUT};
 use super::error::{clip, strip_query, RegistryError};
 use crate::digest::Digest;
 use crate::spec::MEDIA_TYPE_INDEX;
@@ -90,7 +90,11 @@ impl RegistryClient {
         self.retry(|| async {
             let resp = self
                 .send(&Method::GET, &url, &scope, &|| {
-                    Ok(self.http.get(url.clone()).header(ACCEPT, MANIFEST_ACCEPT))
+                    Ok(self
+                        .http
+                        .get(url.clone())
+                        .timeout(DOCUMENT_TIMEOUT)
+                        .header(ACCEPT, MANIFEST_ACCEPT))
                 })
                 .await?;
             if resp.status() == StatusCode::NOT_FOUND {
@@ -146,6 +150,7 @@ impl RegistryClient {
                     Ok(self
                         .http
                         .put(url.clone())
+                        .timeout(DOCUMENT_TIMEOUT)
                         .header(CONTENT_TYPE, media_type)
                         .body(bytes.to_vec()))
                 })
@@ -193,7 +198,11 @@ impl RegistryClient {
         self.retry(|| async {
             let resp = self
                 .send(&Method::GET, &url, &scope, &|| {
-                    Ok(self.http.get(url.clone()).header(ACCEPT, MEDIA_TYPE_INDEX))
+                    Ok(self
+                        .http
+                        .get(url.clone())
+                        .timeout(DOCUMENT_TIMEOUT)
+                        .header(ACCEPT, MEDIA_TYPE_INDEX))
                 })
                 .await?;
             if resp.status() == StatusCode::NOT_FOUND {

@@ -6,7 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::body::{error_from, invalid, read_limited, MAX_DOCUMENT};
-use super::client::{pull_scope, RegistryClient};
+use super::client::{pull_scope, RegistryClient, DOCUMENT_TIMEOUT};
 use super::error::RegistryError;
 use reqwest::{Method, StatusCode};
 use std::collections::HashSet;
@@ -75,7 +75,7 @@ impl RegistryClient {
         self.retry(|| async {
             let resp = self
                 .send(&Method::GET, page, scope, &|| {
-                    Ok(self.http.get(page.clone()))
+                    Ok(self.http.get(page.clone()).timeout(DOCUMENT_TIMEOUT))
                 })
                 .await?;
             if resp.status() == StatusCode::NOT_FOUND {
