@@ -31,6 +31,16 @@ pub struct EcrError {
     pub code: Option<String>,
 }
 
+/// The first line of an SDK error's text, cut at 300 characters (the rest is a debug dump
+/// that may hold a whole response).
+fn first_line(detail: &str) -> String {
+    let line = detail.lines().next().unwrap_or("");
+    match line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
+}
+
 impl EcrError {
     pub(crate) fn new(operation: &'static str, message: impl Into<String>) -> Self {
         EcrError {
@@ -62,7 +72,10 @@ impl EcrError {
                 .to_string(),
             (SdkError::DispatchFailure(_), _) | (SdkError::TimeoutError(_), _) => {
                 // The first line says it; the rest is a debug dump.
-                format!("cannot reach ECR: {}", detail.lines().next().unwrap_or(""))
+                format!(
+                    "cannot reach ECR: {}; check the network path to ECR (proxy, VPC endpoint) and the region",
+                    first_line(&detail)
+                )
             }
             (
                 _,
@@ -86,7 +99,11 @@ impl EcrError {
                 )
             }
             (_, Some(c)) => format!("{c}: {}", err.message().unwrap_or("")),
-            _ => detail,
+            // No service error code: not ECR's own answer (a proxy's, an HTML page, ...).
+            _ => format!(
+                "ECR did not answer as ECR: {}; check the network path to ECR (proxy, VPC endpoint), the region and the AWS credentials (aws sts get-caller-identity)",
+                first_line(&detail)
+            ),
         };
         EcrError {
             operation,

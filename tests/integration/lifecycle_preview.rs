@@ -325,3 +325,26 @@ fn a_preview_of_another_policy_already_running_is_not_taken_for_ours() {
         "ours started after theirs"
     );
 }
+
+#[test]
+fn an_answer_that_is_not_ecrs_is_named_briefly_with_the_repository_and_the_fix() {
+    // A proxy in the way: 403 with a page of its own, no AWS error code.
+    let ep = fake_ecr(Arc::new(|_: &str, _: &Value| {
+        (
+            403,
+            json!({"html": "<html><body>".to_string() + &"denied ".repeat(500) + "</body></html>"}),
+        )
+    }));
+    let (_t, p) = ecr_project("127.0.0.1:1", "");
+    let e = fails(oci(
+        &p,
+        &ep,
+        &["repos", "ensure", "--service", "cart", "--check-lifecycle"],
+    ));
+    assert!(
+        e.contains("retail-store-cart: the lifecycle check could not run"),
+        "{e}"
+    );
+    assert!(e.contains("check the network path to ECR"), "{e}");
+    assert!(e.len() < 1500, "no dump: {} bytes", e.len());
+}
