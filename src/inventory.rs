@@ -150,6 +150,7 @@ fn rfc3339(secs: i64) -> String {
 /// unreferenced is listed as such with its age at `now`. Signature and referrers-schema tags
 /// are attachments, not images.
 pub fn group(records: Vec<Record>, now: i64, limit: usize) -> Listing {
+    let records = merged(records);
     let by_digest: BTreeMap<&str, &Record> =
         records.iter().map(|r| (r.digest.as_str(), r)).collect();
     let attachments = attachments_by_subject(&records);
@@ -166,6 +167,43 @@ pub fn group(records: Vec<Record>, now: i64, limit: usize) -> Listing {
         more,
         untagged: leftovers(&records, &by_digest, now),
     }
+}
+
+/// One record per (digest, subject): a manifest both tagged on its own and listed by an index,
+/// or found through two images, is one record with everything either said of it.
+fn merged(records: Vec<Record>) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::with_capacity(records.len());
+    let mut at: BTreeMap<(String, Option<String>), usize> = BTreeMap::new();
+    for r in records {
+        let key = (r.digest.clone(), r.subject.clone());
+        let Some(&i) = at.get(&key) else {
+            at.insert(key, out.len());
+            out.push(r);
+            continue;
+        };
+        let m = &mut out[i];
+        for t in r.tags {
+            if !m.tags.contains(&t) {
+                m.tags.push(t);
+            }
+        }
+        if m.children.is_empty() {
+            m.children = r.children;
+        }
+        if m.media_type.is_empty() {
+            m.media_type = r.media_type;
+        }
+        if m.severities.is_empty() {
+            m.severities = r.severities;
+        }
+        m.size = m.size.or(r.size);
+        m.pushed_at = m.pushed_at.or(r.pushed_at);
+        m.last_pull = m.last_pull.max(r.last_pull);
+        m.scan_status = m.scan_status.take().or(r.scan_status);
+        m.artifact_type = m.artifact_type.take().or(r.artifact_type);
+        m.via = m.via.take().or(r.via);
+    }
+    out
 }
 
 /// What a record is attached to, and whether it is a signature tag: its `subject`, else the

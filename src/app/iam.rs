@@ -50,6 +50,15 @@ pub fn policy(req: &IamRequest, env: Env<'_>, events: Events<'_>) -> Result<IamP
     let partition = iam::partition(&region);
     if let Some(spec) = &req.trust {
         let document = trust_document(&config, spec, req.pull_request, partition, account)?;
+        let sub = &document["Statement"][0]["Condition"];
+        events(Event::Note(format!(
+            "trusting GitHub OIDC tokens whose subject is {} (the default branch is [ci] default_branch in {}; name another with github:OWNER/REPO:REF)",
+            sub["StringEquals"]["token.actions.githubusercontent.com:sub"]
+                .as_str()
+                .or(sub["StringLike"]["token.actions.githubusercontent.com:sub"].as_str())
+                .unwrap_or("?"),
+            config.file.display()
+        )));
         return Ok(IamPolicy { document, wildcard });
     }
     let services = config.select(&req.services)?;

@@ -34,7 +34,14 @@ pub fn github_subject(
     if !valid(owner) || !valid(name) {
         return Err(usage());
     }
-    if reference.is_some_and(|r| r.is_empty() || r.chars().any(char::is_whitespace)) {
+    // A ref has no `:` (git forbids it); only `environment:NAME` carries one, and NAME not.
+    let bad_ref = |r: &str| {
+        let body = r.strip_prefix("environment:").unwrap_or(r);
+        body.is_empty()
+            || body.contains(':')
+            || body.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    if reference.is_some_and(bad_ref) {
         return Err(usage());
     }
     let claim = match (reference, pull_request) {
@@ -116,6 +123,10 @@ mod tests {
             "github:/shop",
             "github:ac me/shop",
             "github:acme/shop:",
+            "github:acme/shop:environment:",
+            "github:acme/shop:main:extra",
+            "github:acme/shop:ref:refs/heads/main",
+            "github:acme/shop:environment:a:b",
         ] {
             assert!(s(bad, false).is_err(), "{bad}");
         }

@@ -149,3 +149,26 @@ fn times_are_rfc3339_utc_and_schema_tags_name_their_subject() {
     assert_eq!(kind_of("application/vnd.cyclonedx+json"), "sbom");
     assert_eq!(kind_of("application/x-other"), "artifact");
 }
+
+#[test]
+fn a_manifest_found_twice_is_listed_once_with_what_both_said() {
+    // The amd64 manifest, tagged on its own too; its SBOM found through both images.
+    let mut records = repository();
+    let mut alone = rec(d('1'), MANIFEST, &["amd64only"], 1);
+    alone.size = None;
+    records.push(alone);
+    let mut sbom_again = rec(d('3'), MANIFEST, &[], 1);
+    sbom_again.subject = Some(d('2'));
+    sbom_again.artifact_type = Some("application/spdx+json".into());
+    records.push(sbom_again);
+    let l = group(records, NOW, 10);
+    let new = l.images.iter().find(|i| i.digest == d('a')).unwrap();
+    assert_eq!(new.attached.len(), 3, "{:?}", new.attached);
+    let alone = l.images.iter().find(|i| i.digest == d('1')).unwrap();
+    assert_eq!(alone.tags, ["amd64only"]);
+    assert_eq!(
+        alone.platforms[0].size,
+        Some(1000),
+        "what the index's listing said"
+    );
+}

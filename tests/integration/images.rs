@@ -335,3 +335,34 @@ fn tag_pages_are_followed_within_the_registry_and_never_to_another_origin() {
     assert!(e.contains("do not end"), "{e}");
     assert!(looping.seen().len() <= 3, "{}", looping.seen().len());
 }
+
+#[test]
+fn a_tag_naming_a_broken_manifest_is_named_not_hidden() {
+    let body: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"nope""#;
+    let digest = sha256_hex(body);
+    let registry = Fake::start(move |req| {
+        let index = "application/vnd.oci.image.index.v1+json";
+        let headers = [
+            ("Content-Type", index),
+            ("Docker-Content-Digest", digest.as_str()),
+        ];
+        if req.target.contains("/tags/list") {
+            // Also a name no registry may hold as a tag: skipped, not fatal.
+            return answer(200, &[], br#"{"tags":["v1","../../etc"]}"#);
+        }
+        if req.target.contains("/manifests/") {
+            return answer(200, &headers, body);
+        }
+        answer(404, &[], b"")
+    });
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let e = fails(images(
+        &p,
+        &cfg,
+        &["--registry", &registry.host(), "--service", "cart"],
+        &[],
+    ));
+    assert!(e.contains("tag v1 names a broken manifest"), "{e}");
+    assert!(!e.contains("etc"), "{e}");
+}

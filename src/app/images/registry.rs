@@ -67,6 +67,8 @@ async fn named(
     repository: &str,
     tags: Vec<String>,
 ) -> Result<BTreeMap<Digest, Vec<String>>, RegistryError> {
+    // A name that is not a tag cannot be asked for (nor pushed by anyone): it is skipped.
+    let tags = tags.into_iter().filter(|t| crate::spec::is_valid_tag(t));
     let named: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(tags)
         .map(|t| async move {
             let d = client.manifest_digest(repository, &t).await;
@@ -98,7 +100,21 @@ async fn top(
     let Some(top) = client.get_manifest(repo, digest.as_str()).await? else {
         return Ok(None);
     };
-    let doc: Value = serde_json::from_slice(&top.bytes).unwrap_or_default();
+    let broken = |why: String| {
+        RegistryError::new(
+            "GET",
+            format!("{repo}@{digest}"),
+            format!("tag {} names a broken manifest: {why}", tags.join(", ")),
+        )
+    };
+    let doc: Value = serde_json::from_slice(&top.bytes).map_err(|e| broken(e.to_string()))?;
+    let children = match crate::oci::read::is_index(&top.media_type) {
+        true => children_of(&String::from_utf8_lossy(&top.bytes)),
+        false => vec![],
+    };
+    if let Some((bad, _)) = children.iter().find(|(c, _)| c.parse::<Digest>().is_err()) {
+        return Err(broken(format!("it lists {bad:?}, which is not a digest")));
+    }
     let mut record = Record {
         digest: digest.to_string(),
         media_type: top.media_type.clone(),
@@ -110,7 +126,7 @@ async fn top(
         ..Record::default()
     };
     if crate::oci::read::is_index(&top.media_type) {
-        record.children = children_of(&String::from_utf8_lossy(&top.bytes));
+        record.children = children;
         if record.children.len() > MAX_PLATFORMS {
             return Err(RegistryError::new(
                 "GET",
@@ -250,6 +266,7 @@ async fn attached(
             out.push(Record {
                 digest: d.to_string(),
                 tags: vec![sig_tag],
+                artifact_type: Some(crate::sign::cosign::MEDIA_TYPE_SIMPLESIGNING.into()),
                 ..Record::default()
             });
         }
