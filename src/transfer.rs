@@ -32,6 +32,7 @@ pub use cache::{store_cache, CacheDoc};
 pub use promote::{retag, Retagged};
 pub use remote::Remote;
 pub use report::{BlobOutcome, Event, PushReport, TransferError};
+
 pub use source::{read_artifacts, read_image, read_signatures, subjects, Budget};
 
 use crate::digest::Digest;
@@ -431,25 +432,36 @@ impl<R: Registry> Finish<'_, R> {
     }
 }
 
+/// What writing a tag did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagWrite {
+    /// It named the image already: nothing written.
+    Unchanged,
+    /// Written; it named nothing before.
+    Written,
+    /// Written; it named this other image before.
+    Moved(Digest),
+}
+
 /// Point tag `t` of `repo` at `top`, unless it already does (a rerun: an immutable repository
 /// refuses even the same write). A tag that names another image in a repository that refuses
-/// to move it is an error naming both digests. Returns whether the tag was written.
+/// to move it is an error naming both digests.
 pub async fn put_tag<R: Registry>(
     registry: &R,
     repo: &str,
     top: &crate::oci::Doc,
     t: &str,
-) -> Result<bool, TransferError> {
+) -> Result<TagWrite, TransferError> {
     // A failed look is no reason to stop: the PUT says what the registry thinks.
     let now = registry.tag_digest(repo, t).await.ok().flatten();
     if now.as_ref() == Some(&top.digest) {
-        return Ok(false);
+        return Ok(TagWrite::Unchanged);
     }
     match registry
         .put_manifest(repo, t, &top.media_type, &top.bytes)
         .await
     {
-        Ok(_) => Ok(true),
+        Ok(_) => Ok(now.map_or(TagWrite::Written, TagWrite::Moved)),
         Err(e) if e.is_immutable_tag() => Err(TransferError::TagImmutable {
             tag: t.to_string(),
             repository: repo.to_string(),

@@ -5,7 +5,7 @@
 use super::{access, AppError};
 use crate::config::Config;
 use crate::digest::Digest;
-use crate::transfer::{self, Remote};
+use crate::transfer::{self, Remote, TagWrite};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -33,8 +33,11 @@ pub struct TagRequest {
 pub struct TagOutcome {
     /// The tag.
     pub tag: String,
-    /// `written`, or `unchanged` when it named the image already.
+    /// `written`, `moved` (it named another image before), or `unchanged` (it named this one).
     pub outcome: &'static str,
+    /// What a moved tag named before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
 }
 
 /// What `tag` did.
@@ -78,9 +81,17 @@ pub fn tag(req: &TagRequest) -> Result<TagReport, AppError> {
         tags: done
             .tags
             .into_iter()
-            .map(|(tag, written)| TagOutcome {
-                tag,
-                outcome: if written { "written" } else { "unchanged" },
+            .map(|(tag, w)| {
+                let (outcome, previous) = match w {
+                    TagWrite::Unchanged => ("unchanged", None),
+                    TagWrite::Written => ("written", None),
+                    TagWrite::Moved(d) => ("moved", Some(d.to_string())),
+                };
+                TagOutcome {
+                    tag,
+                    outcome,
+                    previous,
+                }
             })
             .collect(),
     })

@@ -75,8 +75,9 @@ impl ImagesArgs {
     }
 }
 
-/// Which service's image `tag` and `copy` start from.
+/// Which service's image `tag` and `copy` start from (by tag or by digest, exactly one).
 #[derive(Debug, clap::Args)]
+#[group(id = "image", required = true, multiple = false)]
 pub(super) struct ImageChoice {
     /// Config file (default: ./ocibuild.toml).
     #[arg(long, value_name = "FILE")]
@@ -90,15 +91,10 @@ pub(super) struct ImageChoice {
     #[arg(long)]
     pub(super) insecure: bool,
     /// The image, by one of its tags.
-    #[arg(
-        long,
-        value_name = "TAG",
-        required_unless_present = "digest",
-        conflicts_with = "digest"
-    )]
+    #[arg(long, value_name = "TAG", group = "image")]
     pub(super) from_tag: Option<String>,
     /// The image, by digest (sha256:...).
-    #[arg(long, value_name = "DIGEST")]
+    #[arg(long, value_name = "DIGEST", group = "image")]
     pub(super) digest: Option<String>,
 }
 

@@ -273,7 +273,10 @@ pub fn verify_text(report: &crate::app::verify::VerifyReport) {
 /// scripts: `ocibuild tag ... | tail -1`).
 pub fn tag_text(report: &crate::app::promote::TagReport) {
     for t in &report.tags {
-        eprintln!("{} tag {}: {}", report.service, t.tag, t.outcome);
+        match &t.previous {
+            Some(p) => eprintln!("{} tag {}: moved (it named {p})", report.service, t.tag),
+            None => eprintln!("{} tag {}: {}", report.service, t.tag, t.outcome),
+        }
     }
     println!("{}", report.reference);
 }

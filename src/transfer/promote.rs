@@ -3,7 +3,7 @@
 //! tag); no blob is touched, so the registry's own check that everything under the document
 //! is present is the only one needed.
 
-use super::{put_tag, Registry, TransferError};
+use super::{put_tag, Registry, TagWrite, TransferError};
 use crate::digest::Digest;
 use crate::oci::Doc;
 
@@ -14,8 +14,8 @@ pub struct Retagged {
     pub digest: Digest,
     /// Its media type.
     pub media_type: String,
-    /// Each tag asked for, and whether it was written (`false`: it named the image already).
-    pub tags: Vec<(String, bool)>,
+    /// Each tag asked for (once, in order), and what writing it did.
+    pub tags: Vec<(String, TagWrite)>,
 }
 
 /// Point each of `tags` of `repo` at the image `from` (a tag or a digest) names. Stops at the
@@ -40,8 +40,11 @@ pub async fn retag<R: Registry>(
         media_type: fetched.media_type,
         bytes: fetched.bytes,
     };
-    let mut written = Vec::with_capacity(tags.len());
+    let mut written: Vec<(String, TagWrite)> = Vec::with_capacity(tags.len());
     for t in tags {
+        if written.iter().any(|(w, _)| w == t) {
+            continue;
+        }
         let w = put_tag(registry, repo, &top, t).await?;
         written.push((t.clone(), w));
     }
@@ -89,7 +92,13 @@ mod tests {
         let r = block_on(retag(&fake, "shop/cart", "abc1234", &tags(&["prod", "v1"]))).unwrap();
         assert_eq!(r.digest, d);
         assert_eq!(r.media_type, "application/vnd.oci.image.index.v1+json");
-        assert_eq!(r.tags, [("prod".into(), true), ("v1".into(), true)]);
+        assert_eq!(
+            r.tags,
+            [
+                ("prod".into(), TagWrite::Written),
+                ("v1".into(), TagWrite::Written)
+            ]
+        );
         assert_eq!(
             fake.log(),
             ["manifest shop/cart prod", "manifest shop/cart v1"]
@@ -108,12 +117,15 @@ mod tests {
             &fake,
             "shop/cart",
             d.as_str(),
-            &tags(&["prod", "stable"]),
+            &tags(&["prod", "stable", "prod"]),
         ))
         .unwrap();
         assert_eq!(
             again.tags,
-            [("prod".into(), false), ("stable".into(), true)]
+            [
+                ("prod".into(), TagWrite::Unchanged),
+                ("stable".into(), TagWrite::Written)
+            ]
         );
         assert_eq!(
             fake.log(),
@@ -142,7 +154,7 @@ mod tests {
         let new = holding(&fake, "shop/cart", "abc1234", "new");
         // `abc1234` already names the image: nothing to write, even on an immutable repository.
         let same = block_on(retag(&fake, "shop/cart", "abc1234", &tags(&["abc1234"]))).unwrap();
-        assert_eq!(same.tags, [("abc1234".into(), false)]);
+        assert_eq!(same.tags, [("abc1234".into(), TagWrite::Unchanged)]);
         let e = block_on(retag(&fake, "shop/cart", "abc1234", &tags(&["prod"]))).unwrap_err();
         let msg = e.to_string();
         assert!(
@@ -151,5 +163,14 @@ mod tests {
         );
         assert!(matches!(e, TransferError::TagImmutable { .. }));
         assert!(fake.log().is_empty());
+    }
+
+    #[test]
+    fn a_moved_tag_says_what_it_named_before() {
+        let fake = Fake::new(MountMode::Link);
+        let old = holding(&fake, "shop/cart", "prod", "old");
+        holding(&fake, "shop/cart", "abc1234", "new");
+        let r = block_on(retag(&fake, "shop/cart", "abc1234", &tags(&["prod"]))).unwrap();
+        assert_eq!(r.tags, [("prod".into(), TagWrite::Moved(old))]);
     }
 }

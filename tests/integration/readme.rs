@@ -160,10 +160,10 @@ fn the_readmes_build_and_push_commands_work_as_written() {
     // `images` lists the promoted image with its tags.
     let listed = out
         .lines()
-        .find(|l| l.contains(&pushed.rsplit('@').next().unwrap()[..19]) && l.contains("prod"))
+        .find(|l| l.contains(&pushed.rsplit('@').next().unwrap()[7..19]) && l.contains("prod"))
         .unwrap_or_else(|| panic!("images lists the promoted image: {out}"));
     assert!(
-        listed.contains("v1") && listed.contains("stable"),
+        listed.contains("amd64") && listed.contains("sbom"),
         "{listed}"
     );
     let from = out.find('{').expect("skopeo inspect output");

@@ -8,6 +8,12 @@ use crate::app::reports::Image;
 /// Widest a cell is printed (longer ones end in `…`).
 const MAX_CELL: usize = 36;
 
+/// `2026-12-01T01:02:03Z` as `2026-12-01`.
+fn day(t: Option<&str>) -> String {
+    t.map(|t| t.get(..10).unwrap_or(t).to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
 /// `2026-12-01T01:02:03Z` as `2026-12-01 01:02`.
 fn when(t: Option<&str>) -> String {
     t.map(|t| t.get(..16).unwrap_or(t).replace('T', " "))
@@ -41,7 +47,23 @@ fn clip_line(s: &str) -> String {
         .collect()
 }
 
-/// `linux/amd64 6.1 MiB, linux/arm64 6.0 MiB` without the common `linux/`.
+/// The tags that fit in a cell, then how many more (`v1, latest +3`).
+fn tags(all: &[String]) -> String {
+    const WIDE: usize = 24;
+    let mut cell = String::new();
+    for (n, t) in all.iter().enumerate() {
+        let more = all.len() - n;
+        let sep = if cell.is_empty() { "" } else { ", " };
+        if !cell.is_empty() && cell.chars().count() + sep.len() + t.chars().count() > WIDE {
+            return format!("{cell} +{more}");
+        }
+        cell.push_str(sep);
+        cell.push_str(t);
+    }
+    cell
+}
+
+/// `amd64 6.1M, arm64 6.0M` (sizes in short units; the common `linux/` left out).
 fn platforms(i: &Image) -> String {
     let cells: Vec<String> = i
         .platforms
@@ -49,12 +71,23 @@ fn platforms(i: &Image) -> String {
         .map(|p| {
             let name = p.platform.strip_prefix("linux/").unwrap_or(&p.platform);
             match p.size {
-                Some(s) => format!("{name} {}", human_bytes(s)),
+                Some(s) => format!("{name} {}", compact(s)),
                 None => name.to_string(),
             }
         })
         .collect();
     cells.join(", ")
+}
+
+/// `n` bytes in at most five characters: `512B`, `2.0K`, `61M`, `1.2G`.
+fn compact(n: u64) -> String {
+    let h = human_bytes(n);
+    let (num, unit) = h.split_once(' ').unwrap_or((h.as_str(), "B"));
+    let num = match num.split_once('.') {
+        Some((whole, _)) if whole.len() >= 2 => whole.to_string(),
+        _ => num.to_string(),
+    };
+    format!("{num}{}", unit.chars().next().unwrap_or('B'))
 }
 
 /// Findings by severity over all platforms (`C1 H2`), `none`, or `-` when nothing was scanned.
@@ -108,11 +141,11 @@ fn attached(i: &Image) -> String {
 fn row(i: &Image) -> [String; 7] {
     [
         clip(&when(i.pushed_at.as_deref())),
-        clip(&short(&i.digest)),
-        clip(&i.tags.join(", ")),
+        clip(short(&i.digest).trim_start_matches("sha256:")),
+        clip(&tags(&i.tags)),
         clip(&platforms(i)),
         scan(i),
-        clip(&when(i.last_pull.as_deref())),
+        clip(&day(i.last_pull.as_deref())),
         clip(&attached(i)),
     ]
 }
@@ -145,11 +178,17 @@ pub fn images_text(services: &[ServiceImages]) {
                 *w = (*w).max(c.chars().count());
             }
         }
+        // Scan and pull columns only where a registry told them (ECR).
+        let shown: Vec<bool> = (0..7)
+            .map(|c| !matches!(c, 4 | 5) || rows.iter().any(|r| r[c] != "-"))
+            .collect();
         let line = |cells: [&str; 7]| {
             let padded: Vec<String> = cells
                 .iter()
                 .zip(widths)
-                .map(|(c, w)| format!("{c:<w$}"))
+                .zip(&shown)
+                .filter(|(_, shown)| **shown)
+                .map(|((c, w), _)| format!("{c:<w$}"))
                 .collect();
             println!("  {}", padded.join("  ").trim_end());
         };
@@ -168,7 +207,7 @@ pub fn images_text(services: &[ServiceImages]) {
                 .map_or("age unknown".into(), |d| format!("{d} days old"));
             println!(
                 "  untagged {} ({age}, nothing references it)",
-                short(&u.digest)
+                clip(&u.digest)
             );
         }
     }
@@ -215,5 +254,14 @@ mod tests {
         assert!(c.ends_with('…'));
         assert_eq!(clip("short"), "short");
         assert_eq!(clip_line("no\nsuch | repo"), "no such / repo");
+        let many: Vec<String> = ["v1.2.3", "latest", "abc1234", "20261201-010203", "prod"]
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(tags(&many), "v1.2.3, latest, abc1234 +2");
+        assert_eq!(tags(&many[..1]), "v1.2.3");
+        assert_eq!(compact(512), "512B");
+        assert_eq!(compact(2048), "2.0K");
+        assert_eq!(compact(61 << 20), "61M");
     }
 }

@@ -120,8 +120,8 @@ fn line(e: Event) {
                 BlobOutcome::Skipped => "exists",
                 BlobOutcome::WouldUpload => "would upload",
                 BlobOutcome::WouldMount => "would mount",
-                BlobOutcome::Copied => "copied from the base's registry",
-                BlobOutcome::WouldCopy => "would copy from the base's registry",
+                BlobOutcome::Copied => "streamed from another registry",
+                BlobOutcome::WouldCopy => "would stream from another registry",
             };
             eprintln!(
                 "{repository}: {what} {} ({})",
