@@ -9,21 +9,28 @@ use crate::transfer::{self, Remote, TagWrite};
 use serde::Serialize;
 use std::path::PathBuf;
 
-/// What to promote.
+/// Which image a promotion or a copy starts from.
 #[derive(Debug, Clone, Default)]
-pub struct TagRequest {
+pub struct ImageChoice {
     /// Config file.
     pub config: Option<PathBuf>,
     /// The service whose repository holds the image.
     pub service: String,
     /// Registry (default: the config's).
     pub registry: Option<String>,
-    /// Plain HTTP.
+    /// Plain HTTP (to registries written without a scheme).
     pub insecure: bool,
     /// The image, by one of its tags.
     pub from_tag: Option<String>,
     /// The image, by digest.
     pub digest: Option<String>,
+}
+
+/// What to promote.
+#[derive(Debug, Clone, Default)]
+pub struct TagRequest {
+    /// The image.
+    pub image: ImageChoice,
     /// The tags to add.
     pub to: Vec<String>,
 }
@@ -53,10 +60,11 @@ pub struct TagReport {
     pub tags: Vec<TagOutcome>,
 }
 
-/// Add `req.to` to the image `req.from_tag` or `req.digest` names.
+/// Add `req.to` to the image `req.image` names.
 pub fn tag(req: &TagRequest) -> Result<TagReport, AppError> {
-    let config = Config::find_and_load(req.config.as_deref())?;
-    let from = source(req.from_tag.as_deref(), req.digest.as_deref())?;
+    let i = &req.image;
+    let config = Config::find_and_load(i.config.as_deref())?;
+    let from = source(i.from_tag.as_deref(), i.digest.as_deref())?;
     if req.to.is_empty() {
         return Err(AppError::Usage(
             "name at least one tag to add with --to TAG".into(),
@@ -64,10 +72,10 @@ pub fn tag(req: &TagRequest) -> Result<TagReport, AppError> {
     }
     super::check_tags(&req.to, false)?;
     let service = config
-        .select(std::slice::from_ref(&req.service))
+        .select(std::slice::from_ref(&i.service))
         .map_err(|e| AppError::Usage(e.0))?
         .remove(0);
-    let registry = access::destination(&config, req.registry.as_deref(), req.insecure)?;
+    let registry = access::destination(&config, i.registry.as_deref(), i.insecure)?;
     let repository = registry.repository_path(&service.repository);
     let runtime = super::runtime()?;
     let connected = access::Connected::open(&runtime, &registry)?;
@@ -120,21 +128,11 @@ pub fn source(tag: Option<&str>, digest: Option<&str>) -> Result<String, AppErro
 /// What to copy, and where.
 #[derive(Debug, Clone, Default)]
 pub struct CopyRequest {
-    /// Config file.
-    pub config: Option<PathBuf>,
-    /// The service whose repository holds the image.
-    pub service: String,
-    /// The source registry (default: the config's).
-    pub registry: Option<String>,
-    /// Plain HTTP to both registries (hosts written without a scheme).
-    pub insecure: bool,
-    /// The image, by one of its tags.
-    pub from_tag: Option<String>,
-    /// The image, by digest.
-    pub digest: Option<String>,
+    /// The image.
+    pub image: ImageChoice,
     /// The destination registry, `HOST[:PORT][/PREFIX]`.
     pub to_registry: String,
-    /// Tags to write there (default: `from_tag`, if the image was named by tag).
+    /// Tags to write there (default: the image's `from_tag`, if it was named by tag).
     pub to_tags: Vec<String>,
     /// Blob transfers at once.
     pub jobs: usize,
@@ -152,19 +150,20 @@ pub struct CopyReport {
 
 /// Copy the image `req` names, with everything attached to it, to `req.to_registry`.
 pub fn copy(req: &CopyRequest, events: super::Events<'_>) -> Result<CopyReport, AppError> {
-    let config = Config::find_and_load(req.config.as_deref())?;
-    let from = source(req.from_tag.as_deref(), req.digest.as_deref())?;
-    let tags = match (&req.from_tag, req.to_tags.is_empty()) {
+    let i = &req.image;
+    let config = Config::find_and_load(i.config.as_deref())?;
+    let from = source(i.from_tag.as_deref(), i.digest.as_deref())?;
+    let tags = match (&i.from_tag, req.to_tags.is_empty()) {
         (Some(t), true) => vec![t.clone()],
         _ => req.to_tags.clone(),
     };
     super::check_tags(&tags, false)?;
     let service = config
-        .select(std::slice::from_ref(&req.service))
+        .select(std::slice::from_ref(&i.service))
         .map_err(|e| AppError::Usage(e.0))?
         .remove(0);
-    let src = access::destination(&config, req.registry.as_deref(), req.insecure)?;
-    let dst = access::other_registry(&config, &req.to_registry, req.insecure)
+    let src = access::destination(&config, i.registry.as_deref(), i.insecure)?;
+    let dst = access::other_registry(&config, &req.to_registry, i.insecure)
         .map_err(|e| AppError::Usage(format!("--to-registry: {e}")))?;
     let at = crate::oci::RepoAt {
         host: src.host.clone(),

@@ -116,17 +116,25 @@ pub(super) struct CopyArgs {
     pub(super) format: Format,
 }
 
+impl ImageChoice {
+    /// The image for `app::promote`.
+    fn choice(&self) -> app::promote::ImageChoice {
+        app::promote::ImageChoice {
+            config: self.config.clone(),
+            service: self.service.clone(),
+            registry: self.registry.host.clone(),
+            insecure: self.insecure,
+            from_tag: self.from_tag.clone(),
+            digest: self.digest.clone(),
+        }
+    }
+}
+
 impl CopyArgs {
     /// The request for `app::promote::copy`.
     pub(super) fn request(&self) -> app::promote::CopyRequest {
-        let i = &self.image;
         app::promote::CopyRequest {
-            config: i.config.clone(),
-            service: i.service.clone(),
-            registry: i.registry.host.clone(),
-            insecure: i.insecure,
-            from_tag: i.from_tag.clone(),
-            digest: i.digest.clone(),
+            image: self.image.choice(),
             to_registry: self.to_registry.clone(),
             to_tags: self.to_tag.clone(),
             jobs: usize::from(self.jobs),
@@ -149,14 +157,8 @@ pub(super) struct TagArgs {
 impl TagArgs {
     /// The request for `app::promote::tag`.
     pub(super) fn request(&self) -> app::promote::TagRequest {
-        let i = &self.image;
         app::promote::TagRequest {
-            config: i.config.clone(),
-            service: i.service.clone(),
-            registry: i.registry.host.clone(),
-            insecure: i.insecure,
-            from_tag: i.from_tag.clone(),
-            digest: i.digest.clone(),
+            image: self.image.choice(),
             to: self.to.clone(),
         }
     }
