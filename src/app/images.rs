@@ -62,18 +62,20 @@ pub fn images(req: &ImagesRequest) -> Result<Vec<ServiceImages>, AppError> {
     let mut out = Vec::new();
     for s in config.select(&req.services)? {
         let repository = registry.repository_path(&s.repository);
-        let records = runtime.block_on(async {
-            match (&connected.ecr, registry.auth_mode()) {
-                (Some(ecr), AuthMode::Ecr) => from_ecr(ecr, &repository).await.map(|r| (r, 0)),
-                _ => registry::records(&connected.client, &repository, req.limit).await,
+        let listed = runtime.block_on(async {
+            let (records, left_out) = match (&connected.ecr, registry.auth_mode()) {
+                (Some(ecr), AuthMode::Ecr) => (from_ecr(ecr, &repository).await?, 0),
+                _ => registry::records(&connected.client, &repository, req.limit).await?,
+            };
+            let mut listing = inventory::group(records, now, req.limit);
+            listing.more += left_out;
+            if let Some(ecr) = &connected.ecr {
+                scans(ecr, &repository, &mut listing).await;
             }
+            Ok::<_, String>(listing)
         });
-        let (listing, error) = match records {
-            Ok((r, left_out)) => {
-                let mut listing = inventory::group(r, now, req.limit);
-                listing.more += left_out;
-                (listing, None)
-            }
+        let (listing, error) = match listed {
+            Ok(listing) => (listing, None),
             Err(e) => (Listing::default(), Some(e)),
         };
         out.push(ServiceImages {
@@ -89,6 +91,24 @@ pub fn images(req: &ImagesRequest) -> Result<Vec<ServiceImages>, AppError> {
         });
     }
     Ok(out)
+}
+
+/// The scan summaries `DescribeImages` left out (enhanced scanning gives none there), from
+/// `DescribeImageScanFindings` of each listed platform; one that cannot be read stays empty.
+async fn scans(ecr: &Ecr, repository: &str, listing: &mut Listing) {
+    let platforms = listing
+        .images
+        .iter_mut()
+        .flat_map(|i| i.platforms.iter_mut())
+        .filter(|p| p.severities.is_empty());
+    for p in platforms {
+        if let Ok(Some((status, counts))) =
+            crate::ecr::scan::summary(ecr, repository, &p.digest).await
+        {
+            p.scan_status = Some(status);
+            p.severities = counts;
+        }
+    }
 }
 
 /// Every image of `repository` as ECR describes it, indexes with their children.

@@ -106,6 +106,32 @@ async fn describe(
         .map_err(|e| EcrError::from_sdk("DescribeImageScanFindings", e))
 }
 
+/// The scan status of `repository@digest` and its findings by severity, from the first page
+/// of `DescribeImageScanFindings` (no waiting, no scan started); `None` when it was never
+/// scanned.
+pub async fn summary(
+    ecr: &Ecr,
+    repository: &str,
+    digest: &str,
+) -> Result<Option<(String, BTreeMap<String, i64>)>, EcrError> {
+    let page = match describe(ecr, repository, digest, None).await {
+        Ok(p) => p,
+        Err(e) if e.code.as_deref() == Some("ScanNotFoundException") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (status, _) = scan_status(&page);
+    let counts = page
+        .image_scan_findings()
+        .and_then(|f| f.finding_severity_counts())
+        .map(|c| {
+            c.iter()
+                .map(|(k, v)| (k.as_str().to_string(), i64::from(*v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some((status, counts)))
+}
+
 /// Wait up to `wait` for the scan of `repository@digest`, then read its findings.
 pub async fn wait_and_read(
     ecr: &Ecr,

@@ -214,6 +214,17 @@ fn ecr_lists_from_describe_images_with_children_under_their_index() {
         &p.join(".ocibuild/layouts/cart"),
     );
     moto.boto("ecr.put_image(repositoryName='retail-store-cart', imageManifest=json.dumps({'schemaVersion': 2, 'mediaType': 'application/vnd.oci.image.manifest.v1+json', 'config': {'mediaType': 'application/vnd.oci.image.config.v1+json', 'digest': 'sha256:' + '0'*64, 'size': 2}, 'layers': []}))");
+    // moto "scans" what it holds: one HIGH finding per platform manifest.
+    let scan = [
+        "scan",
+        "--service",
+        "cart",
+        "--tag",
+        "latest",
+        "--wait",
+        "30s",
+    ];
+    ok(oci(&p, &ep, &scan));
     let out = ok(oci(
         &p,
         &ep,
@@ -241,6 +252,12 @@ fn ecr_lists_from_describe_images_with_children_under_their_index() {
         .map(|p| p["digest"].as_str().unwrap())
         .collect();
     assert_eq!(got, want);
+    for p in imgs[0]["platforms"].as_array().unwrap() {
+        assert_eq!(p["scan_status"], "COMPLETE", "{p}");
+        assert_eq!(p["severities"]["HIGH"], 1, "{p}");
+    }
+    let text = ok(oci(&p, &ep, &["images", "--service", "cart"]));
+    assert!(text.contains("SCAN") && text.contains("H2"), "{text}");
     // The manifest nothing references is listed as untagged, with its age.
     let untagged = cart["untagged"].as_array().unwrap();
     assert_eq!(untagged.len(), 1, "{cart}");
