@@ -260,7 +260,9 @@ fn image(
     by_digest: &BTreeMap<&str, &Record>,
     attachments: &BTreeMap<String, Vec<&Record>>,
 ) -> Image {
-    let platforms: Vec<Platform> = if top.children.is_empty() {
+    let platforms: Vec<Platform> = if is_index(&top.media_type) && top.children.is_empty() {
+        vec![]
+    } else if top.children.is_empty() {
         vec![platform(top, "unknown")]
     } else {
         top.children

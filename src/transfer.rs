@@ -61,6 +61,9 @@ pub struct TransferImage {
     pub attachments: Vec<Attachment>,
     /// Signatures to add after the manifests, before the tags.
     pub signatures: Vec<Signed>,
+    /// Blobs the attachments need beyond the image's own (a copy's big SBOMs, left at the
+    /// source to be streamed): sent even when the registry has the image already.
+    pub attachment_blobs: Vec<BlobRef>,
 }
 
 /// Settings of a transfer.
@@ -215,12 +218,9 @@ fn plan(
         if reports[i].error.is_some() {
             continue;
         }
-        let blobs = &img.graph.blobs;
-        let (n, bytes) = if complete[i] {
-            (0, 0)
-        } else {
-            (blobs.len(), blobs.iter().map(|b| b.size).sum())
-        };
+        let own: &[BlobRef] = if complete[i] { &[] } else { &img.graph.blobs };
+        let blobs: Vec<&BlobRef> = own.iter().chain(&img.attachment_blobs).collect();
+        let (n, bytes) = (blobs.len(), blobs.iter().map(|b| b.size).sum());
         progress(Event::Planned {
             service: img.service.clone(),
             repository: img.repository.clone(),
@@ -228,8 +228,7 @@ fn plan(
             bytes,
         });
         if complete[i] {
-            reports[i].blobs_skipped = blobs.len();
-            continue;
+            reports[i].blobs_skipped = img.graph.blobs.len();
         }
         for b in blobs {
             let w = work.entry(b.digest.clone()).or_insert_with(|| Work {
@@ -356,7 +355,8 @@ struct Finish<'a, R> {
 
 impl<R: Registry> Finish<'_, R> {
     async fn run(&self, mut report: PushReport, outcomes: &Outcomes) -> PushReport {
-        if report.error.is_none() && !self.complete {
+        // A complete image's own blobs were not sent (no outcomes); its attachments' were.
+        if report.error.is_none() {
             if let Err(e) = self.account(&mut report, outcomes) {
                 report.error = Some(e.to_string());
             }
@@ -377,7 +377,13 @@ impl<R: Registry> Finish<'_, R> {
     fn account(&self, report: &mut PushReport, outcomes: &Outcomes) -> Result<(), TransferError> {
         let repo = &self.image.repository;
         let mut first_error = None;
-        for b in &self.image.graph.blobs {
+        for b in self
+            .image
+            .graph
+            .blobs
+            .iter()
+            .chain(&self.image.attachment_blobs)
+        {
             match outcomes.get(&(repo.clone(), b.digest.clone())) {
                 Some((Ok(o), size)) => report.count(*o, *size),
                 Some((Err(e), _)) => {

@@ -51,6 +51,11 @@ pub fn policy(req: &IamRequest, env: Env<'_>, events: Events<'_>) -> Result<IamP
     if let Some(spec) = &req.trust {
         let document = trust_document(&config, spec, req.pull_request, partition, account)?;
         let sub = &document["Statement"][0]["Condition"];
+        if let Some(wild) = sub["StringLike"]["token.actions.githubusercontent.com:sub"].as_str() {
+            events(Event::Warning(format!(
+                "the trust policy takes any ref matching {wild}: a push to any such branch or tag can assume this role; name one branch (github:OWNER/REPO:main) for a role that pushes"
+            )));
+        }
         events(Event::Note(format!(
             "trusting GitHub OIDC tokens whose subject is {} (the default branch is [ci] default_branch in {}; name another with github:OWNER/REPO:REF)",
             sub["StringEquals"]["token.actions.githubusercontent.com:sub"]

@@ -61,7 +61,7 @@ pub struct TagReport {
 }
 
 /// Add `req.to` to the image `req.image` names.
-pub fn tag(req: &TagRequest) -> Result<TagReport, AppError> {
+pub fn tag(req: &TagRequest, events: super::Events<'_>) -> Result<TagReport, AppError> {
     let i = &req.image;
     let config = Config::find_and_load(i.config.as_deref())?;
     let from = source(i.from_tag.as_deref(), i.digest.as_deref())?;
@@ -82,6 +82,13 @@ pub fn tag(req: &TagRequest) -> Result<TagReport, AppError> {
     let sources = access::base_registries(&config);
     let remote = Remote::new(&connected.client, &sources);
     let done = runtime.block_on(transfer::retag(&remote, &repository, &from, &req.to))?;
+    if !crate::oci::read::is_index(&done.media_type) && config.platforms.len() > 1 {
+        events(super::Event::Warning(format!(
+            "{} is a single manifest, not an image index: the tags now name one platform only (the config builds {}); promote the index (its digest is in `ocibuild images`) unless that is what you want",
+            done.digest,
+            config.platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
     Ok(TagReport {
         service: service.name.clone(),
         reference: format!("{}/{repository}@{}", registry.host, done.digest),
@@ -221,9 +228,18 @@ async fn carried(
     let repo = at.repository.as_str();
     let mut attachments = Vec::new();
     let mut signatures = Vec::new();
+    let mut attachment_blobs: Vec<crate::oci::BlobRef> = Vec::new();
     let mut budget = transfer::Budget::default();
     for subject in transfer::subjects(&graph) {
-        attachments.extend(transfer::read_artifacts(client, repo, &subject, &mut budget).await?);
+        let (found, big) = transfer::read_artifacts(client, at, &subject, &mut budget).await?;
+        attachments.extend(found);
+        // Big attachment blobs are streamed like layers, never held.
+        for b in big {
+            let known = graph.blobs.iter().chain(&attachment_blobs);
+            if !known.clone().any(|have| have.digest == b.digest) {
+                attachment_blobs.push(b);
+            }
+        }
         let signed = transfer::read_signatures(client, repo, &subject.digest, &mut budget);
         signatures.extend(signed.await?);
     }
@@ -234,5 +250,6 @@ async fn carried(
         tags,
         attachments,
         signatures,
+        attachment_blobs,
     })
 }

@@ -649,6 +649,7 @@ pub(crate) fn open_layouts(
                     tags,
                     attachments: vec![],
                     signatures: vec![],
+                    attachment_blobs: vec![],
                 };
                 (Some(image), None)
             }

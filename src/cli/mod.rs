@@ -119,7 +119,8 @@ fn images(a: &args::ImagesArgs) -> anyhow::Result<()> {
 }
 
 fn tag(a: &args::TagArgs) -> anyhow::Result<()> {
-    let report = app::promote::tag(&a.request())?;
+    let r = Renderer::new(false, a.format == Format::Text);
+    let report = app::promote::tag(&a.request(), &|e| r.event(e))?;
     match a.format {
         Format::Json => render::json(&report)?,
         Format::Text => render::tag_text(&report),

@@ -27,7 +27,7 @@ pub fn github_subject(
     };
     let (owner, name) = repo.split_once('/').ok_or_else(usage)?;
     let valid = |s: &str| {
-        !s.is_empty()
+        s.chars().any(|c| c.is_ascii_alphanumeric())
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
@@ -127,6 +127,7 @@ mod tests {
             "github:acme/shop:main:extra",
             "github:acme/shop:ref:refs/heads/main",
             "github:acme/shop:environment:a:b",
+            "github:../..:x",
         ] {
             assert!(s(bad, false).is_err(), "{bad}");
         }

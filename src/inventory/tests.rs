@@ -172,3 +172,9 @@ fn a_manifest_found_twice_is_listed_once_with_what_both_said() {
         "what the index's listing said"
     );
 }
+
+#[test]
+fn an_index_with_no_manifests_has_no_platforms() {
+    let l = group(vec![rec(d('a'), INDEX, &["v1"], 0)], NOW, 10);
+    assert!(l.images[0].platforms.is_empty());
+}

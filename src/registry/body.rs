@@ -23,7 +23,9 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// An error about what a registry served.
 pub(super) fn invalid(url: &Url, message: String) -> RegistryError {
-    RegistryError::new("GET", strip_query(url), message)
+    // An answer that cannot be used (too large, another digest, not JSON) would be the same
+    // again: never retried.
+    RegistryError::local("GET", strip_query(url), message)
 }
 
 /// Longest a body may take to arrive, whatever its size: a server sending a byte now and
@@ -104,6 +106,7 @@ pub(super) fn too_slow(url: &Url) -> RegistryError {
         format!("the answer's body did not arrive within {BODY_DEADLINE:?}"),
     );
     e.status = Some(408);
+    e.local = false;
     e
 }
 
@@ -146,6 +149,17 @@ pub(super) async fn error_from(method: &Method, url: &Url, resp: Response) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unusable_answer_is_not_retried_a_slow_one_is() {
+        let url = Url::parse("http://127.0.0.1:5000/v2/x/blobs/sha256:00").unwrap();
+        let e = invalid(
+            &url,
+            "the registry served a blob with another digest".into(),
+        );
+        assert!(!e.is_retryable(), "{e:?}");
+        assert!(too_slow(&url).is_retryable());
+    }
 
     #[test]
     fn retry_after_values() {

@@ -22,8 +22,9 @@ pub struct RegistryError {
     pub retry_after: Option<Duration>,
     /// A hint saying what the user can do.
     pub hint: Option<String>,
-    /// Refused here, before anything was sent (an invalid name, an unsafe URL, a refused
-    /// redirect): trying again cannot help.
+    /// Refused here: before anything was sent (an invalid name, an unsafe URL, a refused
+    /// redirect), or an answer that cannot be used (too large, another digest, not JSON):
+    /// trying again cannot help.
     pub local: bool,
 }
 

@@ -8,16 +8,20 @@ use super::{AttachKind, Attachment, Signed, TransferError};
 use crate::digest::Digest;
 use crate::oci::read::{GraphReader, Want};
 use crate::oci::referrers::{self, Artifact, Subject};
-use crate::oci::{BlobAt, Doc, ImageGraph, RepoAt};
+use crate::oci::{BlobAt, BlobRef, Doc, ImageGraph, RepoAt};
 use crate::registry::client::RegistryClient;
 use crate::sign::cosign::{self, Signature};
 use crate::spec::{MEDIA_TYPE_CYCLONEDX, MEDIA_TYPE_IN_TOTO, MEDIA_TYPE_SPDX};
 use serde_json::Value;
 
 /// Largest number of artifacts copied per subject.
-const MAX_ARTIFACTS: usize = 256;
+const MAX_ARTIFACTS: usize = 1024;
+/// Largest number of signatures copied per subject.
+const MAX_SIGNATURES: usize = 1024;
 /// Most blobs one artifact may name (its config and documents).
-const MAX_ARTIFACT_BLOBS: usize = 16;
+const MAX_ARTIFACT_BLOBS: usize = 256;
+/// Biggest attachment blob read whole; bigger ones are streamed by the transfer.
+const SMALL_BLOB: u64 = 64 << 10;
 /// Most bytes of artifact and signature blobs one copy holds in memory.
 pub const MAX_CARRIED: usize = 256 << 20;
 
@@ -136,13 +140,15 @@ fn kind_of(artifact_type: &str) -> AttachKind {
     }
 }
 
-/// The artifacts referring to `subject` in `repo`, with their blobs.
+/// The artifacts referring to `subject` in `at`, and the blobs of theirs too big to hold
+/// (streamed or mounted by the transfer like image layers, before the artifacts are stored).
 pub async fn read_artifacts(
     client: &RegistryClient,
-    repo: &str,
+    at: &RepoAt,
     subject: &Subject,
     budget: &mut Budget,
-) -> Result<Vec<Attachment>, TransferError> {
+) -> Result<(Vec<Attachment>, Vec<BlobRef>), TransferError> {
+    let repo = at.repository.as_str();
     let what = format!("the artifacts of {}", subject.digest);
     let list = match client
         .referrers(repo, &subject.digest)
@@ -157,33 +163,38 @@ pub async fn read_artifacts(
             .map(|m| m.bytes),
     };
     let Some(list) = list else {
-        return Ok(vec![]);
+        return Ok((vec![], vec![]));
     };
     let found = referrers::parse_index(&list).map_err(|e| failed(&what, e))?;
     if found.len() > MAX_ARTIFACTS {
         return Err(failed(
             &what,
             format!(
-                "{} artifacts (at most {MAX_ARTIFACTS} are copied)",
+                "{} artifacts refer to it, more than the {MAX_ARTIFACTS} a copy carries; nothing was copied (copy the image without them with another tool, or prune the artifacts)",
                 found.len()
             ),
         ));
     }
     let mut out = Vec::new();
+    let mut streamed = Vec::new();
     for r in found {
-        out.push(read_artifact(client, repo, subject, &r.digest, budget).await?);
+        let (a, big) = read_artifact(client, at, subject, &r.digest, budget).await?;
+        out.push(a);
+        streamed.extend(big);
     }
-    Ok(out)
+    Ok((out, streamed))
 }
 
-/// One artifact manifest of `repo` and every blob it names.
+/// One artifact manifest of `at`: its small blobs read (the empty config, a document of a few
+/// KiB), its bigger ones named for the transfer to stream.
 async fn read_artifact(
     client: &RegistryClient,
-    repo: &str,
+    at: &RepoAt,
     subject: &Subject,
     digest: &Digest,
     budget: &mut Budget,
-) -> Result<Attachment, TransferError> {
+) -> Result<(Attachment, Vec<BlobRef>), TransferError> {
+    let repo = at.repository.as_str();
     let what = format!("artifact {digest}");
     let m = client
         .get_manifest(repo, digest.as_str())
@@ -198,27 +209,35 @@ async fn read_artifact(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let named = doc.pointer("/config/digest").into_iter().chain(
-        doc["layers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|l| &l["digest"]),
-    );
-    let mut blobs = Vec::new();
-    for d in named {
-        let d: Digest = d
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .ok_or_else(|| failed(&what, "a blob descriptor without a valid digest"))?;
-        if blobs.iter().any(|(have, _)| *have == d) {
-            continue;
-        }
-        if blobs.len() == MAX_ARTIFACT_BLOBS {
+    let named = doc
+        .get("config")
+        .into_iter()
+        .chain(doc["layers"].as_array().into_iter().flatten());
+    let mut blobs: Vec<(Digest, Vec<u8>)> = Vec::new();
+    let mut big: Vec<BlobRef> = Vec::new();
+    for (n, desc) in named.enumerate() {
+        if n > MAX_ARTIFACT_BLOBS {
             return Err(failed(
                 &what,
                 format!("it names more than {MAX_ARTIFACT_BLOBS} blobs"),
             ));
+        }
+        let d: Digest = desc["digest"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| failed(&what, "a blob descriptor without a valid digest"))?;
+        let size = desc["size"].as_u64().unwrap_or(u64::MAX);
+        if blobs.iter().any(|(have, _)| *have == d) || big.iter().any(|b| b.digest == d) {
+            continue;
+        }
+        if size > SMALL_BLOB {
+            big.push(BlobRef {
+                digest: d,
+                size,
+                media_type: desc["mediaType"].as_str().unwrap_or_default().to_string(),
+                at: vec![BlobAt::Registry(at.clone())],
+            });
+            continue;
         }
         let bytes = client
             .get_blob(repo, &d)
@@ -227,7 +246,7 @@ async fn read_artifact(
         budget.take(bytes.len(), &what)?;
         blobs.push((d, bytes));
     }
-    Ok(Attachment {
+    let attachment = Attachment {
         kind: kind_of(&artifact_type),
         artifact: Artifact {
             artifact_type,
@@ -236,7 +255,8 @@ async fn read_artifact(
             digest: m.digest,
             blobs,
         },
-    })
+    };
+    Ok((attachment, big))
 }
 
 /// The signatures of `subject` in `repo` (its `.sig` tag), payloads read.
@@ -256,11 +276,11 @@ pub async fn read_signatures(
     };
     budget.take(m.bytes.len(), &tag)?;
     let found = cosign::signatures_in(&m.bytes).map_err(|e| failed(&tag, e))?;
-    if found.len() > MAX_ARTIFACTS {
+    if found.len() > MAX_SIGNATURES {
         return Err(failed(
             &tag,
             format!(
-                "{} signatures (at most {MAX_ARTIFACTS} are copied)",
+                "{} signatures, more than the {MAX_SIGNATURES} a copy carries; nothing was copied",
                 found.len()
             ),
         ));

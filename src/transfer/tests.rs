@@ -84,6 +84,7 @@ fn image(
         tags: tags.iter().map(|t| t.to_string()).collect(),
         attachments: vec![],
         signatures: vec![],
+        attachment_blobs: vec![],
     }
 }
 

@@ -169,3 +169,94 @@ fn copying_onto_itself_or_without_a_source_is_refused() {
         "bad tag",
     ]));
 }
+
+/// Attach to `subject` in `repo` of `reg` an artifact whose one layer is `size` bytes, the way
+/// another tool would (blobs, manifest by digest, the referrers tag's index appended to).
+/// Returns the artifact's digest.
+fn attach_big_artifact(reg: &TestRegistry, repo: &str, subject: &str, size: usize) -> String {
+    let script = r#"
+import hashlib, json, sys, urllib.request
+host, repo, subject, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+base = "http://" + host + "/v2/" + repo
+def put_blob(data):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    r = urllib.request.urlopen(urllib.request.Request(base + "/blobs/uploads/", method="POST"))
+    loc = r.headers["Location"]
+    loc = loc if loc.startswith("http") else "http://" + host + loc
+    sep = "&" if "?" in loc else "?"
+    urllib.request.urlopen(urllib.request.Request(loc + sep + "digest=" + d, data=data, method="PUT", headers={"Content-Type": "application/octet-stream"}))
+    return d
+def put_manifest(ref, doc, media):
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    urllib.request.urlopen(urllib.request.Request(base + "/manifests/" + ref, data=body, method="PUT", headers={"Content-Type": media}))
+    return "sha256:" + hashlib.sha256(body).hexdigest(), len(body)
+def get(ref):
+    req = urllib.request.Request(base + "/manifests/" + ref, headers={"Accept": "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"})
+    r = urllib.request.urlopen(req)
+    return r.read(), r.headers["Content-Type"]
+layer = bytes((i * 7919) % 251 for i in range(size))
+ld = put_blob(layer)
+cd = put_blob(b"{}")
+sbody, stype = get(subject)
+art = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+       "artifactType": "application/x-big-report",
+       "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cd, "size": 2},
+       "layers": [{"mediaType": "application/x-big-report", "digest": ld, "size": len(layer)}],
+       "subject": {"mediaType": stype, "digest": subject, "size": len(sbody)}}
+ad, asize = put_manifest(hashlib.sha256(b"x").hexdigest() and "sha256:" + hashlib.sha256(json.dumps(art, separators=(",", ":")).encode()).hexdigest(), art, art["mediaType"])
+tag = subject.replace(":", "-")
+try:
+    idx = json.loads(get(tag)[0])
+except Exception:
+    idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}
+idx["manifests"].append({"mediaType": art["mediaType"], "digest": ad, "size": asize, "artifactType": art["artifactType"]})
+put_manifest(tag, idx, "application/vnd.oci.image.index.v1+json")
+print(ad)
+"#;
+    let out = run(Command::new("python3").args([
+        "-c",
+        script,
+        &reg.host(),
+        repo,
+        subject,
+        &size.to_string(),
+    ]));
+    out.trim().to_string()
+}
+
+#[test]
+fn a_big_attachment_is_streamed_and_reaches_a_copy_made_before_it() {
+    require("skopeo");
+    let a = TestRegistry::start(None);
+    let b = TestRegistry::start(None);
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let (_, repo, index) = push_cart(&p, &cfg, &a.host(), &[]);
+    let args = [
+        "--registry",
+        &a.host(),
+        "--service",
+        "cart",
+        "--from-tag",
+        "v1",
+        "--to-registry",
+        &b.host(),
+    ];
+    copy(&p, &cfg, &args);
+    // A 5 MB report attached afterwards (more than any document is read whole).
+    let big = attach_big_artifact(&a, &repo, &index, 5_000_000);
+    let again = copy(&p, &cfg, &args);
+    assert_eq!(again["error"], Value::Null, "{again}");
+    assert!(
+        attached(&b, REPO, &index)
+            .iter()
+            .any(|(t, d)| t == "application/x-big-report" && *d == big),
+        "the new artifact reached the copy: {:?}",
+        attached(&b, REPO, &index)
+    );
+    assert_eq!(b.raw(REPO, &big, None), a.raw(REPO, &big, None));
+    assert_eq!(
+        again["blobs_copied"], 1,
+        "only the big layer was streamed: {again}"
+    );
+}

@@ -508,6 +508,16 @@ fn iam_policy_is_scoped_to_the_configured_repositories() {
         "repo:acme/shop:pull_request"
     );
     refused(ocibuild(&p, &["iam-policy", "--trust", "acme/shop"]));
+    let wide = ocibuild(
+        &p,
+        &["iam-policy", "--trust", "github:acme/shop:refs/heads/*"],
+    );
+    assert!(wide.status.success());
+    let err = String::from_utf8_lossy(&wide.stderr);
+    assert!(
+        err.contains("warning:") && err.contains("any ref matching"),
+        "{err}"
+    );
 
     // Repositories created with a KMS key: ECR's grants on that key, through ECR only.
     let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd";

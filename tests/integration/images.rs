@@ -383,3 +383,39 @@ fn a_tag_naming_a_broken_manifest_is_named_not_hidden() {
     assert!(e.contains("tag v1 names a broken manifest"), "{e}");
     assert!(!e.contains("etc"), "{e}");
 }
+
+#[test]
+fn an_index_whose_platform_manifest_is_gone_is_named() {
+    let child = format!("sha256:{}", "c".repeat(64));
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{child}","size":2,"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#
+    );
+    let digest = sha256_hex(&body);
+    let registry = Fake::start(move |req| {
+        let index = "application/vnd.oci.image.index.v1+json";
+        if req.target.contains("/tags/list") {
+            return answer(200, &[], br#"{"tags":["v1"]}"#);
+        }
+        let top = req.target.ends_with("/manifests/v1") || req.target.ends_with(&digest);
+        if req.target.contains("/manifests/") && top {
+            let headers = [
+                ("Content-Type", index),
+                ("Docker-Content-Digest", digest.as_str()),
+            ];
+            return answer(200, &headers, body.as_bytes());
+        }
+        answer(404, &[], b"")
+    });
+    let (tmp, p) = retail_store();
+    let cfg = docker_config(tmp.path(), "{}");
+    let e = fails(images(
+        &p,
+        &cfg,
+        &["--registry", &registry.host(), "--service", "cart"],
+        &[],
+    ));
+    assert!(
+        e.contains("linux/arm64 manifest") && e.contains("is not in the repository"),
+        "{e}"
+    );
+}

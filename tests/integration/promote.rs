@@ -106,6 +106,30 @@ fn a_promotion_writes_tags_only_and_names_the_image_by_digest() {
     assert_eq!(puts, 1);
     assert_eq!(reg.raw("retail-store-cart", "v1", None).unwrap(), pushed);
 
+    // A platform manifest promoted alone: written, with a warning naming what it is.
+    let index: serde_json::Value = serde_json::from_str(&pushed).unwrap();
+    let amd64 = index["manifests"][0]["digest"].as_str().unwrap();
+    let o = tag(
+        &p,
+        &cfg,
+        &[
+            "--registry",
+            &host,
+            "--service",
+            "cart",
+            "--digest",
+            amd64,
+            "--to",
+            "amd64-only",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("warning:") && err.contains("one platform only"),
+        "{err}"
+    );
+
     // An image that is not there: named, exit 1, nothing written.
     let mark = proxy.seen.lock().unwrap().len();
     let e = fails(tag(

@@ -164,9 +164,20 @@ async fn expand(
             top.size = platform_record(client, repo, &d).await?.0.size;
         }
     }
-    for (child, _) in &top.children {
+    for (child, platform) in &top.children {
         if let Ok(child) = child.parse::<Digest>() {
-            out.push(platform_record(client, repo, &child).await?.0);
+            let (r, _) = platform_record(client, repo, &child).await?;
+            if r.media_type.is_empty() && r.size.is_none() {
+                return Err(RegistryError::new(
+                    "GET",
+                    format!("{repo}@{child}"),
+                    format!(
+                        "tag {} names an index whose {platform} manifest {child} is not in the repository: the image is broken; push it again",
+                        top.tags.join(", ")
+                    ),
+                ));
+            }
+            out.push(r);
         }
     }
     let subjects: Vec<String> = std::iter::once(top.digest.clone())

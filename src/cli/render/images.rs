@@ -24,7 +24,7 @@ fn when(t: Option<&str>) -> String {
 /// break a line) and `|` (a Markdown cell border) become `?` and `/`; at most `MAX_CELL` wide.
 fn clip(s: &str) -> String {
     let clean = s.chars().map(|c| match c {
-        c if c.is_control() => '?',
+        c if c.is_control() || reorders(c) => '?',
         '|' => '/',
         c => c,
     });
@@ -36,11 +36,18 @@ fn clip(s: &str) -> String {
     c
 }
 
+/// Whether `c` reorders or hides text on a terminal (bidirectional overrides and isolates,
+/// direction marks, zero-width joiners): a registry's string could make a digest read as
+/// another.
+fn reorders(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// A whole message on one safe line: control characters and `|` replaced, nothing cut.
 fn clip_line(s: &str) -> String {
     s.chars()
         .map(|c| match c {
-            c if c.is_control() => ' ',
+            c if c.is_control() || reorders(c) => ' ',
             '|' => '/',
             c => c,
         })
@@ -76,6 +83,9 @@ fn platforms(i: &Image) -> String {
             }
         })
         .collect();
+    if cells.is_empty() {
+        return "-".into();
+    }
     cells.join(", ")
 }
 
@@ -248,6 +258,7 @@ mod tests {
     #[test]
     fn a_registrys_strings_cannot_drive_the_terminal_or_break_the_table() {
         assert_eq!(clip("linux/\u{1b}[2Jarm64|x\n"), "linux/?[2Jarm64/x?");
+        assert_eq!(clip("amd64\u{202e}46dma"), "amd64?46dma");
         let long = "a".repeat(100);
         let c = clip(&long);
         assert_eq!(c.chars().count(), MAX_CELL);
