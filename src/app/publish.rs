@@ -150,21 +150,8 @@ pub fn publish(
     let config = Config::find_and_load(req.config.as_deref())?;
     check_request(req, &config)?;
     let ctx = tags::ci_context(env)?;
-    let no_push = match (req.no_push, ctx.is_pull_request()) {
-        (true, _) => Some(NoPush::Asked),
-        (false, true) => Some(NoPush::PullRequest),
-        (false, false) => None,
-    };
     let git = Git::open(&config.dir).ok();
-    // Where it goes and what it carries (the signing key loaded, its password checked) are
-    // settled before any work, unless nothing will be pushed.
-    let mut target = match no_push {
-        None => Some((
-            destination(req, &config)?,
-            attach_plan(req, &config, git.as_ref(), env)?,
-        )),
-        Some(_) => None,
-    };
+    let (no_push, mut target) = settle(req, &config, git.as_ref(), &ctx, env)?;
     let plan = crate::plan::plan(&config, git.as_ref(), &ctx, &req.selection)?;
     events(Event::Planned(plan.clone()));
     if plan.services.is_empty() {
@@ -242,6 +229,34 @@ pub fn publish(
         selected: names,
         ..report
     }))
+}
+
+/// Where a push goes and what it carries.
+type PushTarget = (RegistryConfig, Attach);
+
+/// Whether this run pushes (not when asked not to, nor for a pull request) and, if it does,
+/// where to and what it carries (the signing key loaded, its password checked): settled
+/// before any work.
+fn settle(
+    req: &PublishRequest,
+    config: &Config,
+    git: Option<&Git>,
+    ctx: &CiContext,
+    env: Env<'_>,
+) -> Result<(Option<NoPush>, Option<PushTarget>), AppError> {
+    let no_push = match (req.no_push, ctx.is_pull_request()) {
+        (true, _) => Some(NoPush::Asked),
+        (false, true) => Some(NoPush::PullRequest),
+        (false, false) => None,
+    };
+    let target = match no_push {
+        None => Some((
+            destination(req, config)?,
+            attach_plan(req, config, git, env)?,
+        )),
+        Some(_) => None,
+    };
+    Ok((no_push, target))
 }
 
 /// What the command line asks for must make sense before any work: tags, services,
