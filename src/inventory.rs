@@ -123,11 +123,6 @@ pub fn schema_tag(tag: &str) -> Option<(String, bool)> {
         .then(|| (format!("sha256:{hex}"), sig))
 }
 
-/// Whether `media_type` is an image index (or Docker manifest list).
-fn is_index(media_type: &str) -> bool {
-    media_type.ends_with("image.index.v1+json") || media_type.ends_with("manifest.list.v2+json")
-}
-
 /// What an artifact type says an artifact is.
 pub fn kind_of(artifact_type: &str) -> &'static str {
     match artifact_type {
@@ -221,7 +216,7 @@ fn attachments_by_subject(records: &[Record]) -> BTreeMap<String, Vec<&Record>> 
     for r in records {
         match subject_of(r) {
             // A referrers-schema index lists attachments; it is not one itself.
-            Some((_, false)) if r.subject.is_none() && is_index(&r.media_type) => {}
+            Some((_, false)) if r.subject.is_none() && crate::spec::is_index(&r.media_type) => {}
             Some((s, _)) => attachments.entry(s).or_default().push(r),
             None => {}
         }
@@ -260,25 +255,26 @@ fn image(
     by_digest: &BTreeMap<&str, &Record>,
     attachments: &BTreeMap<String, Vec<&Record>>,
 ) -> Image {
-    let platforms: Vec<Platform> = if is_index(&top.media_type) && top.children.is_empty() {
-        vec![]
-    } else if top.children.is_empty() {
-        vec![platform(top, "unknown")]
-    } else {
-        top.children
-            .iter()
-            .map(|(c, p)| match by_digest.get(c.as_str()) {
-                Some(r) => platform(r, p),
-                None => Platform {
-                    platform: p.clone(),
-                    digest: c.clone(),
-                    size: None,
-                    scan_status: None,
-                    severities: BTreeMap::new(),
-                },
-            })
-            .collect()
-    };
+    let platforms: Vec<Platform> =
+        if crate::spec::is_index(&top.media_type) && top.children.is_empty() {
+            vec![]
+        } else if top.children.is_empty() {
+            vec![platform(top, "unknown")]
+        } else {
+            top.children
+                .iter()
+                .map(|(c, p)| match by_digest.get(c.as_str()) {
+                    Some(r) => platform(r, p),
+                    None => Platform {
+                        platform: p.clone(),
+                        digest: c.clone(),
+                        size: None,
+                        scan_status: None,
+                        severities: BTreeMap::new(),
+                    },
+                })
+                .collect()
+        };
     let subjects =
         std::iter::once(top.digest.as_str()).chain(top.children.iter().map(|(c, _)| c.as_str()));
     let mut attached = Vec::new();

@@ -89,6 +89,11 @@ pub fn is_valid_tag(tag: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// Whether `media` is an image index (OCI, or a Docker manifest list).
+pub fn is_index(media: &str) -> bool {
+    media == MEDIA_TYPE_INDEX || media == MEDIA_TYPE_DOCKER_LIST
+}
+
 /// `Ok` for a valid tag, else why not (the message names the tag and the rule).
 pub fn check_tag(tag: &str) -> Result<(), String> {
     if is_valid_tag(tag) {

@@ -33,7 +33,7 @@ pub use promote::{retag, Retagged};
 pub use remote::Remote;
 pub use report::{BlobOutcome, Event, PushReport, TransferError};
 
-pub use source::{read_artifacts, read_image, read_signatures, subjects, Budget};
+pub use source::{read_artifacts, read_image, read_signatures, referrers_list, subjects, Budget};
 
 use crate::digest::Digest;
 use crate::oci::{BlobRef, ImageGraph, RepoAt};

@@ -11,7 +11,6 @@ use crate::ecr::images as ecr_images;
 use crate::ecr::Ecr;
 use crate::inventory::{self, Listing, Record};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// What to list.
@@ -121,13 +120,9 @@ async fn from_ecr(ecr: &Ecr, repository: &str) -> Result<Vec<Record>, String> {
         .filter(|i| i.is_index())
         .map(|i| i.digest.clone())
         .collect();
-    let children: BTreeMap<String, Vec<(String, String)>> =
-        ecr_images::manifests(ecr, repository, &indexes)
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(d, _, body)| (d, ecr_images::children_of(&body)))
-            .collect();
+    let children = ecr_images::index_children(ecr, repository, &indexes)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(all
         .into_iter()
         .map(|i| Record {

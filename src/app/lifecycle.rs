@@ -5,11 +5,10 @@
 
 use super::{access, AppError, Event, Events};
 use crate::config::{Config, LifecycleRule, TagStatus};
-use crate::ecr::images::{self, children_of};
+use crate::ecr::images;
 use crate::ecr::preview::{self, AtRisk};
 use crate::ecr::{lifecycle, Ecr, EcrError};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How long a preview may take.
@@ -49,12 +48,7 @@ pub async fn check(
         .filter(|i| i.is_index() && !i.tags.is_empty())
         .map(|i| i.digest.clone())
         .collect();
-    let children: BTreeMap<String, Vec<(String, String)>> =
-        images::manifests(ecr, repository, &indexes)
-            .await?
-            .into_iter()
-            .map(|(digest, _, body)| (digest, children_of(&body)))
-            .collect();
+    let children = images::index_children(ecr, repository, &indexes).await?;
     if let Some(missing) = indexes.iter().find(|d| !children.contains_key(*d)) {
         return Err(EcrError::new(
             "BatchGetImage",

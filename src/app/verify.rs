@@ -254,19 +254,9 @@ impl Look<'_> {
     /// The referrers of `digest`: the API's answer, else the referrers tag's index.
     async fn referrers(&self, digest: &Digest) -> Result<Vec<Found>, String> {
         let (repo, c) = (self.repository, self.client);
-        let (bytes, via) = match c.referrers(repo, digest).await.map_err(|e| e.to_string())? {
-            Some(b) => (b, "referrers API".to_string()),
-            None => {
-                let tag = referrers::referrers_tag(digest);
-                match c
-                    .get_manifest(repo, &tag)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    Some(m) => (m.bytes, format!("tag {tag}")),
-                    None => return Ok(vec![]),
-                }
-            }
+        let listed = crate::transfer::referrers_list(c, repo, digest, true).await;
+        let Some((bytes, via)) = listed.map_err(|e| e.to_string())? else {
+            return Ok(vec![]);
         };
         let listed = referrers::parse_index(&bytes).map_err(|e| e.to_string())?;
         Ok(listed

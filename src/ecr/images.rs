@@ -50,7 +50,7 @@ impl EcrImage {
     pub fn is_index(&self) -> bool {
         self.media_type
             .as_deref()
-            .is_some_and(|m| m.ends_with("index.v1+json") || m.ends_with("list.v2+json"))
+            .is_some_and(crate::spec::is_index)
     }
 }
 
@@ -131,14 +131,14 @@ pub(super) fn next(
     Ok(Some(t.to_string()))
 }
 
-/// The manifests of `digests` in `repository` (digest, media type, body), by `BatchGetImage`;
-/// images ECR cannot give are left out.
-pub async fn manifests(
+/// The entries of the indexes `digests` in `repository` (see [`children_of`]), by
+/// `BatchGetImage`; indexes ECR cannot give are left out.
+pub async fn index_children(
     ecr: &Ecr,
     repository: &str,
     digests: &[String],
-) -> Result<Vec<(String, String, String)>, EcrError> {
-    let mut out = Vec::new();
+) -> Result<BTreeMap<String, Vec<(String, String)>>, EcrError> {
+    let mut out = BTreeMap::new();
     for batch in digests.chunks(BATCH) {
         let ids = batch
             .iter()
@@ -155,13 +155,8 @@ pub async fn manifests(
             .await
             .map_err(|e| EcrError::from_sdk("BatchGetImage", e))?;
         out.extend(got.images().iter().filter_map(|i| {
-            Some((
-                i.image_id()?.image_digest()?.to_string(),
-                i.image_manifest_media_type()
-                    .unwrap_or_default()
-                    .to_string(),
-                i.image_manifest()?.to_string(),
-            ))
+            let digest = i.image_id()?.image_digest()?.to_string();
+            Some((digest, children_of(i.image_manifest()?)))
         }));
     }
     Ok(out)

@@ -13,8 +13,8 @@ use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::reference::ImageRef;
 use crate::spec::{
-    ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, MEDIA_TYPE_DOCKER_LIST,
-    MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
+    ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX,
+    MEDIA_TYPE_MANIFEST,
 };
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use std::collections::HashMap;
@@ -61,7 +61,7 @@ pub struct BlobNeed<'a> {
 
 /// Whether `media` is an image index or Docker manifest list.
 pub fn is_index(media: &str) -> bool {
-    media == MEDIA_TYPE_INDEX || media == MEDIA_TYPE_DOCKER_LIST
+    crate::spec::is_index(media)
 }
 
 /// Whether `media` is an image manifest (OCI or Docker schema 2).

@@ -10,6 +10,7 @@ use crate::oci::read::{GraphReader, Want};
 use crate::oci::referrers::{self, Artifact, Subject};
 use crate::oci::{BlobAt, BlobRef, Doc, ImageGraph, RepoAt};
 use crate::registry::client::RegistryClient;
+use crate::registry::error::RegistryError;
 use crate::sign::cosign::{self, Signature};
 use crate::spec::{MEDIA_TYPE_CYCLONEDX, MEDIA_TYPE_IN_TOTO, MEDIA_TYPE_SPDX};
 use serde_json::Value;
@@ -140,6 +141,26 @@ fn kind_of(artifact_type: &str) -> AttachKind {
     }
 }
 
+/// The referrers list of `digest` in `repo`, and how it was found: the referrers API's
+/// answer, else the index under the referrers tag (asked only when `ask_tag`: a caller that
+/// has the tag list knows whether it is there); `None` when there is neither.
+pub async fn referrers_list(
+    client: &RegistryClient,
+    repo: &str,
+    digest: &Digest,
+    ask_tag: bool,
+) -> Result<Option<(Vec<u8>, String)>, RegistryError> {
+    if let Some(list) = client.referrers(repo, digest).await? {
+        return Ok(Some((list, "referrers API".to_string())));
+    }
+    if !ask_tag {
+        return Ok(None);
+    }
+    let tag = referrers::referrers_tag(digest);
+    let found = client.get_manifest(repo, &tag).await?;
+    Ok(found.map(|m| (m.bytes, format!("tag {tag}"))))
+}
+
 /// The artifacts referring to `subject` in `at`, and the blobs of theirs too big to hold
 /// (streamed or mounted by the transfer like image layers, before the artifacts are stored).
 pub async fn read_artifacts(
@@ -150,19 +171,10 @@ pub async fn read_artifacts(
 ) -> Result<(Vec<Attachment>, Vec<BlobRef>), TransferError> {
     let repo = at.repository.as_str();
     let what = format!("the artifacts of {}", subject.digest);
-    let list = match client
-        .referrers(repo, &subject.digest)
+    let list = referrers_list(client, repo, &subject.digest, true)
         .await
-        .map_err(TransferError::Check)?
-    {
-        Some(index) => Some(index),
-        None => client
-            .get_manifest(repo, &referrers::referrers_tag(&subject.digest))
-            .await
-            .map_err(TransferError::Check)?
-            .map(|m| m.bytes),
-    };
-    let Some(list) = list else {
+        .map_err(TransferError::Check)?;
+    let Some((list, _)) = list else {
         return Ok((vec![], vec![]));
     };
     let found = referrers::parse_index(&list).map_err(|e| failed(&what, e))?;

@@ -245,16 +245,10 @@ async fn attached(
     let Ok(digest) = subject.parse::<Digest>() else {
         return Ok(vec![]);
     };
-    let referrers_tag = format!("sha256-{}", digest.hex());
-    let (list, via) = match client.referrers(repo, &digest).await? {
-        Some(list) => (Some(list), "referrers API".to_string()),
-        None if schema.contains(&referrers_tag) => (
-            client
-                .get_manifest(repo, &referrers_tag)
-                .await?
-                .map(|m| m.bytes),
-            format!("tag {referrers_tag}"),
-        ),
+    let referrers_tag = crate::oci::referrers::referrers_tag(&digest);
+    let tagged = schema.contains(&referrers_tag);
+    let (list, via) = match crate::transfer::referrers_list(client, repo, &digest, tagged).await? {
+        Some((list, via)) => (Some(list), via),
         None => (None, String::new()),
     };
     let mut out: Vec<Record> = list
@@ -271,7 +265,7 @@ async fn attached(
             ..Record::default()
         })
         .collect();
-    let sig_tag = format!("{referrers_tag}.sig");
+    let sig_tag = crate::sign::cosign::signature_tag(&digest);
     if schema.contains(&sig_tag) {
         if let Some(d) = client.manifest_digest(repo, &sig_tag).await? {
             out.push(Record {
